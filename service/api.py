@@ -1,0 +1,387 @@
+"""HTTP routes: thin readers of the current snapshot; no route ever calls AWS."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from .render import RenderedBody, join_json, join_yaml, render_body
+from .snapshot import IndexedEntity, Snapshot, SnapshotStore
+from .validate import parse_entity_ref
+
+__all__ = ["router"]
+
+YAML_MEDIA_TYPE = "application/yaml"
+JSON_MEDIA_TYPE = "application/json"
+# Every entity body may be stored, but must be revalidated: the ETag makes that a cheap 304.
+CACHE_CONTROL = "no-cache"
+MAX_FILTER_LENGTH = 256
+MAX_FILTER_VALUES = 20
+# Longer If-None-Match headers are not worth parsing; they simply do not match.
+MAX_IF_NONE_MATCH_LENGTH = 8192
+MAX_ACCEPT_ENTRIES = 64
+
+Format = Literal["yaml", "json"]
+
+
+def get_store(request: Request) -> SnapshotStore:
+    """The store the lifespan put in the request state."""
+    store: SnapshotStore = request.state.store
+    return store
+
+
+StoreDep = Annotated[SnapshotStore, Depends(get_store)]
+
+
+def _filter_param(description: str) -> Any:
+    return Query(
+        description=description
+        + f" Repeat it (up to {MAX_FILTER_VALUES} times) to match any of several values.",
+        max_length=MAX_FILTER_VALUES,
+    )
+
+
+@dataclass(frozen=True)
+class EntityFilters:
+    """The query filters, normalised for matching."""
+
+    kind: frozenset[str]
+    type: frozenset[str]
+    owner: frozenset[str]
+    account: frozenset[str]
+    region: frozenset[str]
+    name: frozenset[str]
+    q: str | None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.kind or self.type or self.owner or self.account or self.region) and not (
+            self.name or self.q
+        )
+
+    def matches(self, item: IndexedEntity) -> bool:
+        return (
+            (not self.kind or item.kind in self.kind)
+            and (not self.type or item.type in self.type)
+            and (not self.owner or item.owner in self.owner)
+            and (not self.account or item.account in self.account)
+            and (not self.region or item.region in self.region)
+            and (not self.name or item.name in self.name)
+            and (self.q is None or self.q in item.search_text)
+        )
+
+    def cache_key(self) -> tuple[Any, ...]:
+        return (
+            tuple(sorted(self.kind)),
+            tuple(sorted(self.type)),
+            tuple(sorted(self.owner)),
+            tuple(sorted(self.account)),
+            tuple(sorted(self.region)),
+            tuple(sorted(self.name)),
+            self.q,
+        )
+
+
+def _values(values: Sequence[str] | None, label: str) -> frozenset[str]:
+    if not values:
+        return frozenset()
+    if any(len(value) > MAX_FILTER_LENGTH for value in values):
+        raise HTTPException(400, f"{label} values are limited to {MAX_FILTER_LENGTH} characters")
+    return frozenset(v.strip().lower() for v in values if v.strip())
+
+
+def _owner_values(values: Sequence[str] | None) -> frozenset[str]:
+    owners = set()
+    for value in _values(values, "owner"):
+        ref = parse_entity_ref(value, default_kind="group", default_namespace="default")
+        # An owner that cannot be a ref matches nothing, rather than everything.
+        owners.add(str(ref) if ref else f"invalid:{value}")
+    return frozenset(owners)
+
+
+def entity_filters(
+    kind: Annotated[list[str] | None, _filter_param("Entity kind, e.g. Resource.")] = None,
+    type: Annotated[list[str] | None, _filter_param("spec.type, e.g. ecr-repository.")] = None,
+    owner: Annotated[
+        list[str] | None, _filter_param("spec.owner as an entity ref; kind defaults to group.")
+    ] = None,
+    account: Annotated[list[str] | None, _filter_param("AWS account id.")] = None,
+    region: Annotated[list[str] | None, _filter_param("AWS region.")] = None,
+    name: Annotated[list[str] | None, _filter_param("metadata.name, exactly.")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            description="Case-insensitive substring of name, title or description.",
+            max_length=MAX_FILTER_LENGTH,
+        ),
+    ] = None,
+) -> EntityFilters:
+    """The filters every entity-list route accepts."""
+    return EntityFilters(
+        kind=_values(kind, "kind"),
+        type=_values(type, "type"),
+        owner=_owner_values(owner),
+        account=_values(account, "account"),
+        region=_values(region, "region"),
+        name=_values(name, "name"),
+        q=q.strip().lower() or None if q is not None else None,
+    )
+
+
+FiltersDep = Annotated[EntityFilters, Depends(entity_filters)]
+
+
+def _etag_matches(if_none_match: str | None, etags: Sequence[str]) -> bool:
+    # Weak comparison, as RFC 9110 prescribes for If-None-Match.
+    if not if_none_match or len(if_none_match) > MAX_IF_NONE_MATCH_LENGTH:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    offered = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return any(etag in offered for etag in etags)
+
+
+def _snapshot_headers(store: SnapshotStore, snapshot: Snapshot) -> dict[str, str]:
+    refreshed = store.refreshed_at or snapshot.built_at
+    age = max(0, math.floor((datetime.now(UTC) - refreshed).total_seconds()))
+    return {
+        "Cache-Control": CACHE_CONTROL,
+        "Age": str(age),
+        "X-Catalog-Refreshed-At": refreshed.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "X-Catalog-Built-At": snapshot.built_at.isoformat(timespec="seconds").replace(
+            "+00:00", "Z"
+        ),
+    }
+
+
+def _require_snapshot(store: SnapshotStore) -> Snapshot:
+    snapshot = store.snapshot
+    if snapshot is None:
+        error = store.last_refresh.error if store.last_refresh else "first refresh still running"
+        raise HTTPException(
+            status_code=503,
+            detail=f"no catalog snapshot yet: {error}",
+            headers={"Retry-After": str(math.ceil(store.refresh_settings.initial_retry_seconds))},
+        )
+    return snapshot
+
+
+def _quality(params: Sequence[str]) -> float:
+    for param in params:
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def _accepts_gzip(request: Request) -> bool:
+    accept_encoding = request.headers.get("accept-encoding", "")
+    for entry in accept_encoding.split(",")[:MAX_ACCEPT_ENTRIES]:
+        coding, *params = entry.split(";")
+        if coding.strip().lower() in ("gzip", "x-gzip"):
+            return _quality(params) > 0
+    return False
+
+
+def _respond(
+    request: Request,
+    store: SnapshotStore,
+    snapshot: Snapshot,
+    rendered: RenderedBody,
+    media_type: str,
+    vary: str | None = None,
+) -> Response:
+    gzip_etag = rendered.etag[:-1] + '-gzip"'
+    use_gzip = rendered.gzipped is not None and _accepts_gzip(request)
+    headers = _snapshot_headers(store, snapshot)
+    headers["ETag"] = gzip_etag if use_gzip else rendered.etag
+    varies = [v for v in (vary, "Accept-Encoding" if rendered.gzipped else None) if v]
+    if varies:
+        headers["Vary"] = ", ".join(varies)
+    if _etag_matches(request.headers.get("if-none-match"), (rendered.etag, gzip_etag)):
+        return Response(status_code=304, headers=headers)
+    if use_gzip:
+        assert rendered.gzipped is not None
+        headers["Content-Encoding"] = "gzip"
+        return Response(rendered.gzipped, media_type=media_type, headers=headers)
+    return Response(rendered.body, media_type=media_type, headers=headers)
+
+
+def _rendered(snapshot: Snapshot, filters: EntityFilters, fmt: Format) -> RenderedBody:
+    if filters.empty:
+        return snapshot.yaml if fmt == "yaml" else snapshot.json
+    key = (fmt, filters.cache_key())
+    cached = snapshot.filtered_bodies.get(key)
+    if cached is None:
+        chosen = [item for item in snapshot.entities if filters.matches(item)]
+        body = (
+            join_yaml(item.yaml_document for item in chosen)
+            if fmt == "yaml"
+            else join_json(item.json_document for item in chosen)
+        )
+        cached = snapshot.filtered_bodies[key] = render_body(body, with_gzip=False)
+    return cached
+
+
+def negotiate(accept: str | None) -> Format:
+    """JSON when the client prefers it; YAML otherwise (Backstage sends ``*/*``)."""
+    if not accept:
+        return "yaml"
+    best: tuple[float, Format] = (0.0, "yaml")
+    for position, entry in enumerate(accept.split(",")[:MAX_ACCEPT_ENTRIES]):
+        media, *params = entry.split(";")
+        quality = _quality(params)
+        media = media.strip().lower()
+        if media in ("application/json", "text/json"):
+            fmt: Format = "json"
+        elif media in ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"):
+            fmt = "yaml"
+        else:
+            continue
+        # Equal qualities: the earlier entry wins, hence the tiny positional penalty.
+        score = quality - position * 1e-6
+        if score > best[0]:
+            best = (score, fmt)
+    return best[1]
+
+
+router = APIRouter()
+
+ENTITY_LIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": {"type": "object"}}},
+}
+
+_ENTITY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            YAML_MEDIA_TYPE: {"schema": {"type": "string"}},
+            JSON_MEDIA_TYPE: {"schema": ENTITY_LIST_SCHEMA},
+        },
+        "description": "The entities.",
+    },
+    304: {"description": "Not modified: the If-None-Match ETag is current."},
+    400: {"description": "A filter is malformed."},
+    503: {"description": "No snapshot exists yet; see Retry-After."},
+}
+
+
+@router.get(
+    "/entities.yaml",
+    response_class=Response,
+    responses={
+        **_ENTITY_RESPONSES,
+        200: {"content": {YAML_MEDIA_TYPE: {}}, "description": "Multi-document YAML."},
+    },
+    tags=["entities"],
+)
+async def entities_yaml(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
+    """Every entity as multi-document YAML: the URL Backstage's `type: url` location reads."""
+    snapshot = _require_snapshot(store)
+    return _respond(request, store, snapshot, _rendered(snapshot, filters, "yaml"), YAML_MEDIA_TYPE)
+
+
+@router.get(
+    "/entities.json",
+    response_class=Response,
+    responses={
+        **_ENTITY_RESPONSES,
+        200: {
+            "content": {JSON_MEDIA_TYPE: {"schema": ENTITY_LIST_SCHEMA}},
+            "description": '`{"items": [...]}`.',
+        },
+    },
+    tags=["entities"],
+)
+async def entities_json(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
+    """Every entity as one JSON object, `{"items": [...]}`, for people and tools."""
+    snapshot = _require_snapshot(store)
+    return _respond(request, store, snapshot, _rendered(snapshot, filters, "json"), JSON_MEDIA_TYPE)
+
+
+@router.get("/entities", response_class=Response, responses=_ENTITY_RESPONSES, tags=["entities"])
+async def entities(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
+    """The entities in YAML or JSON, chosen by `Accept`; YAML unless JSON is preferred."""
+    snapshot = _require_snapshot(store)
+    fmt = negotiate(request.headers.get("accept"))
+    media_type = JSON_MEDIA_TYPE if fmt == "json" else YAML_MEDIA_TYPE
+    return _respond(
+        request, store, snapshot, _rendered(snapshot, filters, fmt), media_type, vary="Accept"
+    )
+
+
+@router.get(
+    "/entities/{kind}/{namespace}/{name}",
+    response_class=Response,
+    responses={
+        **_ENTITY_RESPONSES,
+        200: {
+            "content": {YAML_MEDIA_TYPE: {}, JSON_MEDIA_TYPE: {"schema": {"type": "object"}}},
+            "description": "One entity.",
+        },
+        404: {"description": "No such entity."},
+    },
+    tags=["entities"],
+)
+async def entity(
+    request: Request,
+    store: StoreDep,
+    kind: str,
+    namespace: str,
+    name: str,
+) -> Response:
+    """One entity by kind, namespace and name (case-insensitive), in YAML or JSON by `Accept`."""
+    snapshot = _require_snapshot(store)
+    item = snapshot.by_ref.get(f"{kind}:{namespace}/{name}".lower())
+    if item is None:
+        raise HTTPException(404, "no such entity")
+    fmt = negotiate(request.headers.get("accept"))
+    body = item.json_document if fmt == "json" else item.yaml_document
+    media_type = JSON_MEDIA_TYPE if fmt == "json" else YAML_MEDIA_TYPE
+    return _respond(
+        request, store, snapshot, render_body(body, with_gzip=False), media_type, vary="Accept"
+    )
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    """Liveness: the process is up and serving."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    tags=["health"],
+    responses={503: {"description": "No snapshot yet.", "model": None}},
+)
+async def readyz(store: StoreDep) -> JSONResponse:
+    """Readiness: 200 once a snapshot exists, with its age, counts and each source's last read."""
+    snapshot = store.snapshot
+    now = datetime.now(UTC)
+    detail: dict[str, Any] = {
+        "ready": snapshot is not None,
+        "snapshot": None,
+        "sources": [status.as_dict() for _, status in sorted(store.statuses.items())],
+        "last_refresh": store.last_refresh.as_dict() if store.last_refresh else None,
+    }
+    if snapshot is not None:
+        refreshed = store.refreshed_at or snapshot.built_at
+        detail["snapshot"] = {
+            "etag": snapshot.yaml.etag,
+            "built_at": snapshot.built_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "age_seconds": round((now - refreshed).total_seconds(), 1),
+            "entities": snapshot.counts_by_kind(),
+            "rejected_entities": snapshot.rejected,
+            "repairs": snapshot.repairs,
+        }
+    return JSONResponse(detail, status_code=200 if snapshot is not None else 503)

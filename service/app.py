@@ -1,0 +1,66 @@
+"""The app factory and its lifespan, which owns the ECR clients and the refresh task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from . import __version__
+from .api import router
+from .config import Settings
+from .ecr import AwsEcrReader, EcrReader
+from .snapshot import SnapshotStore
+
+__all__ = ["ReaderFactory", "create_app"]
+
+log = logging.getLogger(__name__)
+
+ReaderFactory = Callable[[], AbstractAsyncContextManager[EcrReader]]
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Stable operationIds: the function name, not FastAPI's path-and-method hash.
+    return route.name
+
+
+def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> FastAPI:
+    """Build the app. Nothing is opened until the lifespan starts.
+
+    ``open_reader`` yields the ECR reader for the life of the app; by default it is an
+    AwsEcrReader built from ``settings``. Tests pass fakes here.
+    """
+    reader_factory: ReaderFactory = open_reader or (lambda: AwsEcrReader.open(settings))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with reader_factory() as reader:
+            store = SnapshotStore(reader, settings.catalog, settings.refresh)
+            refresher = asyncio.create_task(store.run_forever(), name="ecr-catalog-refresh")
+            try:
+                yield {"store": store}
+            finally:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
+
+    app = FastAPI(
+        title="ecr-catalog",
+        version=__version__,
+        summary="AWS ECR registries and repositories as Backstage catalog entities.",
+        description=(
+            "Serves the `delivery` Domain, the `container-registry` System, the ECR Component "
+            "and one Resource per registry and repository (ADR-0132). Point a Backstage "
+            "`type: url` location at `/entities.yaml`."
+        ),
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.include_router(router)
+    return app

@@ -1,0 +1,385 @@
+"""The pure transform: ECR records in, Backstage entities out; naming and annotation keys.
+
+No I/O and no settings lookups: the caller passes the CatalogSettings value it wants applied,
+so every function here is a plain function of its arguments and the tests need only fixtures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from .config import CatalogSettings
+from .model import Entity, RegistryRecord, RepositoryRecord, SourceId, SourceRecords
+from .validate import (
+    MAX_NAME_LENGTH,
+    EntityRef,
+    is_valid_label_key,
+    is_valid_label_value,
+    is_valid_tag,
+    parse_entity_ref,
+)
+
+__all__ = [
+    "API_VERSION",
+    "REPOSITORY_ORIGIN",
+    "CatalogBuild",
+    "build_catalog",
+    "registry_entity_name",
+    "repository_entity_name",
+    "sanitize_label_value",
+]
+
+API_VERSION = "backstage.io/v1alpha1"
+
+# Annotations read by plugins other than ours (see README, "Entity model").
+AWS_ARN = "amazonaws.com/arn"  # Backstage's AWS catalog module
+AWS_ACCOUNT_ID = "amazonaws.com/account-id"  # Backstage's AWS catalog module
+ROADIE_ECR_REPOSITORY_ARN = "amazonaws.com/ecr-repository-arn"  # Roadie's ECR provider
+# The awslabs ECR plugin's image tab. Its sibling `aws.amazon.com/amazon-ecr-tags` is never set:
+# with both present the plugin shows nothing.
+AWSLABS_ECR_ARN = "aws.amazon.com/amazon-ecr-arn"
+VIEW_URL = "backstage.io/view-url"
+
+REGISTRY_RESOURCE_TYPE = "container-registry"
+# Roadie's convention, so that its provider and this service can run side by side.
+REPOSITORY_RESOURCE_TYPE = "ecr-repository"
+COMPONENT_TYPE = "service"
+
+# An ECR repository name: lower-case components joined by single separators, split by "/".
+# "--" can therefore never occur in one, which makes "/" -> "--" reversible.
+_ECR_REPOSITORY_NAME = re.compile(
+    r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+)
+_NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_SEPARATOR_RUNS = re.compile(r"[-_.]{2,}")
+_LIST_SEPARATORS = re.compile(r"[,\s]+")
+_HASH_LENGTH = 8
+
+# Origins of repository entities are their ARNs; everything else is structural.
+REPOSITORY_ORIGIN = "arn:"
+
+_KIND_ORDER = {"Domain": 0, "System": 1, "Component": 2, "Resource": 3}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:_HASH_LENGTH]
+
+
+def registry_entity_name(source: SourceId) -> str:
+    """``ecr-<account>-<region>``: one registry Resource per account and region."""
+    return f"ecr-{source.account_id}-{source.region}"
+
+
+def repository_entity_name(source: SourceId, repository_name: str) -> str:
+    """A name that depends only on the repository's own account, region and name.
+
+    ``team-a/payments-api`` in us-east-1 of 123456789012 becomes
+    ``team-a--payments-api.us-east-1.123456789012``. A name that would exceed 63 characters,
+    or that is not a plain ECR name, keeps a readable head and gains an 8-hex hash of the full
+    identity, so it stays unique and never changes when other repositories come and go.
+    """
+    suffix = f".{source.region}.{source.account_id}"
+    if _ECR_REPOSITORY_NAME.match(repository_name):
+        readable = repository_name.replace("/", "--") + suffix
+        if len(readable) <= MAX_NAME_LENGTH:
+            return readable
+    digest = _short_hash(f"{source.account_id}/{source.region}/{repository_name}")
+    room = MAX_NAME_LENGTH - len(suffix) - len(digest) - 1
+    head = _NOT_NAME_CHARS.sub("-", repository_name.replace("/", "--"))[:room].strip("-_.")
+    return f"{head}-{digest}{suffix}" if head else f"{digest}{suffix}"
+
+
+def sanitize_label_value(value: str) -> str:
+    """Fit any text to Backstage's label-value rule, or to "" when nothing usable is left."""
+    cleaned = _SEPARATOR_RUNS.sub("-", _NOT_NAME_CHARS.sub("-", value.strip()))
+    cleaned = cleaned.strip("-_.")[:MAX_NAME_LENGTH].rstrip("-_.")
+    return cleaned if is_valid_label_value(cleaned) else ""
+
+
+def _sanitize_label_key(key: str) -> str:
+    return sanitize_label_value(key.lower())
+
+
+def _console_url(source: SourceId, repository_name: str | None = None) -> str:
+    region = source.region
+    if repository_name is None:
+        return (
+            f"https://{region}.console.aws.amazon.com/ecr/private-registry/repositories"
+            f"?region={region}"
+        )
+    return (
+        f"https://{region}.console.aws.amazon.com/ecr/repositories/private/"
+        f"{source.account_id}/{quote(repository_name, safe='/')}?region={region}"
+    )
+
+
+@dataclass(frozen=True)
+class CatalogBuild:
+    """The built entities, each with where it came from, and the repairs made on the way."""
+
+    entities: tuple[Entity, ...]
+    origins: tuple[str, ...]
+    repairs: tuple[str, ...]
+
+
+class _TagReader:
+    """A repository's ECR tags, looked up case-insensitively; the first of clashing keys wins."""
+
+    def __init__(self, tags: Iterable[tuple[str, str]]) -> None:
+        self._by_key: dict[str, tuple[str, str]] = {}
+        for key, value in sorted(tags):
+            self._by_key.setdefault(key.lower(), (key, value))
+
+    def first(self, keys: Sequence[str]) -> tuple[str, str] | None:
+        for key in keys:
+            found = self._by_key.get(key.lower())
+            if found is not None:
+                return found
+        return None
+
+    def matching(self, keys: Sequence[str]) -> list[tuple[str, str]]:
+        wanted = {key.lower() for key in keys}
+        return [pair for lowered, pair in sorted(self._by_key.items()) if lowered in wanted]
+
+
+class _Builder:
+    def __init__(self, options: CatalogSettings) -> None:
+        self.options = options
+        self.repairs: list[str] = []
+        self.namespace = options.namespace
+        self.prefix = options.annotation_prefix
+
+    def _ref(self, kind: str, name: str) -> str:
+        return f"{kind}:{self.namespace}/{name}"
+
+    def _envelope(self, kind: str, metadata: Entity, spec: Entity) -> Entity:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": kind,
+            "metadata": {"name": metadata.pop("name"), "namespace": self.namespace, **metadata},
+            "spec": spec,
+        }
+
+    def domain(self) -> Entity:
+        return self._envelope(
+            "Domain",
+            {
+                "name": self.options.domain,
+                "description": "Software delivery: build, publish, deploy.",
+            },
+            {"owner": self.options.owner},
+        )
+
+    def system(self) -> Entity:
+        return self._envelope(
+            "System",
+            {
+                "name": self.options.system,
+                "description": "The AWS ECR container registry and its repositories (ADR-0132).",
+            },
+            {"owner": self.options.owner, "domain": self.options.domain},
+        )
+
+    def component(self, registry_names: Sequence[str]) -> Entity:
+        return self._envelope(
+            "Component",
+            {"name": self.options.component, "description": "AWS Elastic Container Registry."},
+            {
+                "type": COMPONENT_TYPE,
+                "lifecycle": self.options.component_lifecycle,
+                "owner": self.options.owner,
+                "system": self.options.system,
+                "dependsOn": [self._ref("resource", name) for name in sorted(registry_names)],
+            },
+        )
+
+    def registry(self, source: SourceId, registry: RegistryRecord) -> Entity:
+        p = self.prefix
+        annotations = {
+            AWS_ACCOUNT_ID: source.account_id,
+            f"{p}/region": source.region,
+            f"{p}/registry-uri": f"{source.account_id}.dkr.ecr.{source.region}.amazonaws.com",
+            f"{p}/replication": ",".join(registry.replication_destinations) or "none",
+            f"{p}/scan-type": registry.scan_type or "unknown",
+            VIEW_URL: _console_url(source),
+        }
+        return self._envelope(
+            "Resource",
+            {
+                "name": registry_entity_name(source),
+                "title": f"ECR {source.account_id} {source.region}",
+                "description": f"ECR registry of {source.account_id} in {source.region}.",
+                "labels": self._source_labels(source),
+                "annotations": dict(sorted(annotations.items())),
+                "links": [{"url": _console_url(source), "title": "AWS console", "icon": "cloud"}],
+            },
+            {
+                "type": REGISTRY_RESOURCE_TYPE,
+                "owner": self.options.owner,
+                "system": self.options.system,
+            },
+        )
+
+    def _source_labels(self, source: SourceId) -> dict[str, str]:
+        return {f"{self.prefix}/account": source.account_id, f"{self.prefix}/region": source.region}
+
+    def _owner(self, tags: _TagReader, origin: str) -> str:
+        found = tags.first(self.options.owner_tag_keys)
+        if found is None:
+            return self.options.owner
+        ref = parse_entity_ref(
+            found[1].strip(), default_kind="group", default_namespace=self.namespace
+        )
+        if ref is None or ref.kind not in ("group", "user"):
+            self.repairs.append(f"{origin}: owner tag {found[0]!r} is not a group or user ref")
+            return self.options.owner
+        return str(ref)
+
+    def _dependency_of(self, tags: _TagReader, origin: str) -> list[str]:
+        refs: set[EntityRef] = set()
+        for key, value in tags.matching(self.options.component_tag_keys):
+            for item in filter(None, _LIST_SEPARATORS.split(value)):
+                ref = parse_entity_ref(
+                    item, default_kind="component", default_namespace=self.namespace
+                )
+                if ref is None or ref.kind != "component":
+                    self.repairs.append(f"{origin}: component tag {key!r} value dropped")
+                else:
+                    refs.add(ref)
+        return [str(ref) for ref in sorted(refs)]
+
+    def _labels(self, source: SourceId, tags: _TagReader, origin: str) -> dict[str, str]:
+        labels = self._source_labels(source)
+        for key, value in tags.matching(self.options.label_tag_keys):
+            label_key = _sanitize_label_key(key)
+            label_value = sanitize_label_value(value)
+            if not is_valid_label_key(label_key) or label_key in labels:
+                self.repairs.append(f"{origin}: tag {key!r} cannot become a label")
+                continue
+            if label_value != value:
+                self.repairs.append(f"{origin}: label {label_key!r} value sanitised")
+            labels[label_key] = label_value
+        return dict(sorted(labels.items()))
+
+    def _backstage_tags(self, tags: _TagReader, origin: str) -> list[str]:
+        result: set[str] = set()
+        for key, value in tags.matching(self.options.backstage_tags_tag_keys):
+            for item in filter(None, _LIST_SEPARATORS.split(value.lower())):
+                if is_valid_tag(item):
+                    result.add(item)
+                else:
+                    self.repairs.append(f"{origin}: tag {key!r} item dropped")
+        return sorted(result)
+
+    def _repository_annotations(
+        self, source: SourceId, repo: RepositoryRecord, console: str
+    ) -> dict[str, str]:
+        p = self.prefix
+        annotations: dict[str, str] = {
+            AWS_ARN: repo.arn,
+            AWS_ACCOUNT_ID: source.account_id,
+            ROADIE_ECR_REPOSITORY_ARN: repo.arn,
+            AWSLABS_ECR_ARN: repo.arn,
+            VIEW_URL: console,
+            f"{p}/repository-uri": repo.uri,
+            f"{p}/image-count": str(repo.images.image_count),
+            f"{p}/lifecycle-policy": str(repo.lifecycle_policy.present).lower(),
+            f"{p}/lifecycle-rule-count": str(repo.lifecycle_policy.rule_count),
+        }
+        optional = {
+            f"{p}/created-at": _iso(repo.created_at) if repo.created_at else None,
+            f"{p}/tag-mutability": repo.tag_mutability,
+            f"{p}/encryption-type": repo.encryption_type,
+            f"{p}/scan-on-push": None
+            if repo.scan_on_push is None
+            else str(repo.scan_on_push).lower(),
+        }
+        latest = repo.images.latest
+        if latest is not None:
+            optional |= {
+                f"{p}/latest-image-digest": latest.digest,
+                f"{p}/latest-image-tags": ",".join(latest.tags),
+                f"{p}/latest-image-pushed-at": _iso(latest.pushed_at),
+                f"{p}/latest-image-size-bytes": (
+                    None if latest.size_bytes is None else str(latest.size_bytes)
+                ),
+                f"{p}/latest-image-last-pulled-at": (
+                    _iso(latest.last_pulled_at) if latest.last_pulled_at else None
+                ),
+            }
+            for severity, count in latest.finding_counts:
+                optional[f"{p}/latest-image-findings-{severity.lower()}"] = str(count)
+        annotations |= {key: value for key, value in optional.items() if value is not None}
+        return dict(sorted(annotations.items()))
+
+    def repository(self, source: SourceId, repo: RepositoryRecord) -> Entity:
+        tags = _TagReader(repo.tags)
+        origin = repo.arn
+        console = _console_url(source, repo.name)
+        metadata: Entity = {
+            "name": repository_entity_name(source, repo.name),
+            "title": repo.name,
+        }
+        description = tags.first(self.options.description_tag_keys)
+        if description is not None and description[1].strip():
+            metadata["description"] = description[1].strip()
+        metadata["labels"] = self._labels(source, tags, origin)
+        metadata["annotations"] = self._repository_annotations(source, repo, console)
+        backstage_tags = self._backstage_tags(tags, origin)
+        if backstage_tags:
+            metadata["tags"] = backstage_tags
+        metadata["links"] = [{"url": console, "title": "AWS console", "icon": "cloud"}]
+        spec: Entity = {
+            "type": REPOSITORY_RESOURCE_TYPE,
+            "owner": self._owner(tags, origin),
+            "system": self.options.system,
+            "dependsOn": [self._ref("resource", registry_entity_name(source))],
+        }
+        dependency_of = self._dependency_of(tags, origin)
+        if dependency_of:
+            spec["dependencyOf"] = dependency_of
+        return self._envelope("Resource", metadata, spec)
+
+
+def _sort_key(item: tuple[Entity, str]) -> tuple[int, str]:
+    entity = item[0]
+    return _KIND_ORDER.get(entity["kind"], 99), entity["metadata"]["name"].lower()
+
+
+def build_catalog(sources: Iterable[SourceRecords], options: CatalogSettings) -> CatalogBuild:
+    """Turn the records of every source into Backstage entities, sorted by kind and name.
+
+    The result holds one Domain, one System, one Component, a registry Resource per source and
+    a repository Resource per repository. Unsafe tag values are repaired or dropped and listed
+    in ``repairs``; final validation is validate.validate_entities' job.
+    """
+    builder = _Builder(options)
+    items: list[tuple[Entity, str]] = [
+        (builder.domain(), "catalog:domain"),
+        (builder.system(), "catalog:system"),
+    ]
+    registry_names: list[str] = []
+    for records in sorted(sources, key=lambda r: r.source):
+        registry_names.append(registry_entity_name(records.source))
+        items.append(
+            (builder.registry(records.source, records.registry), f"registry:{records.source}")
+        )
+        items.extend(
+            (builder.repository(records.source, repo), repo.arn) for repo in records.repositories
+        )
+    items.append((builder.component(registry_names), "catalog:component"))
+    items.sort(key=_sort_key)
+    return CatalogBuild(
+        entities=tuple(entity for entity, _ in items),
+        origins=tuple(origin for _, origin in items),
+        repairs=tuple(builder.repairs),
+    )

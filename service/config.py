@@ -1,0 +1,285 @@
+"""Settings: the one configuration object, loaded from a YAML file and ``ECR_CATALOG_*`` variables.
+
+Precedence, highest first: explicit arguments, environment variables, the YAML file, defaults.
+Everything is validated here, at startup, so a bad file fails before any AWS call is made.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from .validate import parse_entity_ref
+
+__all__ = [
+    "AwsSettings",
+    "CacheSettings",
+    "CatalogSettings",
+    "ConfigError",
+    "RefreshSettings",
+    "ServerSettings",
+    "Settings",
+    "TargetSettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "ECR_CATALOG_"
+CONFIG_ENV_VAR = "ECR_CATALOG_CONFIG"
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+# Backstage's entity-name rule; configured names are checked against it up front.
+_ENTITY_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+class ConfigError(Exception):
+    """The configuration file cannot be read or parsed."""
+
+
+class _Strict(BaseModel):
+    # A misspelt key is an error, not a silently ignored default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetSettings(_Strict):
+    """One set of credentials (ambient, or an assumed role) and the regions read with it."""
+
+    regions: list[str] = Field(min_length=1)
+    account_id: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+    session_name: str = "ecr-catalog"
+
+    @field_validator("regions")
+    @classmethod
+    def _regions_look_like_regions(cls, regions: list[str]) -> list[str]:
+        for region in regions:
+            if not _REGION.match(region):
+                raise ValueError(f"{region!r} is not an AWS region name (e.g. us-east-1)")
+        if len(set(regions)) != len(regions):
+            raise ValueError("regions are listed more than once")
+        return regions
+
+    @field_validator("account_id")
+    @classmethod
+    def _account_is_twelve_digits(cls, account_id: str | None) -> str | None:
+        if account_id is not None and not _ACCOUNT.match(account_id):
+            raise ValueError(f"{account_id!r} is not a 12-digit AWS account id")
+        return account_id
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn_is_an_iam_role(cls, role_arn: str | None) -> str | None:
+        if role_arn is not None and not _ROLE_ARN.match(role_arn):
+            raise ValueError(f"{role_arn!r} is not an IAM role ARN")
+        return role_arn
+
+
+class AwsSettings(_Strict):
+    """How the service reaches ECR."""
+
+    endpoint_url: str | None = None
+    targets: list[TargetSettings] = Field(default_factory=list)
+    max_pool_connections: int = Field(default=10, ge=1, le=256)
+    # Kept no larger than the pool: requests are signed before they wait for a connection,
+    # so more in flight than the pool holds ends in "Signature expired" (aiobotocore #662).
+    concurrency: int = Field(default=10, ge=1, le=256)
+    # botocore counts every request here, the first included.
+    total_max_attempts: int = Field(default=10, ge=1, le=50)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    read_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    @model_validator(mode="after")
+    def _concurrency_fits_the_pool(self) -> Self:
+        if self.concurrency > self.max_pool_connections:
+            raise ValueError(
+                f"concurrency ({self.concurrency}) must not exceed "
+                f"max_pool_connections ({self.max_pool_connections})"
+            )
+        return self
+
+    def resolved_targets(self, environ: dict[str, str] | None = None) -> list[TargetSettings]:
+        """The configured targets, or one ambient target in AWS_REGION / AWS_DEFAULT_REGION."""
+        if self.targets:
+            return self.targets
+        env = os.environ if environ is None else environ
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        if not region:
+            raise ConfigError(
+                "no ECR region configured: set aws.targets in the config file, "
+                "or AWS_REGION / AWS_DEFAULT_REGION"
+            )
+        return [TargetSettings(regions=[region])]
+
+
+class CatalogSettings(_Strict):
+    """Names and conventions of the entities; the defaults follow ADR-0132."""
+
+    namespace: str = "default"
+    owner: str = "platform-team"
+    domain: str = "delivery"
+    system: str = "container-registry"
+    component: str = "ecr-registry"
+    component_lifecycle: str = "production"
+    annotation_prefix: str = "ecr-catalog.io"
+    owner_tag_keys: list[str] = Field(default_factory=lambda: ["backstage.io/owner", "owner"])
+    component_tag_keys: list[str] = Field(
+        default_factory=lambda: ["backstage.io/component", "component"]
+    )
+    description_tag_keys: list[str] = Field(default_factory=lambda: ["description"])
+    backstage_tags_tag_keys: list[str] = Field(default_factory=lambda: ["backstage.io/tags"])
+    label_tag_keys: list[str] = Field(
+        default_factory=lambda: ["team", "environment", "env", "cost-center", "project"]
+    )
+
+    @field_validator("owner")
+    @classmethod
+    def _is_owner_ref(cls, owner: str) -> str:
+        ref = parse_entity_ref(owner, default_kind="group", default_namespace="default")
+        if ref is None or ref.kind not in ("group", "user"):
+            raise ValueError(f"{owner!r} is not a group or user entity ref")
+        return owner
+
+    @field_validator("domain", "system", "component")
+    @classmethod
+    def _is_entity_name(cls, name: str) -> str:
+        if len(name) > 63 or not _ENTITY_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid Backstage entity name")
+        return name
+
+    @field_validator("namespace")
+    @classmethod
+    def _is_dns_label(cls, namespace: str) -> str:
+        if len(namespace) > 63 or not re.match(r"^[a-z0-9]+(-[a-z0-9]+)*$", namespace):
+            raise ValueError(f"{namespace!r} is not a valid Backstage namespace")
+        return namespace
+
+    @field_validator("annotation_prefix")
+    @classmethod
+    def _is_dns_subdomain(cls, prefix: str) -> str:
+        if len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix):
+            raise ValueError(f"{prefix!r} is not a lower-case DNS subdomain")
+        return prefix
+
+
+class CacheSettings(_Strict):
+    """How long each kind of ECR answer is reused; the repository list is read every refresh."""
+
+    images_ttl_seconds: float = Field(default=600, ge=0)
+    tags_ttl_seconds: float = Field(default=3600, ge=0)
+    lifecycle_policy_ttl_seconds: float = Field(default=21600, ge=0)
+    registry_ttl_seconds: float = Field(default=21600, ge=0)
+    # Each entry lives ttl * (1 - jitter * random()), so entries cached together expire apart.
+    jitter: float = Field(default=0.1, ge=0, lt=1)
+    max_entries: int = Field(default=200_000, ge=100)
+
+
+class RefreshSettings(_Strict):
+    """The background refresh."""
+
+    interval_seconds: float = Field(default=60, ge=1)
+    # A refresh that runs longer is abandoned, so a hung source cannot hold the lock for ever.
+    deadline_seconds: float = Field(default=600, gt=0)
+    # Until the first snapshot exists, failed reads are retried sooner than the interval.
+    initial_retry_seconds: float = Field(default=5, gt=0)
+
+
+class ServerSettings(_Strict):
+    """The HTTP listener."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Sent as Retry-After with a 503 before the first snapshot.
+    retry_after_seconds: int = Field(default=10, ge=1)
+
+
+class Settings(BaseSettings):
+    """All of the service's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    refresh: RefreshSettings = Field(default_factory=RefreshSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # No .env or secrets-dir reading: the file and the environment are the whole story.
+        return init_settings, env_settings
+
+
+class _FileSource(InitSettingsSource):
+    """The YAML file's contents, ranked below the environment."""
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build Settings from the config file (``--config`` or ECR_CATALOG_CONFIG) and environment.
+
+    Raises ConfigError for an unreadable file and pydantic.ValidationError for bad values.
+    """
+    env = os.environ if environ is None else environ
+    if config_file is None and env.get(CONFIG_ENV_VAR):
+        config_file = Path(env[CONFIG_ENV_VAR])
+    file_data = _read_config_file(config_file) if config_file is not None else {}
+
+    class _FileBackedSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return init_settings, env_settings, _FileSource(settings_cls, file_data)
+
+    loaded = _FileBackedSettings(**overrides)
+    return Settings.model_validate(loaded.model_dump())

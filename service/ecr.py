@@ -1,0 +1,418 @@
+"""The AWS reader: the only module that talks to ECR (and the only one importing aioboto3/botocore).
+
+One aioboto3 Session per process, one long-lived client per account and region, entered once
+on an AsyncExitStack. Every call runs under the client's semaphore, which is never larger than
+its connection pool: requests are signed before they wait for a connection, so a larger
+backlog ends in "Signature expired" (aiobotocore #662). Retries are botocore's adaptive mode,
+which adds a client-side rate limiter that backs off on ThrottlingException.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import aioboto3
+from aiobotocore.config import AioConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import __version__
+from .cache import AsyncTTLCache
+from .config import CacheSettings, Settings, TargetSettings
+from .model import (
+    ImageSummary,
+    LatestImage,
+    LifecyclePolicy,
+    RegistryRecord,
+    RepositoryRecord,
+    SourceId,
+    SourceRecords,
+)
+
+__all__ = [
+    "AwsEcrReader",
+    "EcrError",
+    "EcrReader",
+    "StaticCredentials",
+    "summarize_images",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PAGE_SIZE = 1000
+# "Not there" answers that are normal states, not failures.
+NO_LIFECYCLE_POLICY = "LifecyclePolicyNotFoundException"
+REPOSITORY_GONE = "RepositoryNotFoundException"
+
+
+class EcrError(Exception):
+    """An ECR or STS call failed; names the account, region and operation."""
+
+    def __init__(self, account: str, region: str, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation} in {account}/{region} failed: {code}: {message}")
+        self.account = account
+        self.region = region
+        self.operation = operation
+        self.code = code
+
+
+class EcrReader(Protocol):
+    """What the snapshot store needs from ECR; tests pass fakes of it."""
+
+    async def list_sources(self) -> Sequence[SourceId]:
+        """Every configured account and region."""
+        ...
+
+    async def read_source(self, source: SourceId) -> SourceRecords:
+        """One consistent read of a source; raises EcrError when it cannot be had."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaticCredentials:
+    """Fixed keys, for the embedded demo and for tests against moto."""
+
+    access_key_id: str
+    secret_access_key: str
+
+
+def _parse_time(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def _latest_key(detail: Mapping[str, Any]) -> tuple[datetime, bool, str]:
+    pushed = _parse_time(detail.get("imagePushedAt")) or datetime.min.replace(tzinfo=UTC)
+    # ECR does not sort; among images pushed in the same second prefer a tagged one (a
+    # multi-arch index over its untagged children), then the digest, for a stable answer.
+    return pushed, bool(detail.get("imageTags")), str(detail.get("imageDigest", ""))
+
+
+def summarize_images(details: Iterable[Mapping[str, Any]]) -> ImageSummary:
+    """Image count and latest image (by imagePushedAt) of a repository's ImageDetails."""
+    count = 0
+    latest: Mapping[str, Any] | None = None
+    for detail in details:
+        count += 1
+        if latest is None or _latest_key(detail) > _latest_key(latest):
+            latest = detail
+    if latest is None:
+        return ImageSummary(image_count=0, latest=None)
+    findings = (latest.get("imageScanFindingsSummary") or {}).get("findingSeverityCounts") or {}
+    return ImageSummary(
+        image_count=count,
+        latest=LatestImage(
+            digest=str(latest.get("imageDigest", "")),
+            tags=tuple(sorted(latest.get("imageTags") or ())),
+            pushed_at=_latest_key(latest)[0],
+            size_bytes=latest.get("imageSizeInBytes"),
+            finding_counts=tuple(sorted((str(k), int(v)) for k, v in findings.items())),
+            last_pulled_at=_parse_time(latest.get("lastRecordedPullTime")),
+        ),
+    )
+
+
+def _lifecycle_policy(response: Mapping[str, Any]) -> LifecyclePolicy:
+    try:
+        rules = json.loads(response.get("lifecyclePolicyText") or "{}").get("rules") or []
+    except (ValueError, AttributeError):
+        rules = []
+    return LifecyclePolicy(present=True, rule_count=len(rules) if isinstance(rules, list) else 0)
+
+
+def _replication_destinations(response: Mapping[str, Any], own_account: str) -> tuple[str, ...]:
+    destinations: set[str] = set()
+    for rule in (response.get("replicationConfiguration") or {}).get("rules") or ():
+        for destination in rule.get("destinations") or ():
+            region = destination.get("region", "")
+            registry = destination.get("registryId", own_account)
+            destinations.add(region if registry == own_account else f"{region}@{registry}")
+    return tuple(sorted(destinations))
+
+
+class _RegionClient:
+    """One long-lived ECR client and the semaphore that bounds its calls."""
+
+    def __init__(self, client: Any, concurrency: int, account: str, region: str) -> None:
+        self.client = client
+        self.semaphore = asyncio.Semaphore(concurrency)
+        self.account = account
+        self.region = region
+
+    async def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        async with self.semaphore:
+            try:
+                response: dict[str, Any] = await getattr(self.client, operation)(**params)
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                raise EcrError(
+                    self.account,
+                    self.region,
+                    operation,
+                    str(error.get("Code", "Unknown")),
+                    str(error.get("Message", "")),
+                ) from exc
+            except BotoCoreError as exc:
+                raise EcrError(
+                    self.account, self.region, operation, type(exc).__name__, str(exc)
+                ) from exc
+            return response
+
+    async def pages(self, operation: str, items_key: str, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = await self.call(
+                operation, maxResults=PAGE_SIZE, **params, **({"nextToken": token} if token else {})
+            )
+            items.extend(page.get(items_key) or ())
+            token = page.get("nextToken")
+            if not token:
+                return items
+
+
+@dataclass
+class _Target:
+    settings: TargetSettings
+    sts: Any
+    clients: dict[str, Any]
+    account_id: str | None
+
+
+class AwsEcrReader:
+    """Reads ECR through aioboto3 and caches the per-repository answers."""
+
+    def __init__(
+        self,
+        targets: Sequence[_Target],
+        aws_concurrency: int,
+        cache: CacheSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._targets = list(targets)
+        self._concurrency = aws_concurrency
+        self._clock = clock
+        self._regions: dict[SourceId, _RegionClient] = {}
+        self._known_arns: dict[SourceId, set[str]] = {}
+        maxsize = cache.max_entries
+        jitter = cache.jitter
+        self.registry_cache: AsyncTTLCache[SourceId, RegistryRecord] = AsyncTTLCache(
+            cache.registry_ttl_seconds, maxsize=maxsize, jitter=jitter
+        )
+        self.tags_cache: AsyncTTLCache[str, tuple[tuple[str, str], ...]] = AsyncTTLCache(
+            cache.tags_ttl_seconds, maxsize=maxsize, jitter=jitter
+        )
+        self.images_cache: AsyncTTLCache[str, ImageSummary] = AsyncTTLCache(
+            cache.images_ttl_seconds, maxsize=maxsize, jitter=jitter
+        )
+        self.lifecycle_cache: AsyncTTLCache[str, LifecyclePolicy] = AsyncTTLCache(
+            cache.lifecycle_policy_ttl_seconds, maxsize=maxsize, jitter=jitter
+        )
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, settings: Settings, credentials: StaticCredentials | None = None
+    ) -> AsyncIterator[AwsEcrReader]:
+        """Enter one client per target and region for the life of the context."""
+        aws = settings.aws
+        session = (
+            aioboto3.Session(
+                aws_access_key_id=credentials.access_key_id,
+                aws_secret_access_key=credentials.secret_access_key,
+            )
+            if credentials
+            else aioboto3.Session()
+        )
+
+        def config(region: str) -> AioConfig:
+            return AioConfig(
+                region_name=region,
+                retries={"mode": "adaptive", "total_max_attempts": aws.total_max_attempts},
+                max_pool_connections=aws.max_pool_connections,
+                connect_timeout=aws.connect_timeout_seconds,
+                read_timeout=aws.read_timeout_seconds,
+                user_agent_extra=f"ecr-catalog/{__version__}",
+            )
+
+        async with AsyncExitStack() as stack:
+            targets = []
+            for target in aws.resolved_targets():
+                endpoint = {"endpoint_url": aws.endpoint_url} if aws.endpoint_url else {}
+                sts = await stack.enter_async_context(
+                    session.client("sts", config=config(target.regions[0]), **endpoint)
+                )
+                clients = {
+                    region: await stack.enter_async_context(
+                        session.client("ecr", config=config(region), **endpoint)
+                    )
+                    for region in target.regions
+                }
+                targets.append(_Target(target, sts, clients, target.account_id))
+            yield cls(targets, aws.concurrency, settings.cache)
+
+    async def _resolve_account(self, target: _Target) -> str:
+        if target.account_id is not None:
+            return target.account_id
+        region = target.settings.regions[0]
+        try:
+            identity = await target.sts.get_caller_identity()
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise EcrError(
+                "unknown", region, "GetCallerIdentity", str(error.get("Code")), str(error)
+            ) from exc
+        except BotoCoreError as exc:
+            raise EcrError(
+                "unknown", region, "GetCallerIdentity", type(exc).__name__, str(exc)
+            ) from exc
+        target.account_id = str(identity["Account"])
+        return target.account_id
+
+    async def list_sources(self) -> Sequence[SourceId]:
+        sources = []
+        for target in self._targets:
+            account = await self._resolve_account(target)
+            for region, client in target.clients.items():
+                source = SourceId(account, region)
+                if source not in self._regions:
+                    self._regions[source] = _RegionClient(
+                        client, self._concurrency, account, region
+                    )
+                sources.append(source)
+        return sorted(sources)
+
+    async def _read_registry(self, region: _RegionClient, source: SourceId) -> RegistryRecord:
+        registry = await region.call("describe_registry")
+        scanning = await region.call("get_registry_scanning_configuration")
+        return RegistryRecord(
+            replication_destinations=_replication_destinations(registry, source.account_id),
+            scan_type=(scanning.get("scanningConfiguration") or {}).get("scanType"),
+        )
+
+    async def _read_tags(self, region: _RegionClient, arn: str) -> tuple[tuple[str, str], ...]:
+        response = await region.call("list_tags_for_resource", resourceArn=arn)
+        return tuple(sorted((t["Key"], t["Value"]) for t in response.get("tags") or ()))
+
+    async def _read_images(
+        self, region: _RegionClient, name: str, registry_id: str
+    ) -> ImageSummary:
+        details = await region.pages(
+            "describe_images", "imageDetails", repositoryName=name, registryId=registry_id
+        )
+        return summarize_images(details)
+
+    async def _read_lifecycle(
+        self, region: _RegionClient, name: str, registry_id: str
+    ) -> LifecyclePolicy:
+        try:
+            response = await region.call(
+                "get_lifecycle_policy", repositoryName=name, registryId=registry_id
+            )
+        except EcrError as exc:
+            if exc.code == NO_LIFECYCLE_POLICY:
+                return LifecyclePolicy(present=False)
+            raise
+        return _lifecycle_policy(response)
+
+    async def _read_repository(
+        self, region: _RegionClient, raw: Mapping[str, Any]
+    ) -> RepositoryRecord | None:
+        name = str(raw["repositoryName"])
+        arn = str(raw["repositoryArn"])
+        registry_id = str(raw.get("registryId", region.account))
+        try:
+            tags, images, lifecycle = await asyncio.gather(
+                self.tags_cache.get_or_load(arn, lambda: self._read_tags(region, arn)),
+                self.images_cache.get_or_load(
+                    arn, lambda: self._read_images(region, name, registry_id)
+                ),
+                self.lifecycle_cache.get_or_load(
+                    arn, lambda: self._read_lifecycle(region, name, registry_id)
+                ),
+            )
+        except EcrError as exc:
+            # Deleted between DescribeRepositories and now: the next listing will not have it.
+            if exc.code == REPOSITORY_GONE:
+                return None
+            raise
+        scanning = raw.get("imageScanningConfiguration") or {}
+        return RepositoryRecord(
+            name=name,
+            arn=arn,
+            uri=str(raw.get("repositoryUri", "")),
+            created_at=_parse_time(raw.get("createdAt")),
+            tag_mutability=raw.get("imageTagMutability"),
+            encryption_type=(raw.get("encryptionConfiguration") or {}).get("encryptionType"),
+            scan_on_push=scanning.get("scanOnPush"),
+            tags=tags,
+            images=images,
+            lifecycle_policy=lifecycle,
+        )
+
+    def _forget(self, arns: Iterable[str]) -> None:
+        for arn in arns:
+            self.tags_cache.discard(arn)
+            self.images_cache.discard(arn)
+            self.lifecycle_cache.discard(arn)
+
+    async def read_source(self, source: SourceId) -> SourceRecords:
+        region = self._regions[source]
+        registry = await self.registry_cache.get_or_load(
+            source, lambda: self._read_registry(region, source)
+        )
+        listed = await region.pages("describe_repositories", "repositories")
+        arns = {str(raw["repositoryArn"]) for raw in listed}
+        self._forget(self._known_arns.get(source, set()) - arns)
+        self._known_arns[source] = arns
+        results = await _bounded_map(
+            lambda raw: self._read_repository(region, raw), listed, self._concurrency
+        )
+        repositories = sorted((r for r in results if r is not None), key=lambda r: r.name)
+        skipped = tuple(
+            sorted(
+                str(raw["repositoryName"])
+                for raw, r in zip(listed, results, strict=True)
+                if r is None
+            )
+        )
+        return SourceRecords(
+            source=source,
+            registry=registry,
+            repositories=tuple(repositories),
+            read_at=self._clock(),
+            skipped=skipped,
+        )
+
+
+async def _bounded_map(
+    fn: Callable[[Any], Awaitable[T]], items: Sequence[Any], workers: int
+) -> list[T]:
+    """``[await fn(x) for x in items]``, at most ``workers`` at a time: never a bare gather."""
+    results: list[T | None] = [None] * len(items)
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < len(items):
+            index = next_index
+            next_index += 1
+            results[index] = await fn(items[index])
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(workers, len(items))):
+                group.create_task(worker())
+    except BaseExceptionGroup as failures:
+        # Callers handle EcrError, not groups: the first failure speaks for the batch.
+        raise failures.exceptions[0] from failures
+    return results  # type: ignore[return-value]

@@ -1,0 +1,98 @@
+"""Our own frozen records of what ECR holds: the reader makes them, the transform reads them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "Entity",
+    "ImageSummary",
+    "LatestImage",
+    "LifecyclePolicy",
+    "RegistryRecord",
+    "RepositoryRecord",
+    "SourceId",
+    "SourceRecords",
+]
+
+# A Backstage entity as plain JSON-shaped data: what is validated, rendered and served.
+Entity = dict[str, Any]
+
+
+@dataclass(frozen=True, order=True)
+class SourceId:
+    """One account in one region: the unit that is read, cached and fails on its own."""
+
+    account_id: str
+    region: str
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.region}"
+
+
+@dataclass(frozen=True)
+class LatestImage:
+    """The most recently pushed image of a repository."""
+
+    digest: str
+    tags: tuple[str, ...]
+    pushed_at: datetime
+    size_bytes: int | None
+    # Severity name (upper case, as ECR spells it) to count; empty when never scanned.
+    finding_counts: tuple[tuple[str, int], ...] = ()
+    last_pulled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """What DescribeImages told us about one repository."""
+
+    image_count: int
+    latest: LatestImage | None
+
+
+@dataclass(frozen=True)
+class LifecyclePolicy:
+    """Whether a lifecycle policy exists and how many rules it has."""
+
+    present: bool
+    rule_count: int = 0
+
+
+@dataclass(frozen=True)
+class RepositoryRecord:
+    """One ECR repository with the answers of its per-repository calls."""
+
+    name: str
+    arn: str
+    uri: str
+    created_at: datetime | None
+    tag_mutability: str | None
+    encryption_type: str | None
+    scan_on_push: bool | None
+    tags: tuple[tuple[str, str], ...]
+    images: ImageSummary
+    lifecycle_policy: LifecyclePolicy
+
+
+@dataclass(frozen=True)
+class RegistryRecord:
+    """Registry-wide settings of one source."""
+
+    # Replication destinations as "region" or "region@account", sorted.
+    replication_destinations: tuple[str, ...] = ()
+    scan_type: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceRecords:
+    """Everything one successful read of a source returned."""
+
+    source: SourceId
+    registry: RegistryRecord
+    repositories: tuple[RepositoryRecord, ...]
+    read_at: datetime
+    # Repositories that vanished between listing and their per-repository calls.
+    skipped: tuple[str, ...] = field(default=())

@@ -1,0 +1,37 @@
+"""Shared fixtures: no real AWS, and a moto server process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from .support import MotoServer, start_moto, stop_process
+
+
+@pytest.fixture(autouse=True)
+def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach real AWS or pick up a developer's configuration."""
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "ECR_CATALOG_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = start_moto()
+    try:
+        yield server
+    finally:
+        stop_process(server.process)
+
+
+@pytest.fixture
+def moto(moto_server: MotoServer) -> Iterator[MotoServer]:
+    """The session's moto server, emptied before each test."""
+    moto_server.reset()
+    yield moto_server

@@ -1,0 +1,122 @@
+"""Helpers shared by the tests: a moto server process, ports, settings."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.config import Settings, TargetSettings
+from service.demo import DEMO_CREDENTIALS
+from service.ecr import AwsEcrReader, StaticCredentials
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@dataclass
+class MotoServer:
+    """A real moto server process on loopback."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
+
+    def ecr(self, region: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            "ecr",
+            region_name=region,
+            endpoint_url=self.url,
+            aws_access_key_id=DEMO_CREDENTIALS[0],
+            aws_secret_access_key=DEMO_CREDENTIALS[1],
+        )
+
+
+def start_moto(port: int | None = None) -> MotoServer:
+    port = port or free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/moto-api/")
+    return MotoServer(url, process)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def moto_settings(url: str, regions: list[str], **aws: Any) -> Settings:
+    return Settings(
+        aws={
+            "endpoint_url": url,
+            "targets": [TargetSettings(regions=regions, account_id="123456789012")],
+            # moto answers some operations with 500; retrying those only slows tests down.
+            "total_max_attempts": aws.pop("total_max_attempts", 2),
+            **aws,
+        },
+    )
+
+
+@asynccontextmanager
+async def moto_reader(settings: Settings) -> Any:
+    async with AwsEcrReader.open(settings, StaticCredentials(*DEMO_CREDENTIALS)) as reader:
+        yield reader
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+class FakeReader:
+    """An EcrReader whose answers the test sets: records, or an error, per source."""
+
+    def __init__(self, *records: Any) -> None:
+        self.answers: dict[Any, Any] = {r.source: r for r in records}
+        self.reads = 0
+        self.gate: Any = None
+
+    async def list_sources(self) -> list[Any]:
+        return sorted(self.answers)
+
+    async def read_source(self, source: Any) -> Any:
+        self.reads += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        answer = self.answers[source]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer

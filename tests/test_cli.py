@@ -1,0 +1,175 @@
+"""The `ecr-catalog` command as a user runs it: real processes, real HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from service.demo import DEMO_CREDENTIALS, DemoRepository, seed_registry
+
+from .support import MotoServer, free_port, stop_process, wait_for_http
+
+DATA = [
+    DemoRepository(
+        name="alpha/api", region="us-east-1", tags={"owner": "alpha"}, images=(("v1",),)
+    ),
+    DemoRepository(name="alpha/web", region="us-east-1", images=((), ("v2", "latest"))),
+    DemoRepository(name="beta", region="ap-southeast-2", tags={"component": "beta-svc"}),
+]
+
+
+def command_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECR_CATALOG_"))}
+    env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = DEMO_CREDENTIALS
+    return env
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env=command_env(),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def config(moto: MotoServer, tmp_path: Path) -> Path:
+    seed_registry(moto.url, DATA)
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"""
+aws:
+  endpoint_url: {moto.url}
+  total_max_attempts: 2
+  targets:
+    - regions: [us-east-1, ap-southeast-2]
+refresh:
+  interval_seconds: 2
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_render_matches_the_registry_repository_for_repository(
+    config: Path, moto: MotoServer
+) -> None:
+    result = run_cli("render", "--config", str(config))
+    assert result.returncode == 0, result.stderr.decode()
+    documents = list(yaml.safe_load_all(result.stdout))
+    repositories = {
+        d["metadata"]["title"]: d for d in documents if d["spec"].get("type") == "ecr-repository"
+    }
+    assert set(repositories) == {"alpha/api", "alpha/web", "beta"}
+    for repo in DATA:
+        entity = repositories[repo.name]
+        annotations = entity["metadata"]["annotations"]
+        assert annotations["ecr-catalog.io/image-count"] == str(len(repo.images))
+        assert entity["metadata"]["labels"]["ecr-catalog.io/region"] == repo.region
+        assert annotations["amazonaws.com/arn"] == (
+            f"arn:aws:ecr:{repo.region}:123456789012:repository/{repo.name}"
+        )
+    assert repositories["alpha/api"]["spec"]["owner"] == "group:default/alpha"
+    assert repositories["beta"]["spec"]["dependencyOf"] == ["component:default/beta-svc"]
+
+
+def test_render_json(config: Path) -> None:
+    result = run_cli("render", "--config", str(config), "--format", "json")
+    assert result.returncode == 0
+    assert len(yaml.safe_load(result.stdout)["items"]) == 3 + 2 + 3
+
+
+def test_render_fails_loudly_rather_than_printing_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "aws:\n  endpoint_url: http://127.0.0.1:9\n  total_max_attempts: 1\n"
+        "  targets:\n    - regions: [us-east-1]\n      account_id: '123456789012'\n",
+        encoding="utf-8",
+    )
+    result = run_cli("render", "--config", str(path))
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert b"cannot render the catalog" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("aws:\n  targets: [{regions: [mars-1]}]\n", b"not an AWS region"),
+        ("{", b"not valid YAML"),
+    ],
+)
+def test_bad_config_exits_2_with_a_clear_message(tmp_path: Path, text: str, message: bytes) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = run_cli("render", "--config", str(path))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+@pytest.fixture
+def served(config: Path) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+        ],
+        env=command_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/healthz")
+        yield url
+    finally:
+        stop_process(process)
+
+
+def wait_ready(url: str) -> None:
+    for _ in range(300):
+        if httpx.get(f"{url}/readyz").status_code == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError("never became ready")
+
+
+def test_serve_over_real_http_with_etag_and_live_changes(served: str, moto: MotoServer) -> None:
+    wait_ready(served)
+    first = httpx.get(f"{served}/entities.yaml")
+    assert first.status_code == 200
+    assert len(list(yaml.safe_load_all(first.text))) == 8
+    assert (
+        httpx.get(
+            f"{served}/entities.yaml", headers={"If-None-Match": first.headers["etag"]}
+        ).status_code
+        == 304
+    )
+    moto.ecr("us-east-1").delete_repository(repositoryName="alpha/web", force=True)
+    for _ in range(100):
+        response = httpx.get(
+            f"{served}/entities.yaml", headers={"If-None-Match": first.headers["etag"]}
+        )
+        if response.status_code == 200:
+            break
+        time.sleep(0.1)
+    titles = [d["metadata"].get("title") for d in yaml.safe_load_all(response.text)]
+    assert "alpha/web" not in titles and "alpha/api" in titles

@@ -104,6 +104,14 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_seed(args: argparse.Namespace) -> int:
+    from .demo import demo_repositories, seed_registry
+
+    seed_registry(args.endpoint_url, demo_repositories())
+    log.info("seeded the demo registry at %s", args.endpoint_url)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecr-catalog", description="AWS ECR as Backstage catalog entities."
@@ -131,6 +139,10 @@ def _parser() -> argparse.ArgumentParser:
     openapi.add_argument(
         "--output", default="openapi/openapi.yaml", help="file to write, or - for stdout"
     )
+    seed = commands.add_parser(
+        "demo-seed", help="create the demo repositories in an ECR endpoint such as a moto server"
+    )
+    seed.add_argument("--endpoint-url", required=True, help="e.g. http://moto:5000")
     return parser
 
 
@@ -142,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "openapi":
         return _openapi(args)
+    if args.command == "demo-seed":
+        return _demo_seed(args)
     try:
         settings = load_settings(args.config)
         if not args.demo:

@@ -215,6 +215,8 @@ def running_demo_ecr(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Start an in-process moto server, seed it with the demo data and yield its URL."""
     from moto.server import ThreadedMotoServer
 
+    # moto's werkzeug logs every request at INFO; the service's own logs are what matter here.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()

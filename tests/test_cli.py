@@ -173,3 +173,12 @@ def test_serve_over_real_http_with_etag_and_live_changes(served: str, moto: Moto
         time.sleep(0.1)
     titles = [d["metadata"].get("title") for d in yaml.safe_load_all(response.text)]
     assert "alpha/web" not in titles and "alpha/api" in titles
+
+
+def test_demo_seed_fills_any_ecr_endpoint(moto: MotoServer) -> None:
+    result = run_cli("demo-seed", "--endpoint-url", moto.url)
+    assert result.returncode == 0, result.stderr.decode()
+    names = {
+        r["repositoryName"] for r in moto.ecr("eu-west-1").describe_repositories()["repositories"]
+    }
+    assert "shared/nginx" in names and len(names) == 11

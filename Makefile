@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 HOST ?= 127.0.0.1
 INSTALLED := $(VENV)/.installed
+BACKSTAGE := tests/backstage
+BACKSTAGE_INSTALLED := $(BACKSTAGE)/node_modules/.installed
 
-.PHONY: install run test lint typecheck pytest openapi clean
+.PHONY: install backstage-deps run test lint typecheck pytest openapi clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +17,14 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 install: $(INSTALLED)
+
+# The real Backstage catalog backend of the end-to-end test. better-sqlite3 has no prebuilt
+# binary here, so it compiles against the local Node headers (needs gcc, g++, make, python3).
+$(BACKSTAGE_INSTALLED): $(BACKSTAGE)/package.json $(BACKSTAGE)/package-lock.json
+	cd $(BACKSTAGE) && npm_config_nodedir=$${npm_config_nodedir:-/usr} npm ci --no-audit --no-fund
+	touch $@
+
+backstage-deps: $(BACKSTAGE_INSTALLED)
 
 ## Serve the catalog from the embedded demo ECR (a seeded moto server) on $(HOST):$(PORT).
 run: install
@@ -30,7 +40,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install backstage-deps
 	$(BIN)/pytest
 
 ## Regenerate the committed OpenAPI spec.
@@ -38,4 +48,4 @@ openapi: install
 	$(BIN)/ecr-catalog openapi --output openapi/openapi.yaml
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(BACKSTAGE)/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -10,7 +10,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .metrics import Metrics
 from .render import RenderedBody, join_json, join_yaml, render_body
 from .snapshot import IndexedEntity, Snapshot, SnapshotStore
 from .validate import parse_entity_ref
@@ -37,6 +39,15 @@ def get_store(request: Request) -> SnapshotStore:
 
 
 StoreDep = Annotated[SnapshotStore, Depends(get_store)]
+
+
+def get_metrics(request: Request) -> Metrics:
+    """The app's metrics, from the request state."""
+    metrics: Metrics = request.state.metrics
+    return metrics
+
+
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 def _filter_param(description: str) -> Any:
@@ -385,3 +396,14 @@ async def readyz(store: StoreDep) -> JSONResponse:
             "repairs": snapshot.repairs,
         }
     return JSONResponse(detail, status_code=200 if snapshot is not None else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    tags=["health"],
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+)
+async def metrics(registry: MetricsDep) -> Response:
+    """Prometheus metrics: requests by route and status, entities, source ages and reads."""
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

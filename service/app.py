@@ -16,6 +16,7 @@ from . import __version__
 from .api import router
 from .config import Settings
 from .ecr import AwsEcrReader, EcrReader
+from .metrics import HttpMetricsMiddleware, Metrics
 from .snapshot import SnapshotStore
 
 __all__ = ["ReaderFactory", "create_app"]
@@ -38,17 +39,21 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
     """
     reader_factory: ReaderFactory = open_reader or (lambda: AwsEcrReader.open(settings))
 
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with reader_factory() as reader:
             store = SnapshotStore(reader, settings.catalog, settings.refresh)
+            collector = metrics.watch(store)
             refresher = asyncio.create_task(store.run_forever(), name="ecr-catalog-refresh")
             try:
-                yield {"store": store}
+                yield {"store": store, "metrics": metrics}
             finally:
                 refresher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await refresher
+                metrics.registry.unregister(collector)
 
     app = FastAPI(
         title="ecr-catalog",
@@ -63,4 +68,5 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
         generate_unique_id_function=_operation_id,
     )
     app.include_router(router)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

@@ -154,6 +154,8 @@ class SourceStatus:
     last_success_at: datetime | None = None
     last_error: str | None = None
     repositories: int | None = None
+    successes: int = 0
+    failures: int = 0
 
     @property
     def healthy(self) -> bool:
@@ -230,10 +232,12 @@ class SnapshotStore:
             status.last_error = str(exc)
         else:
             self._last_good[source] = records
+            status.successes += 1
             status.last_success_at = records.read_at
             status.last_error = None
             status.repositories = len(records.repositories)
             return
+        status.failures += 1
         log.warning("reading %s failed; keeping its last good data: %s", source, status.last_error)
 
     async def _refresh(self) -> RefreshOutcome:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -16,6 +17,13 @@ import httpx
 from service.config import Settings, TargetSettings
 from service.demo import DEMO_CREDENTIALS
 from service.ecr import AwsEcrReader, StaticCredentials
+
+
+def command_env() -> dict[str, str]:
+    """The environment for a child ecr-catalog process: moto's credentials, nothing else of AWS."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECR_CATALOG_"))}
+    env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = DEMO_CREDENTIALS
+    return env
 
 
 def free_port() -> int:

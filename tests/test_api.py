@@ -228,3 +228,20 @@ async def test_readyz_reports_sources_and_counts(client: httpx.AsyncClient) -> N
     ]
     assert body["last_refresh"]["published"] is True
     assert json.dumps(body)
+
+
+async def test_metrics_count_requests_by_route_template_and_status(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await client.get("/entities.yaml")
+    await client.get("/entities.yaml", headers={"If-None-Match": first.headers["etag"]})
+    await client.get("/entities/resource/default/nope")
+    text = (await client.get("/metrics")).text
+    assert 'ecr_catalog_http_requests_total{route="/entities.yaml",status="304"} 1.0' in text
+    assert (
+        'ecr_catalog_http_requests_total{route="/entities/{kind}/{namespace}/{name}",status="404"}'
+        in text
+    )
+    assert 'ecr_catalog_entities{kind="resource"} 5.0' in text
+    reads = 'ecr_catalog_source_reads_total{account="123456789012",outcome="success",'
+    assert reads + 'region="us-east-1"} 1.0' in text

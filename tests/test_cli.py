@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -13,9 +12,9 @@ import httpx
 import pytest
 import yaml
 
-from service.demo import DEMO_CREDENTIALS, DemoRepository, seed_registry
+from service.demo import DemoRepository, seed_registry
 
-from .support import MotoServer, free_port, stop_process, wait_for_http
+from .support import MotoServer, command_env, free_port, stop_process, wait_for_http
 
 DATA = [
     DemoRepository(
@@ -24,12 +23,6 @@ DATA = [
     DemoRepository(name="alpha/web", region="us-east-1", images=((), ("v2", "latest"))),
     DemoRepository(name="beta", region="ap-southeast-2", tags={"component": "beta-svc"}),
 ]
-
-
-def command_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECR_CATALOG_"))}
-    env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = DEMO_CREDENTIALS
-    return env
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[bytes]:

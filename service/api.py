@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .metrics import Metrics
+from .model import SourceId
 from .render import RenderedBody, join_json, join_yaml, render_body
-from .snapshot import IndexedEntity, Snapshot, SnapshotStore
+from .snapshot import IndexedEntity, Snapshot, SnapshotStore, SourceView
 from .validate import parse_entity_ref
 
 __all__ = ["router"]
@@ -158,28 +159,50 @@ def _etag_matches(if_none_match: str | None, etags: Sequence[str]) -> bool:
     return any(etag in offered for etag in etags)
 
 
-def _snapshot_headers(store: SnapshotStore, snapshot: Snapshot) -> dict[str, str]:
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _snapshot_headers(
+    store: SnapshotStore, snapshot: Snapshot, sources: Sequence[SourceId] | None
+) -> dict[str, str]:
     refreshed = store.refreshed_at or snapshot.built_at
     age = max(0, math.floor((datetime.now(UTC) - refreshed).total_seconds()))
-    return {
+    headers = {
         "Cache-Control": CACHE_CONTROL,
         "Age": str(age),
-        "X-Catalog-Refreshed-At": refreshed.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "X-Catalog-Built-At": snapshot.built_at.isoformat(timespec="seconds").replace(
-            "+00:00", "Z"
-        ),
+        "X-Catalog-Refreshed-At": _iso(refreshed),
+        "X-Catalog-Built-At": _iso(snapshot.built_at),
     }
+    stale = snapshot.stale_sources()
+    relevant = sorted(stale if sources is None else (s for s in sources if s in stale))
+    if relevant:
+        # Which sources are served from last good data, and since when.
+        headers["X-Catalog-Stale-Sources"] = ", ".join(f"{s}={_iso(stale[s])}" for s in relevant)
+    return headers
+
+
+def _unavailable(store: SnapshotStore, reason: str) -> HTTPException:
+    return HTTPException(
+        status_code=503,
+        detail=reason,
+        headers={"Retry-After": str(math.ceil(store.refresh_settings.initial_retry_seconds))},
+    )
 
 
 def _require_snapshot(store: SnapshotStore) -> Snapshot:
     snapshot = store.snapshot
     if snapshot is None:
         error = store.last_refresh.error if store.last_refresh else "first refresh still running"
-        raise HTTPException(
-            status_code=503,
-            detail=f"no catalog snapshot yet: {error}",
-            headers={"Retry-After": str(math.ceil(store.refresh_settings.initial_retry_seconds))},
-        )
+        raise _unavailable(store, f"no catalog snapshot yet: {error}")
+    return snapshot
+
+
+def _require_complete(store: SnapshotStore) -> Snapshot:
+    # A 200 that left a source out would make Backstage delete that source's entities.
+    snapshot = _require_snapshot(store)
+    if not snapshot.complete:
+        raise _unavailable(store, "catalog incomplete: " + "; ".join(snapshot.incomplete))
     return snapshot
 
 
@@ -210,10 +233,11 @@ def _respond(
     rendered: RenderedBody,
     media_type: str,
     vary: str | None = None,
+    sources: Sequence[SourceId] | None = None,
 ) -> Response:
     gzip_etag = rendered.etag[:-1] + '-gzip"'
     use_gzip = rendered.gzipped is not None and _accepts_gzip(request)
-    headers = _snapshot_headers(store, snapshot)
+    headers = _snapshot_headers(store, snapshot, sources)
     headers["ETag"] = gzip_etag if use_gzip else rendered.etag
     varies = [v for v in (vary, "Accept-Encoding" if rendered.gzipped else None) if v]
     if varies:
@@ -298,7 +322,7 @@ _ENTITY_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def entities_yaml(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
     """Every entity as multi-document YAML: the URL Backstage's `type: url` location reads."""
-    snapshot = _require_snapshot(store)
+    snapshot = _require_complete(store)
     return _respond(request, store, snapshot, _rendered(snapshot, filters, "yaml"), YAML_MEDIA_TYPE)
 
 
@@ -316,14 +340,14 @@ async def entities_yaml(request: Request, store: StoreDep, filters: FiltersDep) 
 )
 async def entities_json(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
     """Every entity as one JSON object, `{"items": [...]}`, for people and tools."""
-    snapshot = _require_snapshot(store)
+    snapshot = _require_complete(store)
     return _respond(request, store, snapshot, _rendered(snapshot, filters, "json"), JSON_MEDIA_TYPE)
 
 
 @router.get("/entities", response_class=Response, responses=_ENTITY_RESPONSES, tags=["entities"])
 async def entities(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
     """The entities in YAML or JSON, chosen by `Accept`; YAML unless JSON is preferred."""
-    snapshot = _require_snapshot(store)
+    snapshot = _require_complete(store)
     fmt = negotiate(request.headers.get("accept"))
     media_type = JSON_MEDIA_TYPE if fmt == "json" else YAML_MEDIA_TYPE
     return _respond(
@@ -364,6 +388,97 @@ async def entity(
     )
 
 
+_LOCATION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {YAML_MEDIA_TYPE: {}}, "description": "YAML."},
+    304: {"description": "Not modified."},
+    404: {"description": "No such source or shard."},
+    503: {"description": "Not available yet; see Retry-After."},
+}
+
+
+@router.get(
+    "/catalog-info.yaml", response_class=Response, responses=_LOCATION_RESPONSES, tags=["sources"]
+)
+async def catalog_info(request: Request, store: StoreDep) -> Response:
+    """The root Location: the catalog's own entities and one Location per source."""
+    snapshot = _require_snapshot(store)
+    if snapshot.root_location is None:
+        raise _unavailable(store, "catalog incomplete: " + "; ".join(snapshot.incomplete))
+    return _respond(request, store, snapshot, snapshot.root_location, YAML_MEDIA_TYPE, sources=())
+
+
+@router.get(
+    "/catalog/core.yaml", response_class=Response, responses=_LOCATION_RESPONSES, tags=["sources"]
+)
+async def core(request: Request, store: StoreDep) -> Response:
+    """The Domain, System and Component, which depend on no source's data."""
+    snapshot = _require_snapshot(store)
+    if snapshot.core is None:
+        raise _unavailable(store, "catalog incomplete: " + "; ".join(snapshot.incomplete))
+    return _respond(request, store, snapshot, snapshot.core, YAML_MEDIA_TYPE, sources=())
+
+
+def _source_view(store: SnapshotStore, account: str, region: str) -> tuple[Snapshot, SourceView]:
+    snapshot = _require_snapshot(store)
+    source = SourceId(account, region)
+    view = snapshot.sources.get(source)
+    if view is not None:
+        return snapshot, view
+    if source in snapshot.listed:
+        status = store.statuses.get(source)
+        reason = status.last_error if status and status.last_error else "first read still running"
+        raise _unavailable(store, f"no data yet for {source}: {reason}")
+    raise HTTPException(404, "no such source")
+
+
+@router.get(
+    "/sources/{account}/{region}/catalog-info.yaml",
+    response_class=Response,
+    responses=_LOCATION_RESPONSES,
+    tags=["sources"],
+)
+async def source_catalog_info(
+    request: Request, store: StoreDep, account: str, region: str
+) -> Response:
+    """A source's Location, whose targets are its shards; 503 until the source has data."""
+    snapshot, view = _source_view(store, account, region)
+    return _respond(
+        request, store, snapshot, view.location, YAML_MEDIA_TYPE, sources=(view.source,)
+    )
+
+
+@router.get(
+    "/sources/{account}/{region}/entities.yaml",
+    response_class=Response,
+    responses=_LOCATION_RESPONSES,
+    tags=["sources"],
+)
+async def source_entities(request: Request, store: StoreDep, account: str, region: str) -> Response:
+    """Every entity of one source (its registry and repositories) in one body."""
+    snapshot, view = _source_view(store, account, region)
+    return _respond(
+        request, store, snapshot, view.entities, YAML_MEDIA_TYPE, sources=(view.source,)
+    )
+
+
+@router.get(
+    "/sources/{account}/{region}/shards/{count}/{index}.yaml",
+    response_class=Response,
+    responses=_LOCATION_RESPONSES,
+    tags=["sources"],
+)
+async def source_shard(
+    request: Request, store: StoreDep, account: str, region: str, count: int, index: int
+) -> Response:
+    """One shard of a source: the entities whose name hashes to ``index`` of ``count``."""
+    snapshot, view = _source_view(store, account, region)
+    if count != len(view.shards) or not 0 <= index < count:
+        raise HTTPException(404, f"{view.source} has {len(view.shards)} shard(s) now")
+    return _respond(
+        request, store, snapshot, view.shards[index], YAML_MEDIA_TYPE, sources=(view.source,)
+    )
+
+
 @router.get("/healthz", tags=["health"])
 async def healthz() -> dict[str, str]:
     """Liveness: the process is up and serving."""
@@ -379,8 +494,14 @@ async def readyz(store: StoreDep) -> JSONResponse:
     """Readiness: 200 once a snapshot exists, with its age, counts and each source's last read."""
     snapshot = store.snapshot
     now = datetime.now(UTC)
+    # Ready once anything can be served: a source that cannot be read yet must not take the
+    # healthy ones out of service (its own URLs answer 503).
+    ready = snapshot is not None and (snapshot.complete or bool(snapshot.sources))
     detail: dict[str, Any] = {
-        "ready": snapshot is not None,
+        "ready": ready,
+        "complete": snapshot is not None and snapshot.complete,
+        "incomplete": list(snapshot.incomplete) if snapshot else [],
+        "unresolved_targets": list(store.unresolved),
         "snapshot": None,
         "sources": [status.as_dict() for _, status in sorted(store.statuses.items())],
         "last_refresh": store.last_refresh.as_dict() if store.last_refresh else None,
@@ -389,13 +510,13 @@ async def readyz(store: StoreDep) -> JSONResponse:
         refreshed = store.refreshed_at or snapshot.built_at
         detail["snapshot"] = {
             "etag": snapshot.yaml.etag,
-            "built_at": snapshot.built_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "built_at": _iso(snapshot.built_at),
             "age_seconds": round((now - refreshed).total_seconds(), 1),
             "entities": snapshot.counts_by_kind(),
             "rejected_entities": snapshot.rejected,
             "repairs": snapshot.repairs,
         }
-    return JSONResponse(detail, status_code=200 if snapshot is not None else 503)
+    return JSONResponse(detail, status_code=200 if ready else 503)
 
 
 @router.get(

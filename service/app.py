@@ -17,6 +17,7 @@ from .api import router
 from .config import Settings
 from .ecr import AwsEcrReader, EcrReader
 from .metrics import HttpMetricsMiddleware, Metrics
+from .persist import StateDir
 from .snapshot import SnapshotStore
 
 __all__ = ["ReaderFactory", "create_app"]
@@ -44,7 +45,9 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with reader_factory() as reader:
-            store = SnapshotStore(reader, settings.catalog, settings.refresh)
+            state = StateDir(settings.state_dir) if settings.state_dir else None
+            store = SnapshotStore(reader, settings.catalog, settings.refresh, state)
+            await store.load_state()
             collector = metrics.watch(store)
             refresher = asyncio.create_task(store.run_forever(), name="ecr-catalog-refresh")
             try:

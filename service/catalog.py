@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -124,10 +124,15 @@ def _console_url(source: SourceId, repository_name: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class CatalogBuild:
-    """The built entities, each with where it came from, and the repairs made on the way."""
+    """The built entities, each with where it came from, and the repairs made on the way.
+
+    ``sources[i]`` is the source entity ``i`` belongs to, or None for the Domain, System and
+    Component, which belong to the catalog as a whole.
+    """
 
     entities: tuple[Entity, ...]
     origins: tuple[str, ...]
+    sources: tuple[SourceId | None, ...]
     repairs: tuple[str, ...]
 
 
@@ -152,8 +157,9 @@ class _TagReader:
 
 
 class _Builder:
-    def __init__(self, options: CatalogSettings) -> None:
+    def __init__(self, options: CatalogSettings, stale_since: Mapping[SourceId, datetime]) -> None:
         self.options = options
+        self.stale_since = stale_since
         self.repairs: list[str] = []
         self.namespace = options.namespace
         self.prefix = options.annotation_prefix
@@ -211,6 +217,7 @@ class _Builder:
             f"{p}/replication": ",".join(registry.replication_destinations) or "none",
             f"{p}/scan-type": registry.scan_type or "unknown",
             VIEW_URL: _console_url(source),
+            **self._freshness(source),
         }
         return self._envelope(
             "Resource",
@@ -228,6 +235,10 @@ class _Builder:
                 "system": self.options.system,
             },
         )
+
+    def _freshness(self, source: SourceId) -> dict[str, str]:
+        since = self.stale_since.get(source)
+        return {} if since is None else {f"{self.prefix}/last-successful-read-at": _iso(since)}
 
     def _source_labels(self, source: SourceId) -> dict[str, str]:
         return {f"{self.prefix}/account": source.account_id, f"{self.prefix}/region": source.region}
@@ -294,6 +305,7 @@ class _Builder:
             f"{p}/image-count": str(repo.images.image_count),
             f"{p}/lifecycle-policy": str(repo.lifecycle_policy.present).lower(),
             f"{p}/lifecycle-rule-count": str(repo.lifecycle_policy.rule_count),
+            **self._freshness(source),
         }
         optional = {
             f"{p}/created-at": _iso(repo.created_at) if repo.created_at else None,
@@ -350,36 +362,52 @@ class _Builder:
         return self._envelope("Resource", metadata, spec)
 
 
-def _sort_key(item: tuple[Entity, str]) -> tuple[int, str]:
+def _sort_key(item: tuple[Entity, str, SourceId | None]) -> tuple[int, str]:
     entity = item[0]
     return _KIND_ORDER.get(entity["kind"], 99), entity["metadata"]["name"].lower()
 
 
-def build_catalog(sources: Iterable[SourceRecords], options: CatalogSettings) -> CatalogBuild:
+def build_catalog(
+    sources: Iterable[SourceRecords],
+    options: CatalogSettings,
+    *,
+    registry_sources: Iterable[SourceId] | None = None,
+    stale_since: Mapping[SourceId, datetime] | None = None,
+) -> CatalogBuild:
     """Turn the records of every source into Backstage entities, sorted by kind and name.
 
     The result holds one Domain, one System, one Component, a registry Resource per source and
-    a repository Resource per repository. Unsafe tag values are repaired or dropped and listed
-    in ``repairs``; final validation is validate.validate_entities' job.
+    a repository Resource per repository. The Component depends on the registry of every source
+    in ``registry_sources`` (default: the sources given), read or not. Entities of a source in
+    ``stale_since`` carry the time of its last successful read. Unsafe tag values are repaired
+    or dropped and listed in ``repairs``; final validation is validate.validate_entities' job.
     """
-    builder = _Builder(options)
-    items: list[tuple[Entity, str]] = [
-        (builder.domain(), "catalog:domain"),
-        (builder.system(), "catalog:system"),
+    builder = _Builder(options, stale_since or {})
+    records_list = sorted(sources, key=lambda r: r.source)
+    items: list[tuple[Entity, str, SourceId | None]] = [
+        (builder.domain(), "catalog:domain", None),
+        (builder.system(), "catalog:system", None),
     ]
-    registry_names: list[str] = []
-    for records in sorted(sources, key=lambda r: r.source):
-        registry_names.append(registry_entity_name(records.source))
-        items.append(
-            (builder.registry(records.source, records.registry), f"registry:{records.source}")
-        )
+    for records in records_list:
+        source = records.source
+        items.append((builder.registry(source, records.registry), f"registry:{source}", source))
         items.extend(
-            (builder.repository(records.source, repo), repo.arn) for repo in records.repositories
+            (builder.repository(source, repo), repo.arn, source) for repo in records.repositories
         )
-    items.append((builder.component(registry_names), "catalog:component"))
+    every_source = (
+        [r.source for r in records_list] if registry_sources is None else list(registry_sources)
+    )
+    items.append(
+        (
+            builder.component([registry_entity_name(s) for s in every_source]),
+            "catalog:component",
+            None,
+        )
+    )
     items.sort(key=_sort_key)
     return CatalogBuild(
-        entities=tuple(entity for entity, _ in items),
-        origins=tuple(origin for _, origin in items),
+        entities=tuple(entity for entity, _, _ in items),
+        origins=tuple(origin for _, origin, _ in items),
+        sources=tuple(source for _, _, source in items),
         repairs=tuple(builder.repairs),
     )

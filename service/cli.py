@@ -79,7 +79,7 @@ async def _render_once(settings: Settings, factory: ReaderFactory, fmt: str) -> 
     async with factory() as reader:
         store = SnapshotStore(reader, settings.catalog, settings.refresh)
         outcome = await store.refresh()
-        if store.snapshot is None:
+        if store.snapshot is None or not store.snapshot.complete:
             log.error("cannot render the catalog: %s", outcome.error)
             return None
         return store.snapshot.yaml.body if fmt == "yaml" else store.snapshot.json.body

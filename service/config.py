@@ -144,6 +144,8 @@ class CatalogSettings(_Strict):
     label_tag_keys: list[str] = Field(
         default_factory=lambda: ["team", "environment", "env", "cost-center", "project"]
     )
+    # Most entities per shard URL of a source (see README, "One URL or many").
+    shard_size: int = Field(default=1000, ge=10, le=100_000)
 
     @field_validator("owner")
     @classmethod
@@ -190,7 +192,7 @@ class CacheSettings(_Strict):
 class RefreshSettings(_Strict):
     """The background refresh."""
 
-    interval_seconds: float = Field(default=60, ge=1)
+    interval_seconds: float = Field(default=60, gt=0)
     # A refresh that runs longer is abandoned, so a hung source cannot hold the lock for ever.
     deadline_seconds: float = Field(default=600, gt=0)
     # Until the first snapshot exists, failed reads are retried sooner than the interval.
@@ -221,6 +223,8 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    # Where each source's last good data is kept across restarts; None keeps it in memory only.
+    state_dir: Path | None = None
 
     @classmethod
     def settings_customise_sources(

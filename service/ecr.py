@@ -20,6 +20,11 @@ from typing import Any, Protocol, TypeVar
 
 import aioboto3
 from aiobotocore.config import AioConfig
+from aiobotocore.credentials import (
+    AioAssumeRoleCredentialFetcher,
+    AioDeferredRefreshableCredentials,
+)
+from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import __version__
@@ -39,6 +44,7 @@ __all__ = [
     "AwsEcrReader",
     "EcrError",
     "EcrReader",
+    "SourceListing",
     "StaticCredentials",
     "summarize_images",
 ]
@@ -48,6 +54,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PAGE_SIZE = 1000
+# botocore refreshes assumed-role credentials 15 minutes before they expire; shorter sessions
+# would mean an AssumeRole before nearly every call.
+ASSUME_ROLE_SECONDS = 3600
 # "Not there" answers that are normal states, not failures.
 NO_LIFECYCLE_POLICY = "LifecyclePolicyNotFoundException"
 REPOSITORY_GONE = "RepositoryNotFoundException"
@@ -64,11 +73,25 @@ class EcrError(Exception):
         self.code = code
 
 
+@dataclass(frozen=True)
+class SourceListing:
+    """The sources that can be read, and the problems that keep others from being listed.
+
+    ``refused`` are sources whose target failed its identity check: they are known but are
+    never read. ``unresolved`` names targets whose account could not be found, so their sources
+    are not even known; nothing that needs every source may be published while it is not empty.
+    """
+
+    sources: tuple[SourceId, ...]
+    refused: tuple[tuple[SourceId, str], ...] = ()
+    unresolved: tuple[str, ...] = ()
+
+
 class EcrReader(Protocol):
     """What the snapshot store needs from ECR; tests pass fakes of it."""
 
-    async def list_sources(self) -> Sequence[SourceId]:
-        """Every configured account and region."""
+    async def list_sources(self) -> SourceListing:
+        """Every configured account and region that can be named now."""
         ...
 
     async def read_source(self, source: SourceId) -> SourceRecords:
@@ -185,7 +208,14 @@ class _Target:
     settings: TargetSettings
     sts: Any
     clients: dict[str, Any]
-    account_id: str | None
+    # The account the credentials belong to, once sts:GetCallerIdentity has answered.
+    verified_account: str | None = None
+    refusal: str | None = None
+
+    @property
+    def label(self) -> str:
+        who = self.settings.role_arn or "ambient credentials"
+        return f"{who} in {','.join(self.settings.regions)}"
 
 
 class AwsEcrReader:
@@ -225,14 +255,13 @@ class AwsEcrReader:
     ) -> AsyncIterator[AwsEcrReader]:
         """Enter one client per target and region for the life of the context."""
         aws = settings.aws
-        session = (
-            aioboto3.Session(
-                aws_access_key_id=credentials.access_key_id,
-                aws_secret_access_key=credentials.secret_access_key,
-            )
-            if credentials
-            else aioboto3.Session()
-        )
+        endpoint = {"endpoint_url": aws.endpoint_url} if aws.endpoint_url else {}
+        # One botocore session for the process's own credentials; assumed roles get a session
+        # each, since credentials belong to a session.
+        base = AioSession()
+        if credentials:
+            base.set_credentials(credentials.access_key_id, credentials.secret_access_key)
+        ambient = aioboto3.Session(botocore_session=base)
 
         def config(region: str) -> AioConfig:
             return AioConfig(
@@ -247,7 +276,13 @@ class AwsEcrReader:
         async with AsyncExitStack() as stack:
             targets = []
             for target in aws.resolved_targets():
-                endpoint = {"endpoint_url": aws.endpoint_url} if aws.endpoint_url else {}
+                session = (
+                    await _assumed_role_session(
+                        base, target, endpoint.get("endpoint_url"), config(target.regions[0])
+                    )
+                    if target.role_arn
+                    else ambient
+                )
                 sts = await stack.enter_async_context(
                     session.client("sts", config=config(target.regions[0]), **endpoint)
                 )
@@ -257,39 +292,67 @@ class AwsEcrReader:
                     )
                     for region in target.regions
                 }
-                targets.append(_Target(target, sts, clients, target.account_id))
+                targets.append(_Target(target, sts, clients))
             yield cls(targets, aws.concurrency, settings.cache)
 
-    async def _resolve_account(self, target: _Target) -> str:
-        if target.account_id is not None:
-            return target.account_id
+    async def _verify(self, target: _Target) -> None:
+        """Ask STS whose credentials these are; refuse a target of another account."""
+        if target.verified_account is not None or target.refusal is not None:
+            return
         region = target.settings.regions[0]
+        account = target.settings.account_id or "unknown"
         try:
             identity = await target.sts.get_caller_identity()
         except ClientError as exc:
             error = exc.response.get("Error", {})
             raise EcrError(
-                "unknown", region, "GetCallerIdentity", str(error.get("Code")), str(error)
+                account,
+                region,
+                "GetCallerIdentity",
+                str(error.get("Code")),
+                str(error.get("Message")),
             ) from exc
         except BotoCoreError as exc:
             raise EcrError(
-                "unknown", region, "GetCallerIdentity", type(exc).__name__, str(exc)
+                account, region, "GetCallerIdentity", type(exc).__name__, str(exc)
             ) from exc
-        target.account_id = str(identity["Account"])
-        return target.account_id
+        actual = str(identity["Account"])
+        expected = target.settings.account_id
+        if expected is not None and actual != expected:
+            target.refusal = (
+                f"refused: the credentials of {target.label} belong to account {actual}, "
+                f"not the configured {expected}"
+            )
+            log.error("%s", target.refusal)
+            return
+        target.verified_account = actual
 
-    async def list_sources(self) -> Sequence[SourceId]:
-        sources = []
+    async def list_sources(self) -> SourceListing:
+        sources: list[SourceId] = []
+        refused: list[tuple[SourceId, str]] = []
+        unresolved: list[str] = []
         for target in self._targets:
-            account = await self._resolve_account(target)
+            try:
+                await self._verify(target)
+            except EcrError as exc:
+                if target.settings.account_id is None:
+                    unresolved.append(f"{target.label}: {exc}")
+                    continue
+                # The account is configured, so the sources are known: reading them will
+                # report the same failure per source, and last good data stays served.
+            account = target.verified_account or target.settings.account_id
+            assert account is not None
             for region, client in target.clients.items():
                 source = SourceId(account, region)
+                if target.refusal is not None:
+                    refused.append((source, target.refusal))
+                    continue
                 if source not in self._regions:
                     self._regions[source] = _RegionClient(
                         client, self._concurrency, account, region
                     )
                 sources.append(source)
-        return sorted(sources)
+        return SourceListing(tuple(sorted(sources)), tuple(sorted(refused)), tuple(unresolved))
 
     async def _read_registry(self, region: _RegionClient, source: SourceId) -> RegistryRecord:
         registry = await region.call("describe_registry")
@@ -416,3 +479,40 @@ async def _bounded_map(
         # Callers handle EcrError, not groups: the first failure speaks for the batch.
         raise failures.exceptions[0] from failures
     return results  # type: ignore[return-value]
+
+
+async def _assumed_role_session(
+    base: Any, target: TargetSettings, endpoint_url: str | None, config: AioConfig
+) -> aioboto3.Session:
+    """A session whose credentials come from AssumeRole and renew themselves before expiry."""
+    assert target.role_arn is not None
+    extra_args: dict[str, Any] = {
+        "RoleSessionName": target.session_name,
+        "DurationSeconds": ASSUME_ROLE_SECONDS,
+    }
+    if target.external_id:
+        extra_args["ExternalId"] = target.external_id
+
+    def sts_client(service: str, **kwargs: Any) -> Any:
+        # The same timeouts and retries as every other call: botocore's defaults would let an
+        # unreachable STS hold each credential refresh for tens of seconds.
+        return base.create_client(
+            service,
+            region_name=target.regions[0],
+            endpoint_url=endpoint_url,
+            config=config,
+            **kwargs,
+        )
+
+    fetcher = AioAssumeRoleCredentialFetcher(
+        client_creator=sts_client,
+        source_credentials=await base.get_credentials(),
+        role_arn=target.role_arn,
+        extra_args=extra_args,
+    )
+    role_session: Any = AioSession()
+    # aiobotocore has no public setter for refreshable credentials; this is its usual way.
+    role_session._credentials = AioDeferredRefreshableCredentials(
+        refresh_using=fetcher.fetch_credentials, method="assume-role"
+    )
+    return aioboto3.Session(botocore_session=role_session)

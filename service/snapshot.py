@@ -2,13 +2,19 @@
 
 A refresh reads every source, keeps each source's last good records, builds, validates and
 renders the catalog off the event loop, then swaps the snapshot in one assignment. Requests
-only ever read ``store.snapshot``; they never wait on AWS. A failed refresh keeps the last
-good data: Backstage deletes whatever a 200 leaves out, so a partial catalog is never served.
+only ever read ``store.snapshot``; they never wait on AWS. Backstage deletes whatever a 200
+leaves out, so nothing partial is ever served:
+
+* the single URL (``/entities.yaml``) is served only when every source has data;
+* each source also has its own URLs, served as soon as that source has data, so one failing
+  source blocks nothing else;
+* a failing source keeps serving its last good data, marked with the time it was read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -19,10 +25,11 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from .catalog import REPOSITORY_ORIGIN, build_catalog
+from .catalog import API_VERSION, REPOSITORY_ORIGIN, build_catalog
 from .config import CatalogSettings, RefreshSettings
-from .ecr import EcrError, EcrReader
+from .ecr import EcrError, EcrReader, SourceListing
 from .model import Entity, SourceId, SourceRecords
+from .persist import StateDir
 from .render import (
     RenderedBody,
     join_json,
@@ -31,7 +38,7 @@ from .render import (
     to_json_document,
     to_yaml_document,
 )
-from .validate import entity_ref, parse_entity_ref, validate_entities
+from .validate import Rejection, entity_ref, parse_entity_ref, validate_entities
 
 __all__ = [
     "IndexedEntity",
@@ -40,7 +47,10 @@ __all__ = [
     "SnapshotRefused",
     "SnapshotStore",
     "SourceStatus",
+    "SourceView",
     "build_snapshot",
+    "log_rejections",
+    "shard_count",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,6 +74,18 @@ class IndexedEntity:
 
 
 @dataclass(frozen=True)
+class SourceView:
+    """What one source serves on its own URLs."""
+
+    source: SourceId
+    # The last successful read, when the latest read failed; None when fresh.
+    stale_since: datetime | None
+    entities: RenderedBody
+    shards: tuple[RenderedBody, ...]
+    location: RenderedBody
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """One consistent catalog, rendered once."""
 
@@ -71,6 +93,15 @@ class Snapshot:
     by_ref: Mapping[str, IndexedEntity]
     yaml: RenderedBody
     json: RenderedBody
+    # Why the single URL cannot be served; empty when every source has data.
+    incomplete: tuple[str, ...]
+    # The Domain, System and Component, and the root Location; None while a target's sources
+    # are unknown, since both list every source.
+    core: RenderedBody | None
+    root_location: RenderedBody | None
+    sources: Mapping[SourceId, SourceView]
+    # Every source the configuration names and the reader could list, with data or not.
+    listed: tuple[SourceId, ...]
     built_at: datetime
     rejected: int
     repairs: int
@@ -79,8 +110,15 @@ class Snapshot:
         default_factory=lambda: LRUCache(maxsize=256), compare=False, repr=False
     )
 
+    @property
+    def complete(self) -> bool:
+        return not self.incomplete
+
     def counts_by_kind(self) -> dict[str, int]:
         return dict(sorted(Counter(item.kind for item in self.entities).items()))
+
+    def stale_sources(self) -> dict[SourceId, datetime]:
+        return {s: v.stale_since for s, v in self.sources.items() if v.stale_since is not None}
 
 
 def _owner_key(owner: object, namespace: str) -> str | None:
@@ -109,36 +147,146 @@ def _index(entity: Entity, label_prefix: str) -> IndexedEntity:
     )
 
 
-class SnapshotRefused(Exception):
-    """The catalog's own entities failed validation: serving the rest would orphan them."""
-
-
-def build_snapshot(
-    records: Sequence[SourceRecords], options: CatalogSettings, built_at: datetime
-) -> Snapshot:
-    """Transform, validate and render: CPU work, run off the event loop by the store.
-
-    A repository whose entity is invalid is left out. A Domain, System, Component or registry
-    that is invalid refuses the whole snapshot, since everything else hangs off them.
-    """
-    build = build_catalog(records, options)
-    outcome = validate_entities(build.entities, build.origins)
-    structural = [r for r in outcome.rejected if not r.origin.startswith(REPOSITORY_ORIGIN)]
-    if structural:
-        raise SnapshotRefused("; ".join(f"{r.ref}: {', '.join(r.problems)}" for r in structural))
-    for rejection in outcome.rejected:
+def log_rejections(rejections: Sequence[Rejection]) -> None:
+    """One warning per entity left out, naming where it came from (a repository ARN)."""
+    for rejection in rejections:
         log.warning(
             "entity left out of the catalog: %s from %s: %s",
             rejection.ref,
             rejection.origin,
             "; ".join(rejection.problems),
         )
-    indexed = tuple(_index(entity, options.annotation_prefix) for entity in outcome.accepted)
+
+
+class SnapshotRefused(Exception):
+    """The catalog's own entities failed validation: serving the rest would orphan them."""
+
+
+def _shard_of(name: str, count: int) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") % count
+
+
+def shard_count(names: Sequence[str], shard_size: int) -> int:
+    """The smallest power of two that keeps every shard at or under ``shard_size`` entities.
+
+    Entities go to shards by a hash of their name, so adding or removing one changes one
+    shard's body. The count starts where shards would be at most half full and doubles only
+    when the hash spread overfills one, so it changes only when a source about doubles.
+    """
+    count = 1
+    while count * shard_size < 2 * len(names):
+        count *= 2
+    while max(Counter(_shard_of(n, count) for n in names).values(), default=0) > shard_size:
+        count *= 2
+    return count
+
+
+def _location(name: str, description: str, targets: Sequence[str]) -> RenderedBody:
+    entity = {
+        "apiVersion": API_VERSION,
+        "kind": "Location",
+        "metadata": {"name": name, "description": description},
+        # Relative targets: Backstage resolves them against this document's own URL, so the
+        # body is the same whatever host name a replica is reached by.
+        "spec": {"type": "url", "targets": list(targets)},
+    }
+    return render_body(to_yaml_document(entity), with_gzip=False)
+
+
+def source_path(source: SourceId) -> str:
+    """Where a source's own URLs live, relative to the service root."""
+    return f"sources/{source.account_id}/{source.region}"
+
+
+def _source_view(
+    source: SourceId,
+    items: Sequence[IndexedEntity],
+    stale_since: datetime | None,
+    shard_size: int,
+) -> SourceView:
+    count = shard_count([item.name for item in items], shard_size)
+    shards: list[list[bytes]] = [[] for _ in range(count)]
+    for item in items:
+        shards[_shard_of(item.name, count)].append(item.yaml_document)
+    return SourceView(
+        source=source,
+        stale_since=stale_since,
+        entities=render_body(join_yaml(i.yaml_document for i in items), with_gzip=True),
+        shards=tuple(render_body(join_yaml(docs), with_gzip=True) for docs in shards),
+        location=_location(
+            f"ecr-catalog-{source.account_id}-{source.region}",
+            f"ECR entities of {source}, in {count} shard(s).",
+            [f"./shards/{count}/{index}.yaml" for index in range(count)],
+        ),
+    )
+
+
+def build_snapshot(
+    listing: SourceListing,
+    records: Mapping[SourceId, SourceRecords],
+    stale_since: Mapping[SourceId, datetime],
+    options: CatalogSettings,
+    built_at: datetime,
+    errors: Mapping[SourceId, str] | None = None,
+) -> Snapshot:
+    """Transform, validate and render: CPU work, run off the event loop by the store.
+
+    A repository whose entity is invalid is left out. A Domain, System, Component or registry
+    that is invalid refuses the whole snapshot, since everything else hangs off them.
+    """
+    build = build_catalog(
+        [records[s] for s in sorted(records)],
+        options,
+        registry_sources=listing.sources,
+        stale_since=stale_since,
+    )
+    outcome = validate_entities(build.entities, build.origins)
+    structural = [r for r in outcome.rejected if not r.origin.startswith(REPOSITORY_ORIGIN)]
+    if structural:
+        raise SnapshotRefused("; ".join(f"{r.ref}: {', '.join(r.problems)}" for r in structural))
+    log_rejections(outcome.rejected)
+    accepted = {id(entity) for entity in outcome.accepted}
+    indexed: list[IndexedEntity] = []
+    core: list[IndexedEntity] = []
+    per_source: dict[SourceId, list[IndexedEntity]] = {s: [] for s in records}
+    for entity, source in zip(build.entities, build.sources, strict=True):
+        if id(entity) not in accepted:
+            continue
+        item = _index(entity, options.annotation_prefix)
+        indexed.append(item)
+        (core if source is None else per_source[source]).append(item)
+
+    incomplete = [f"sources of {target} are unknown" for target in listing.unresolved]
+    incomplete += [f"{source} is refused: {reason}" for source, reason in listing.refused]
+    incomplete += [
+        f"no data yet for {s}" + (f" ({errors[s]})" if errors and s in errors else "")
+        for s in listing.sources
+        if s not in records
+    ]
+    known = not listing.unresolved
+    sources = {
+        source: _source_view(source, items, stale_since.get(source), options.shard_size)
+        for source, items in per_source.items()
+    }
     return Snapshot(
-        entities=indexed,
+        entities=tuple(indexed),
         by_ref={item.ref: item for item in indexed},
         yaml=render_body(join_yaml(i.yaml_document for i in indexed), with_gzip=True),
         json=render_body(join_json(i.json_document for i in indexed), with_gzip=True),
+        incomplete=tuple(incomplete),
+        core=render_body(join_yaml(i.yaml_document for i in core), with_gzip=False)
+        if known
+        else None,
+        root_location=_location(
+            "ecr-catalog",
+            "Every ECR entity served by ecr-catalog: the catalog itself and one URL per source.",
+            ["./catalog/core.yaml"]
+            + [f"./{source_path(s)}/catalog-info.yaml" for s in listing.sources],
+        )
+        if known
+        else None,
+        sources=sources,
+        listed=listing.sources,
         built_at=built_at,
         rejected=len(outcome.rejected),
         repairs=len(build.repairs),
@@ -166,6 +314,7 @@ class SourceStatus:
             "account": self.source.account_id,
             "region": self.source.region,
             "healthy": self.healthy,
+            "stale": self.last_error is not None and self.last_success_at is not None,
             "last_attempt_at": _iso(self.last_attempt_at),
             "last_success_at": _iso(self.last_success_at),
             "last_error": self.last_error,
@@ -197,6 +346,9 @@ class RefreshOutcome:
         }
 
 
+NOT_READ_SINCE_RESTART = "not read since the restart; serving the data saved before it"
+
+
 @dataclass
 class SnapshotStore:
     """Holds the current snapshot and each source's last good records; refreshes single-flight."""
@@ -204,13 +356,33 @@ class SnapshotStore:
     reader: EcrReader
     options: CatalogSettings
     refresh_settings: RefreshSettings
+    state: StateDir | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     snapshot: Snapshot | None = None
     last_refresh: RefreshOutcome | None = None
     refreshed_at: datetime | None = None
     statuses: dict[SourceId, SourceStatus] = field(default_factory=dict)
+    unresolved: tuple[str, ...] = ()
     _last_good: dict[SourceId, SourceRecords] = field(default_factory=dict)
     _running: asyncio.Task[RefreshOutcome] | None = None
+
+    async def load_state(self) -> None:
+        """Serve what the last run saved, marked stale, before AWS has answered anything."""
+        if self.state is None:
+            return
+        saved = await asyncio.to_thread(self.state.load)
+        for records in saved:
+            self._last_good[records.source] = records
+            self.statuses[records.source] = SourceStatus(
+                records.source,
+                last_success_at=records.read_at,
+                last_error=NOT_READ_SINCE_RESTART,
+                repositories=len(records.repositories),
+            )
+        if saved:
+            log.info("loaded saved data of %d source(s) from %s", len(saved), self.state.path)
+            listing = SourceListing(tuple(sorted(self._last_good)))
+            await self._publish(listing)
 
     async def refresh(self) -> RefreshOutcome:
         """Refresh now, or join the refresh already running; it never raises for AWS failures."""
@@ -236,44 +408,76 @@ class SnapshotStore:
             status.last_success_at = records.read_at
             status.last_error = None
             status.repositories = len(records.repositories)
+            if self.state is not None:
+                await asyncio.to_thread(self.state.save, records)
             return
         status.failures += 1
         log.warning("reading %s failed; keeping its last good data: %s", source, status.last_error)
 
+    def _effective_listing(self, listing: SourceListing) -> SourceListing:
+        if not listing.unresolved:
+            return listing
+        # A target whose account is unknown may own sources read before (or saved before a
+        # restart): keep serving them rather than orphaning them in Backstage.
+        known = set(listing.sources) | {
+            s for s in self._last_good if s not in {r for r, _ in listing.refused}
+        }
+        return SourceListing(tuple(sorted(known)), listing.refused, listing.unresolved)
+
     async def _refresh(self) -> RefreshOutcome:
         started_at = self.clock()
         started = time.monotonic()
+        listing = self._effective_listing(await self.reader.list_sources())
+        self.unresolved = listing.unresolved
+        for source, reason in listing.refused:
+            status = self.statuses.setdefault(source, SourceStatus(source))
+            status.last_attempt_at = started_at
+            status.last_error = reason
+        for gone in set(self._last_good) - set(listing.sources):
+            # Removed from the configuration (not merely failing): stop serving it.
+            del self._last_good[gone]
+            self.statuses.pop(gone, None)
+        async with asyncio.TaskGroup() as group:
+            for source in listing.sources:
+                group.create_task(self._read(source))
+        failed = tuple(str(s) for s in listing.sources if not self.statuses[s].healthy)
+        failed += tuple(str(s) for s, _ in listing.refused)
         try:
-            sources = await self.reader.list_sources()
-            async with asyncio.TaskGroup() as group:
-                for source in sources:
-                    group.create_task(self._read(source))
-        except EcrError as exc:
-            log.warning("listing sources failed: %s", exc)
-            return self._finish(started_at, started, (), published=False, error=str(exc))
-        failed = tuple(str(s) for s in sources if not self.statuses[s].healthy)
-        missing = [s for s in sources if s not in self._last_good]
-        if missing:
-            # A catalog without a source's entities would make Backstage delete them.
-            error = "no data yet for " + "; ".join(
-                f"{s} ({self.statuses[s].last_error})" for s in missing
-            )
-            return self._finish(started_at, started, failed, published=False, error=error)
-        records = [self._last_good[s] for s in sources]
-        try:
-            snapshot = await asyncio.to_thread(build_snapshot, records, self.options, self.clock())
+            snapshot = await self._publish(listing)
         except SnapshotRefused as exc:
             log.error("snapshot refused, keeping the last good one: %s", exc)
             return self._finish(started_at, started, failed, published=False, error=str(exc))
-        if self.snapshot is None or snapshot.yaml.etag != self.snapshot.yaml.etag:
+        self.refreshed_at = self.clock()
+        error = "; ".join(snapshot.incomplete) or None
+        return self._finish(started_at, started, failed, published=True, error=error)
+
+    async def _publish(self, listing: SourceListing) -> Snapshot:
+        stale = {
+            s: status.last_success_at
+            for s, status in self.statuses.items()
+            if status.last_error is not None and status.last_success_at is not None
+        }
+        records = {s: r for s, r in self._last_good.items() if s in set(listing.sources)}
+        errors = {s: st.last_error for s, st in self.statuses.items() if st.last_error}
+        snapshot = await asyncio.to_thread(
+            build_snapshot, listing, records, stale, self.options, self.clock(), errors
+        )
+        current = self.snapshot
+        if (
+            current is None
+            or snapshot.yaml.etag != current.yaml.etag
+            or snapshot.incomplete != current.incomplete
+            or snapshot.root_location != current.root_location
+            or snapshot.core != current.core
+        ):
             self.snapshot = snapshot
             log.info(
-                "snapshot published: %d entities, etag %s",
+                "snapshot published: %d entities, etag %s%s",
                 len(snapshot.entities),
                 snapshot.yaml.etag,
+                f" (incomplete: {'; '.join(snapshot.incomplete)})" if snapshot.incomplete else "",
             )
-        self.refreshed_at = self.clock()
-        return self._finish(started_at, started, failed, published=True)
+        return snapshot
 
     def _finish(
         self,
@@ -294,16 +498,17 @@ class SnapshotStore:
         return self.last_refresh
 
     async def run_forever(self) -> None:
-        """Refresh on the interval; sooner while there is no snapshot yet."""
+        """Refresh on the interval; sooner while the single URL cannot be served yet."""
         while True:
             try:
                 await self.refresh()
             except Exception:
                 # A bug in one refresh must not end refreshing for the life of the process.
                 log.exception("refresh failed unexpectedly")
+            complete = self.snapshot is not None and self.snapshot.complete
             delay = (
                 self.refresh_settings.interval_seconds
-                if self.snapshot is not None
+                if complete
                 else self.refresh_settings.initial_retry_seconds
             )
             await asyncio.sleep(delay)

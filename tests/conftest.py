@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .support import MotoServer, start_moto, stop_process
+from .support import FaultProxy, MotoServer, start_moto, start_proxy, stop_process
 
 
 @pytest.fixture(autouse=True)
@@ -35,3 +35,13 @@ def moto(moto_server: MotoServer) -> Iterator[MotoServer]:
     """The session's moto server, emptied before each test."""
     moto_server.reset()
     yield moto_server
+
+
+@pytest.fixture
+def proxy(moto: MotoServer) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the (emptied) moto server, with no faults set."""
+    started = start_proxy(moto.url)
+    try:
+        yield started
+    finally:
+        stop_process(started.process)

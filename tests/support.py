@@ -16,7 +16,7 @@ import httpx
 
 from service.config import Settings, TargetSettings
 from service.demo import DEMO_CREDENTIALS
-from service.ecr import AwsEcrReader, StaticCredentials
+from service.ecr import AwsEcrReader, SourceListing, StaticCredentials
 
 
 def command_env() -> dict[str, str]:
@@ -117,8 +117,8 @@ class FakeReader:
         self.reads = 0
         self.gate: Any = None
 
-    async def list_sources(self) -> list[Any]:
-        return sorted(self.answers)
+    async def list_sources(self) -> SourceListing:
+        return SourceListing(tuple(sorted(self.answers)))
 
     async def read_source(self, source: Any) -> Any:
         self.reads += 1
@@ -128,3 +128,49 @@ class FakeReader:
         if isinstance(answer, BaseException):
             raise answer
         return answer
+
+
+@dataclass
+class FaultProxy:
+    """tests/faults/proxy.py as a process in front of an upstream (a moto server)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def set(self, **faults: Any) -> None:
+        httpx.post(f"{self.url}/__faults__", json=faults, timeout=10).raise_for_status()
+
+    def clear(self) -> None:
+        self.set()
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = httpx.get(f"{self.url}/__faults__/stats", timeout=10).json()
+        return result
+
+
+def start_proxy(upstream: str) -> FaultProxy:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.faults.proxy", "--upstream", upstream, "--port", str(port)],
+        cwd=Path(__file__).parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/__faults__/stats")
+    return FaultProxy(url, process)
+
+
+def assume_role_credentials(moto_url: str, role_arn: str) -> tuple[str, str, str]:
+    """Credentials of ``role_arn`` from moto's STS: moto then serves that account's own ECR."""
+    import boto3
+
+    sts = boto3.client(
+        "sts",
+        region_name="us-east-1",
+        endpoint_url=moto_url,
+        aws_access_key_id=DEMO_CREDENTIALS[0],
+        aws_secret_access_key=DEMO_CREDENTIALS[1],
+    )
+    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="seed")["Credentials"]
+    return creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]

@@ -50,7 +50,7 @@ async def test_reads_repositories_tags_images_and_policies(moto: MotoServer) -> 
         ],
     )
     async with moto_reader(moto_settings(moto.url, ["us-east-1"])) as reader:
-        assert await reader.list_sources() == [US]
+        assert (await reader.list_sources()).sources == (US,)
         records = await reader.read_source(US)
     assert records.registry.replication_destinations == ("eu-west-1",)
     assert [r.name for r in records.repositories] == ["bare", "team-a/api"]
@@ -134,7 +134,7 @@ async def test_account_is_resolved_through_sts_when_not_configured(moto: MotoSer
         }
     )
     async with moto_reader(ambient) as reader:
-        assert await reader.list_sources() == [US]
+        assert (await reader.list_sources()).sources == (US,)
 
 
 async def test_repeated_reads_reuse_cached_answers(moto: MotoServer) -> None:

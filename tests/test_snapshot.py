@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from datetime import UTC, datetime
 
 from service.catalog import build_catalog
 from service.config import CatalogSettings, RefreshSettings
-from service.ecr import EcrError
-from service.snapshot import SnapshotStore
+from service.ecr import EcrError, SourceListing
+from service.snapshot import SnapshotStore, _shard_of, build_snapshot, shard_count
 from service.validate import validate_entities
 
 from .records import repository, source
@@ -49,8 +51,9 @@ async def test_no_snapshot_until_every_source_has_been_read_once() -> None:
     reader.answers[EU.source] = denied("eu-west-1")
     store = store_for(reader)
     outcome = await store.refresh()
-    assert store.snapshot is None
-    assert not outcome.published and "eu-west-1" in (outcome.error or "")
+    assert store.snapshot is not None and not store.snapshot.complete
+    assert "no data yet for 123456789012/eu-west-1" in (outcome.error or "")
+    assert list(store.snapshot.sources) == [US.source]
 
 
 async def test_a_failing_source_keeps_its_last_good_data() -> None:
@@ -85,8 +88,8 @@ async def test_a_hung_source_is_abandoned_at_the_deadline() -> None:
     reader = FakeReader(US)
     reader.gate = asyncio.Event()
     store = store_for(reader, deadline_seconds=0.05)
-    outcome = await store.refresh()
-    assert not outcome.published
+    await store.refresh()
+    assert store.snapshot is not None and not store.snapshot.complete
     assert "did not finish" in (store.statuses[US.source].last_error or "")
 
 
@@ -119,3 +122,50 @@ async def test_invalid_structural_entities_refuse_the_whole_snapshot() -> None:
     assert not outcome.published
     assert "owner" in (outcome.error or "")
     assert store.snapshot is good
+
+
+def test_shards_stay_within_their_size_and_move_nothing_when_one_entity_is_added() -> None:
+    names = [f"repo-{index}.us-east-1.123456789012" for index in range(500)]
+    count = shard_count(names, 50)
+    assert count >= 16
+    grown = names + ["one-more.us-east-1.123456789012"]
+    assert shard_count(grown, 50) == count
+    before = {name: _shard_of(name, count) for name in names}
+    assert {name: _shard_of(name, count) for name in names} == before
+    loads = Counter(before.values())
+    assert max(loads.values()) <= 50
+
+
+async def test_adding_a_repository_changes_exactly_one_shard_body() -> None:
+    repos = [repository(f"svc/r{index:03d}") for index in range(60)]
+    options = CatalogSettings(shard_size=10)
+    listing = SourceListing((US.source,))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def shards(records: list) -> tuple:
+        snapshot = build_snapshot(listing, {US.source: source(*records)}, {}, options, now)
+        return snapshot.sources[US.source].shards
+
+    before = shards(repos)
+    after = shards([*repos, repository("svc/new")])
+    assert len(before) == len(after)
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a.etag != b.etag]
+    assert len(changed) == 1
+
+
+async def test_a_stale_source_is_marked_on_its_entities_only() -> None:
+    reader = FakeReader(US, EU)
+    store = store_for(reader)
+    await store.refresh()
+    reader.answers[EU.source] = denied("eu-west-1")
+    await store.refresh()
+    assert store.snapshot is not None
+    stale = store.snapshot.stale_sources()
+    assert list(stale) == [EU.source]
+    marked = [
+        item.name
+        for item in store.snapshot.entities
+        if "ecr-catalog.io/last-successful-read-at"
+        in item.entity["metadata"].get("annotations", {})
+    ]
+    assert sorted(marked) == ["ecr-123456789012-eu-west-1", "shared--nginx.eu-west-1.123456789012"]

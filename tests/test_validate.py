@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 import pytest
 
+from service.catalog import build_catalog
+from service.config import CatalogSettings
+from service.snapshot import log_rejections
 from service.validate import (
     entity_problems,
     is_valid_annotation_key,
@@ -16,6 +20,8 @@ from service.validate import (
     parse_entity_ref,
     validate_entities,
 )
+
+from .records import repository, source
 
 VALID: dict[str, Any] = {
     "apiVersion": "backstage.io/v1alpha1",
@@ -154,3 +160,47 @@ def test_validation_drops_bad_and_duplicate_entities_and_names_their_origin() ->
     assert outcome.accepted == (VALID,)
     assert [(r.origin, len(r.problems)) for r in outcome.rejected] == [("arn:2", 1), ("arn:3", 1)]
     assert "twice" in outcome.rejected[0].problems[0]
+
+
+HOSTILE_TAGS = {
+    "owner": "group:default/../x",
+    "description": "line\nbreak\n---\nkey: value # hash ünï 🐳",
+    "team": "",
+    "Team": "Ünïcödé 🐳",
+    "environment": "x" * 256,
+    "project": "a: b",
+    "cost-center": "---",
+    "backstage.io/tags": "ok, Bad!, 🐳, " + "y" * 64,
+    "component": "../../etc, ok-svc",
+}
+
+
+def test_hostile_repository_data_becomes_a_valid_entity() -> None:
+    name = "ns/" + "/".join(["a" * 60] * 4)
+    name = name + "b" * (256 - len(name))
+    build = build_catalog([source(repository(name, tags=HOSTILE_TAGS))], CatalogSettings())
+    outcome = validate_entities(build.entities, build.origins)
+    assert outcome.rejected == ()
+    entity = next(e for e in outcome.accepted if e["metadata"].get("title") == name)
+    assert len(name) == 256 and len(entity["metadata"]["name"]) <= 63
+    assert entity["spec"]["owner"] == "platform-team"
+    assert entity["spec"]["dependencyOf"] == ["component:default/ok-svc"]
+    assert entity["metadata"]["description"] == HOSTILE_TAGS["description"].strip()
+    assert entity["metadata"]["tags"] == ["ok"]
+    labels = entity["metadata"]["labels"]
+    assert labels["team"] == "n-c-d"  # "Team" sorts before "team" and wins the clash
+    assert labels["environment"] == "x" * 63
+    assert labels["project"] == "a-b"
+    assert labels["cost-center"] == ""
+    repairs = "\n".join(build.repairs)
+    assert "owner tag" in repairs and "component tag" in repairs and "item dropped" in repairs
+
+
+def test_rejections_are_logged_with_the_repository_arn(caplog: pytest.LogCaptureFixture) -> None:
+    build = build_catalog([source(repository("team/api"))], CatalogSettings())
+    broken = [dict(e, status={}) if e["kind"] == "Resource" else e for e in build.entities]
+    with caplog.at_level(logging.WARNING):
+        outcome = validate_entities(broken, build.origins)
+        log_rejections(outcome.rejected)
+    assert len(outcome.rejected) == 2
+    assert "arn:aws:ecr:us-east-1:123456789012:repository/team/api" in caplog.text

@@ -440,8 +440,13 @@ def _source_view(store: SnapshotStore, account: str, region: str) -> tuple[Snaps
 async def source_catalog_info(
     request: Request, store: StoreDep, account: str, region: str
 ) -> Response:
-    """A source's Location, whose targets are its shards; 503 until the source has data."""
-    snapshot, view = _source_view(store, account, region)
+    """A source's Location, whose targets are its shards (its single URL until it has data)."""
+    snapshot = _require_snapshot(store)
+    source = SourceId(account, region)
+    pending = snapshot.pending_locations.get(source)
+    if pending is not None:
+        return _respond(request, store, snapshot, pending, YAML_MEDIA_TYPE, sources=(source,))
+    _, view = _source_view(store, account, region)
     return _respond(
         request, store, snapshot, view.location, YAML_MEDIA_TYPE, sources=(view.source,)
     )

@@ -102,6 +102,8 @@ class Snapshot:
     sources: Mapping[SourceId, SourceView]
     # Every source the configuration names and the reader could list, with data or not.
     listed: tuple[SourceId, ...]
+    # The Location of each listed source that has no data yet (see source_location).
+    pending_locations: Mapping[SourceId, RenderedBody]
     built_at: datetime
     rejected: int
     repairs: int
@@ -198,6 +200,18 @@ def source_path(source: SourceId) -> str:
     return f"sources/{source.account_id}/{source.region}"
 
 
+def _pending_location(source: SourceId) -> RenderedBody:
+    # Backstage processes a Location and all its targets as one unit: one failing target fails
+    # the whole Location. So a source's Location answers 200 even before the source has data,
+    # pointing at the source's single URL, which answers 503 until then. Only this source's
+    # Location fails, and whatever it emitted before (say, before a restart) stays in place.
+    return _location(
+        f"ecr-catalog-{source.account_id}-{source.region}",
+        f"ECR entities of {source}, not read yet.",
+        ["./entities.yaml"],
+    )
+
+
 def _source_view(
     source: SourceId,
     items: Sequence[IndexedEntity],
@@ -287,6 +301,7 @@ def build_snapshot(
         else None,
         sources=sources,
         listed=listing.sources,
+        pending_locations={s: _pending_location(s) for s in listing.sources if s not in sources},
         built_at=built_at,
         rejected=len(outcome.rejected),
         repairs=len(build.repairs),
@@ -505,10 +520,12 @@ class SnapshotStore:
             except Exception:
                 # A bug in one refresh must not end refreshing for the life of the process.
                 log.exception("refresh failed unexpectedly")
-            complete = self.snapshot is not None and self.snapshot.complete
+            # Retry sooner only while nothing at all can be served: a source that keeps
+            # failing must not make every healthy source be read at the retry rate.
+            serving = self.snapshot is not None and bool(self.snapshot.sources)
             delay = (
                 self.refresh_settings.interval_seconds
-                if complete
+                if serving
                 else self.refresh_settings.initial_retry_seconds
             )
             await asyncio.sleep(delay)

@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 BACKSTAGE := tests/backstage
 BACKSTAGE_INSTALLED := $(BACKSTAGE)/node_modules/.installed
 
-.PHONY: install backstage-deps run test lint typecheck pytest openapi clean
+.PHONY: install backstage-deps run test lint typecheck pytest openapi soak load clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,14 +34,22 @@ run: install
 test: lint typecheck pytest
 
 lint: install
-	$(BIN)/ruff check service tests
-	$(BIN)/ruff format --check service tests
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
 
 typecheck: install
 	$(BIN)/mypy
 
 pytest: install backstage-deps
 	$(BIN)/pytest
+
+## Ten minutes of cycling faults, churn and polling clients; prints a table, fails on a violation.
+soak: install
+	$(BIN)/python -m tests.faults.soak --seconds $${SOAK_SECONDS:-600}
+
+## 200 concurrent clients for 60 s while refreshes run; prints latencies and event-loop blocking.
+load: install
+	$(BIN)/python -m bench.load --clients 200 --seconds 60
 
 ## Regenerate the committed OpenAPI spec.
 openapi: install

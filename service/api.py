@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -12,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .config import ServerSettings
 from .metrics import Metrics
 from .model import SourceId
 from .render import RenderedBody, join_json, join_yaml, render_body
@@ -49,6 +53,45 @@ def get_metrics(request: Request) -> Metrics:
 
 
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+class RefreshGate:
+    """Who may force a refresh, and how often: off without a token, at most one per interval."""
+
+    def __init__(self, server: ServerSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        token = server.refresh_token
+        self._token = token.get_secret_value().encode("utf-8") if token else None
+        self._min_interval = server.refresh_min_interval_seconds
+        self._clock = clock
+        self._last: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._token is not None
+
+    def authorized(self, authorization: str | None) -> bool:
+        scheme, _, offered = (authorization or "").partition(" ")
+        if self._token is None or scheme.lower() != "bearer":
+            return False
+        # Constant time, so the comparison leaks nothing of the token.
+        return hmac.compare_digest(offered.strip().encode("utf-8"), self._token)
+
+    def wait_seconds(self) -> float:
+        """0 when a refresh may start now (and record it); else how long until one may."""
+        now = self._clock()
+        if self._last is not None and now - self._last < self._min_interval:
+            return self._min_interval - (now - self._last)
+        self._last = now
+        return 0.0
+
+
+def get_refresh_gate(request: Request) -> RefreshGate:
+    """The forced-refresh gate, from the request state."""
+    gate: RefreshGate = request.state.refresh_gate
+    return gate
+
+
+RefreshGateDep = Annotated[RefreshGate, Depends(get_refresh_gate)]
 
 
 def _filter_param(description: str) -> Any:
@@ -300,7 +343,8 @@ ENTITY_LIST_SCHEMA: dict[str, Any] = {
 _ENTITY_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {
-            YAML_MEDIA_TYPE: {"schema": {"type": "string"}},
+            # Multi-document YAML has no single JSON schema; each document is an entity.
+            YAML_MEDIA_TYPE: {},
             JSON_MEDIA_TYPE: {"schema": ENTITY_LIST_SCHEMA},
         },
         "description": "The entities.",
@@ -533,3 +577,30 @@ async def readyz(store: StoreDep) -> JSONResponse:
 async def metrics(registry: MetricsDep) -> Response:
     """Prometheus metrics: requests by route and status, entities, source ages and reads."""
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post(
+    "/refresh",
+    status_code=202,
+    tags=["operations"],
+    responses={
+        401: {"description": "Missing or wrong token."},
+        404: {"description": "Forced refresh is off: no token is configured."},
+        429: {"description": "A forced refresh ran too recently; see Retry-After."},
+    },
+)
+async def force_refresh(request: Request, store: StoreDep, gate: RefreshGateDep) -> dict[str, str]:
+    """Start a refresh now. Off unless `server.refresh_token` is set; send it as a Bearer token."""
+    if not gate.enabled:
+        raise HTTPException(404, "Not Found")
+    if not gate.authorized(request.headers.get("authorization")):
+        raise HTTPException(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
+    wait = gate.wait_seconds()
+    if wait > 0:
+        raise HTTPException(
+            429, "a refresh ran too recently", {"Retry-After": str(math.ceil(wait))}
+        )
+    # The store keeps the task (single flight), so it is not collected mid-run.
+    refresh = asyncio.ensure_future(store.refresh())
+    refresh.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return {"status": "refresh started"}

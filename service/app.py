@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -13,10 +14,11 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from . import __version__
-from .api import router
+from .api import RefreshGate, router
 from .config import Settings
-from .ecr import AwsEcrReader, EcrReader
-from .metrics import HttpMetricsMiddleware, Metrics
+from .ecr import AwsEcrReader, EcrReader, ThreadedReader
+from .limits import RequestSizeLimit
+from .metrics import HttpMetricsMiddleware, Metrics, watch_loop_lag
 from .persist import StateDir
 from .snapshot import SnapshotStore
 
@@ -44,18 +46,31 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with reader_factory() as reader:
+        async with ThreadedReader.running(reader_factory) as reader:
             state = StateDir(settings.state_dir) if settings.state_dir else None
             store = SnapshotStore(reader, settings.catalog, settings.refresh, state)
             await store.load_state()
             collector = metrics.watch(store)
-            refresher = asyncio.create_task(store.run_forever(), name="ecr-catalog-refresh")
+            # Everything alive now (modules, botocore's service models, the clients) lives as
+            # long as the process. Moving it out of the collector's reach keeps full
+            # collections short: measured, they otherwise block the event loop for 100+ ms.
+            gc.freeze()
+            tasks = [
+                asyncio.create_task(store.run_forever(), name="ecr-catalog-refresh"),
+                asyncio.create_task(watch_loop_lag(metrics), name="ecr-catalog-loop-lag"),
+            ]
             try:
-                yield {"store": store, "metrics": metrics}
+                yield {
+                    "store": store,
+                    "metrics": metrics,
+                    "refresh_gate": RefreshGate(settings.server),
+                }
             finally:
-                refresher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await refresher
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 metrics.registry.unregister(collector)
 
     app = FastAPI(
@@ -72,4 +87,9 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
     )
     app.include_router(router)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    app.add_middleware(
+        RequestSizeLimit,
+        max_url_length=settings.server.max_url_length,
+        max_header_bytes=settings.server.max_header_bytes,
+    )
     return app

@@ -15,10 +15,15 @@ from typing import Generic, TypeVar
 
 from cachetools import TLRUCache
 
-__all__ = ["AsyncTTLCache"]
+__all__ = ["AsyncTTLCache", "LoadAbandoned"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+
+class LoadAbandoned(Exception):
+    """The shared load was cancelled; its waiters get this rather than a CancelledError,
+    which they would take for their own cancellation."""
 
 
 class AsyncTTLCache(Generic[K, V]):
@@ -67,7 +72,8 @@ class AsyncTTLCache(Generic[K, V]):
         try:
             value = await load()
         except asyncio.CancelledError:
-            future.cancel()
+            future.set_exception(LoadAbandoned(f"the load of {key!r} was cancelled"))
+            future.exception()
             raise
         except Exception as exc:
             future.set_exception(exc)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -60,7 +60,8 @@ class TargetSettings(_Strict):
     regions: list[str] = Field(min_length=1)
     account_id: str | None = None
     role_arn: str | None = None
-    external_id: str | None = None
+    # Treated as a secret: never logged or shown.
+    external_id: SecretStr | None = None
     session_name: str = "ecr-catalog"
 
     @field_validator("regions")
@@ -194,7 +195,7 @@ class RefreshSettings(_Strict):
 
     interval_seconds: float = Field(default=60, gt=0)
     # A refresh that runs longer is abandoned, so a hung source cannot hold the lock for ever.
-    deadline_seconds: float = Field(default=600, gt=0)
+    deadline_seconds: float = Field(default=120, gt=0)
     # Until the first snapshot exists, failed reads are retried sooner than the interval.
     initial_retry_seconds: float = Field(default=5, gt=0)
 
@@ -204,8 +205,14 @@ class ServerSettings(_Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    # Sent as Retry-After with a 503 before the first snapshot.
-    retry_after_seconds: int = Field(default=10, ge=1)
+    # POST /refresh is off (404) unless a token is set; callers send it as a Bearer token.
+    refresh_token: SecretStr | None = None
+    # At most one forced refresh per this many seconds; more get 429.
+    refresh_min_interval_seconds: float = Field(default=10, ge=0)
+    # Longer request targets (path and query) get 414 before any routing.
+    max_url_length: int = Field(default=8192, ge=256)
+    # Larger header blocks get 431.
+    max_header_bytes: int = Field(default=16384, ge=1024)
 
 
 class Settings(BaseSettings):

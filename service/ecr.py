@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -46,6 +47,7 @@ __all__ = [
     "EcrReader",
     "SourceListing",
     "StaticCredentials",
+    "ThreadedReader",
     "summarize_images",
 ]
 
@@ -60,6 +62,19 @@ ASSUME_ROLE_SECONDS = 3600
 # "Not there" answers that are normal states, not failures.
 NO_LIFECYCLE_POLICY = "LifecyclePolicyNotFoundException"
 REPOSITORY_GONE = "RepositoryNotFoundException"
+# What every well-formed answer holds. botocore turns an unparseable 200 body into
+# {"message": <body>} instead of failing, and a page without its list would read as "no
+# repositories": that must be an error, never an answer.
+REQUIRED_KEYS = {
+    "describe_repositories": "repositories",
+    "describe_images": "imageDetails",
+    "list_tags_for_resource": "tags",
+    "describe_registry": "registryId",
+    "get_registry_scanning_configuration": "registryId",
+    "get_lifecycle_policy": "lifecyclePolicyText",
+    "get_caller_identity": "Account",
+}
+MALFORMED = "MalformedResponse"
 
 
 class EcrError(Exception):
@@ -144,6 +159,12 @@ def summarize_images(details: Iterable[Mapping[str, Any]]) -> ImageSummary:
     )
 
 
+def _check_shape(response: Mapping[str, Any], operation: str, account: str, region: str) -> None:
+    key = REQUIRED_KEYS.get(operation)
+    if key is not None and key not in response:
+        raise EcrError(account, region, operation, MALFORMED, f"the answer has no {key!r}")
+
+
 def _lifecycle_policy(response: Mapping[str, Any]) -> LifecyclePolicy:
     try:
         rules = json.loads(response.get("lifecyclePolicyText") or "{}").get("rules") or []
@@ -184,10 +205,12 @@ class _RegionClient:
                     str(error.get("Code", "Unknown")),
                     str(error.get("Message", "")),
                 ) from exc
-            except BotoCoreError as exc:
+            except (BotoCoreError, ValueError) as exc:
+                # ValueError: botocore decoding a garbled body (UnicodeDecodeError, say).
                 raise EcrError(
                     self.account, self.region, operation, type(exc).__name__, str(exc)
                 ) from exc
+            _check_shape(response, operation, self.account, self.region)
             return response
 
     async def pages(self, operation: str, items_key: str, **params: Any) -> list[dict[str, Any]]:
@@ -316,6 +339,7 @@ class AwsEcrReader:
             raise EcrError(
                 account, region, "GetCallerIdentity", type(exc).__name__, str(exc)
             ) from exc
+        _check_shape(identity, "get_caller_identity", account, region)
         actual = str(identity["Account"])
         expected = target.settings.account_id
         if expected is not None and actual != expected:
@@ -461,7 +485,7 @@ async def _bounded_map(
     fn: Callable[[Any], Awaitable[T]], items: Sequence[Any], workers: int
 ) -> list[T]:
     """``[await fn(x) for x in items]``, at most ``workers`` at a time: never a bare gather."""
-    results: list[T | None] = [None] * len(items)
+    results: list[T | object] = [_NOT_DONE] * len(items)
     next_index = 0
 
     async def worker() -> None:
@@ -478,7 +502,14 @@ async def _bounded_map(
     except BaseExceptionGroup as failures:
         # Callers handle EcrError, not groups: the first failure speaks for the batch.
         raise failures.exceptions[0] from failures
+    if any(result is _NOT_DONE for result in results):
+        # A worker ended without an error (a stray cancellation): a partial result would read
+        # as repositories that no longer exist, so it is a failure, never an answer.
+        raise asyncio.CancelledError("a worker stopped before finishing its items")
     return results  # type: ignore[return-value]
+
+
+_NOT_DONE = object()
 
 
 async def _assumed_role_session(
@@ -491,7 +522,7 @@ async def _assumed_role_session(
         "DurationSeconds": ASSUME_ROLE_SECONDS,
     }
     if target.external_id:
-        extra_args["ExternalId"] = target.external_id
+        extra_args["ExternalId"] = target.external_id.get_secret_value()
 
     def sts_client(service: str, **kwargs: Any) -> Any:
         # The same timeouts and retries as every other call: botocore's defaults would let an
@@ -516,3 +547,57 @@ async def _assumed_role_session(
         refresh_using=fetcher.fetch_credentials, method="assume-role"
     )
     return aioboto3.Session(botocore_session=role_session)
+
+
+class ThreadedReader:
+    """Runs a reader on its own event loop in a background thread.
+
+    botocore parses every response in pure Python on the loop that made the call: a page of
+    1,000 repositories costs tens of milliseconds of CPU in one step. On the serving loop that
+    is a stall every client would feel; here it only competes for the GIL, which the
+    interpreter hands back every few milliseconds. The clients are created, used and closed on
+    the reader's own loop, since aiobotocore clients belong to one loop.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, reader: EcrReader) -> None:
+        self._loop = loop
+        self._reader = reader
+
+    @classmethod
+    @asynccontextmanager
+    async def running(
+        cls, open_reader: Callable[[], AbstractAsyncContextManager[EcrReader]]
+    ) -> AsyncIterator[ThreadedReader]:
+        """Open the reader on a new loop in a daemon thread; close both on exit."""
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="ecr-reader", daemon=True)
+        thread.start()
+        stack = AsyncExitStack()
+        try:
+            reader = await cls._on(loop, stack.enter_async_context(open_reader()))
+            yield cls(loop, reader)
+        finally:
+            await cls._on(loop, stack.aclose())
+            loop.call_soon_threadsafe(loop.stop)
+            await asyncio.to_thread(thread.join, 10)
+            loop.close()
+
+    @staticmethod
+    async def _on(loop: asyncio.AbstractEventLoop, coroutine: Awaitable[T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(_as_coroutine(coroutine), loop)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            # Cancelling here cancels the work over there too.
+            future.cancel()
+            raise
+
+    async def list_sources(self) -> SourceListing:
+        return await self._on(self._loop, self._reader.list_sources())
+
+    async def read_source(self, source: SourceId) -> SourceRecords:
+        return await self._on(self._loop, self._reader.read_source(source))
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable

@@ -6,17 +6,24 @@ The snapshot store knows nothing of Prometheus: a collector reads it when scrape
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .snapshot import SnapshotStore
 
-__all__ = ["HttpMetricsMiddleware", "Metrics", "StoreCollector"]
+__all__ = [
+    "HttpMetricsMiddleware",
+    "Metrics",
+    "StoreCollector",
+    "watch_loop_lag",
+]
 
 NAMESPACE = "ecr_catalog"
 
@@ -30,6 +37,19 @@ class Metrics:
             "http_requests",
             "HTTP responses by route template and status code (304s included).",
             ["route", "status"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.loop_lag = Histogram(
+            "event_loop_lag_seconds",
+            "How late the event loop woke a 100 ms timer: time it spent blocked.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.loop_lag_max = Gauge(
+            "event_loop_lag_max_seconds",
+            "The largest event-loop lag seen since the process started.",
             namespace=NAMESPACE,
             registry=self.registry,
         )
@@ -107,3 +127,16 @@ class HttpMetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.http_requests.labels(template, str(status)).inc()
+
+
+async def watch_loop_lag(metrics: Metrics, period: float = 0.1) -> None:
+    """Sleep ``period`` again and again; any extra delay is time the loop was blocked."""
+    worst = 0.0
+    while True:
+        started = time.perf_counter()
+        await asyncio.sleep(period)
+        lag = max(0.0, time.perf_counter() - started - period)
+        metrics.loop_lag.observe(lag)
+        if lag > worst:
+            worst = lag
+            metrics.loop_lag_max.set(worst)

@@ -14,6 +14,7 @@ leaves out, so nothing partial is ever served:
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import time
@@ -380,6 +381,7 @@ class SnapshotStore:
     unresolved: tuple[str, ...] = ()
     _last_good: dict[SourceId, SourceRecords] = field(default_factory=dict)
     _running: asyncio.Task[RefreshOutcome] | None = None
+    _reading: dict[SourceId, asyncio.Task[None]] = field(default_factory=dict)
 
     async def load_state(self) -> None:
         """Serve what the last run saved, marked stale, before AWS has answered anything."""
@@ -409,25 +411,54 @@ class SnapshotStore:
         status = self.statuses.setdefault(source, SourceStatus(source))
         status.last_attempt_at = self.clock()
         try:
-            async with asyncio.timeout(self.refresh_settings.deadline_seconds):
-                records = await self.reader.read_source(source)
-        except TimeoutError:
-            status.last_error = (
-                f"read did not finish within {self.refresh_settings.deadline_seconds:g} s"
-            )
+            records = await self.reader.read_source(source)
         except EcrError as exc:
-            status.last_error = str(exc)
-        else:
-            self._last_good[source] = records
-            status.successes += 1
-            status.last_success_at = records.read_at
-            status.last_error = None
-            status.repositories = len(records.repositories)
-            if self.state is not None:
-                await asyncio.to_thread(self.state.save, records)
+            self._failed(status, str(exc))
             return
+        except Exception as exc:
+            # Not an AWS answer but a bug or a library failure: this source fails alone.
+            log.exception("reading %s failed unexpectedly", source)
+            self._failed(status, f"unexpected {type(exc).__name__}: {exc}")
+            return
+        self._last_good[source] = records
+        status.successes += 1
+        status.last_success_at = records.read_at
+        status.last_error = None
+        status.repositories = len(records.repositories)
+        if self.state is not None:
+            await asyncio.to_thread(self.state.save, records)
+
+    def _failed(self, status: SourceStatus, error: str) -> None:
         status.failures += 1
-        log.warning("reading %s failed; keeping its last good data: %s", source, status.last_error)
+        status.last_error = error
+        log.warning("reading %s failed; keeping its last good data: %s", status.source, error)
+
+    async def _read_all(self, sources: Sequence[SourceId]) -> None:
+        """Read every source at once, but wait no longer than the deadline for any of them.
+
+        A read still running at the deadline is asked to stop and left behind: the refresh
+        publishes without it, and that source is not read again until the old read has ended.
+        The deadline does not depend on cancellation being honoured (asyncio.wait_for in
+        Python 3.11 can swallow one, and botocore's rate limiter waits in it).
+        """
+        deadline = self.refresh_settings.deadline_seconds
+        started: dict[SourceId, asyncio.Task[None]] = {}
+        for source in sources:
+            running = self._reading.get(source)
+            if running is not None and not running.done():
+                status = self.statuses.setdefault(source, SourceStatus(source))
+                self._failed(status, f"the previous read is still running past {deadline:g} s")
+                continue
+            task = asyncio.create_task(self._read(source), name=f"read {source}")
+            self._reading[source] = task
+            started[source] = task
+        if not started:
+            return
+        _, late = await asyncio.wait(started.values(), timeout=deadline)
+        for source, task in started.items():
+            if task in late:
+                task.cancel()
+                self._failed(self.statuses[source], f"read did not finish within {deadline:g} s")
 
     def _effective_listing(self, listing: SourceListing) -> SourceListing:
         if not listing.unresolved:
@@ -452,9 +483,7 @@ class SnapshotStore:
             # Removed from the configuration (not merely failing): stop serving it.
             del self._last_good[gone]
             self.statuses.pop(gone, None)
-        async with asyncio.TaskGroup() as group:
-            for source in listing.sources:
-                group.create_task(self._read(source))
+        await self._read_all(listing.sources)
         failed = tuple(str(s) for s in listing.sources if not self.statuses[s].healthy)
         failed += tuple(str(s) for s, _ in listing.refused)
         try:
@@ -478,6 +507,10 @@ class SnapshotStore:
             build_snapshot, listing, records, stale, self.options, self.clock(), errors
         )
         current = self.snapshot
+        if current is None:
+            # The first refresh loaded what botocore builds lazily (service models, endpoint
+            # rules) for the life of the process: keep the collector from rescanning it.
+            gc.freeze()
         if (
             current is None
             or snapshot.yaml.etag != current.yaml.etag

@@ -174,3 +174,6 @@ def assume_role_credentials(moto_url: str, role_arn: str) -> tuple[str, str, str
     )
     creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="seed")["Credentials"]
     return creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]
+
+
+OPENAPI = Path(__file__).parents[1] / "openapi" / "openapi.yaml"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from service.cache import AsyncTTLCache
+from service.cache import AsyncTTLCache, LoadAbandoned
 
 
 class Clock:
@@ -96,3 +96,23 @@ async def test_discard_forces_a_reload_and_zero_ttl_never_caches() -> None:
     assert await uncached.get_or_load("k", load) == 2
     assert await uncached.get_or_load("k", load) == 3
     assert len(uncached) == 0
+
+
+async def test_waiters_of_a_cancelled_load_get_an_error_not_a_cancellation() -> None:
+    cache: AsyncTTLCache[str, int] = AsyncTTLCache(60, maxsize=10)
+    started = asyncio.Event()
+
+    async def slow() -> int:
+        started.set()
+        await asyncio.sleep(60)
+        return 1
+
+    owner = asyncio.create_task(cache.get_or_load("k", slow))
+    await started.wait()
+    waiter = asyncio.create_task(cache.get_or_load("k", slow))
+    await asyncio.sleep(0)
+    owner.cancel()
+    with pytest.raises(LoadAbandoned):
+        await waiter
+    assert owner.cancelled()
+    assert not waiter.cancelled()

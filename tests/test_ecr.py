@@ -12,7 +12,7 @@ from service.demo import DemoRepository, seed_registry
 from service.ecr import EcrError, _RegionClient, summarize_images
 from service.model import SourceId
 
-from .support import MotoServer, moto_reader, moto_settings
+from .support import FaultProxy, MotoServer, moto_reader, moto_settings
 
 US = SourceId("123456789012", "us-east-1")
 TWO_RULES = json.dumps(
@@ -177,3 +177,19 @@ def test_latest_image_is_the_newest_push_and_carries_scan_findings() -> None:
     assert summary.latest.tags == ("latest", "v2")
     assert summary.latest.finding_counts == (("CRITICAL", 1), ("HIGH", 2))
     assert summary.latest.last_pulled_at == datetime(2026, 1, 3, tzinfo=UTC)
+
+
+async def test_a_garbled_page_is_an_error_not_an_empty_registry(
+    moto: MotoServer, proxy: FaultProxy
+) -> None:
+    seed_registry(moto.url, [DemoRepository(name="kept", region="us-east-1")])
+    async with moto_reader(moto_settings(proxy.url, ["us-east-1"], total_max_attempts=1)) as reader:
+        await reader.list_sources()
+        assert len((await reader.read_source(US)).repositories) == 1
+        # botocore answers an unparseable 200 body with {"message": ...}: that must not read
+        # as a registry without repositories.
+        for fault in ({"garbage_rate": 1.0}, {"truncate_rate": 1.0}):
+            proxy.set(**fault)
+            with pytest.raises(EcrError) as caught:
+                await reader.read_source(US)
+            assert caught.value.code in ("MalformedResponse", "UnicodeDecodeError")

@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 BACKSTAGE := tests/backstage
 BACKSTAGE_INSTALLED := $(BACKSTAGE)/node_modules/.installed
 
-.PHONY: install backstage-deps run test lint typecheck pytest openapi soak load clean
+.PHONY: install backstage-deps run test lint typecheck pytest openapi soak load bench bench-tools clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,15 @@ soak: install
 ## 200 concurrent clients for 60 s while refreshes run; prints latencies and event-loop blocking.
 load: install
 	$(BIN)/python -m bench.load --clients 200 --seconds 60
+
+# nginx (the static-file yardstick) and wrk (the load generator) come from Debian.
+bench-tools:
+	command -v nginx >/dev/null && command -v wrk >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk; }
+
+## Cold refresh vs the sequential baseline, at scale, steady-state calls, serving vs nginx.
+bench: install bench-tools
+	$(BIN)/python -m bench.run
 
 ## Regenerate the committed OpenAPI spec.
 openapi: install

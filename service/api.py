@@ -475,6 +475,17 @@ def _source_view(store: SnapshotStore, account: str, region: str) -> tuple[Snaps
     raise HTTPException(404, "no such source")
 
 
+def _respond_source(
+    request: Request,
+    store: SnapshotStore,
+    snapshot: Snapshot,
+    source: SourceId,
+    body: RenderedBody,
+) -> Response:
+    # Headers name this source alone when it is stale.
+    return _respond(request, store, snapshot, body, YAML_MEDIA_TYPE, sources=(source,))
+
+
 @router.get(
     "/sources/{account}/{region}/catalog-info.yaml",
     response_class=Response,
@@ -489,11 +500,9 @@ async def source_catalog_info(
     source = SourceId(account, region)
     pending = snapshot.pending_locations.get(source)
     if pending is not None:
-        return _respond(request, store, snapshot, pending, YAML_MEDIA_TYPE, sources=(source,))
+        return _respond_source(request, store, snapshot, source, pending)
     _, view = _source_view(store, account, region)
-    return _respond(
-        request, store, snapshot, view.location, YAML_MEDIA_TYPE, sources=(view.source,)
-    )
+    return _respond_source(request, store, snapshot, source, view.location)
 
 
 @router.get(
@@ -505,9 +514,7 @@ async def source_catalog_info(
 async def source_entities(request: Request, store: StoreDep, account: str, region: str) -> Response:
     """Every entity of one source (its registry and repositories) in one body."""
     snapshot, view = _source_view(store, account, region)
-    return _respond(
-        request, store, snapshot, view.entities, YAML_MEDIA_TYPE, sources=(view.source,)
-    )
+    return _respond_source(request, store, snapshot, view.source, view.entities)
 
 
 @router.get(
@@ -523,9 +530,7 @@ async def source_shard(
     snapshot, view = _source_view(store, account, region)
     if count != len(view.shards) or not 0 <= index < count:
         raise HTTPException(404, f"{view.source} has {len(view.shards)} shard(s) now")
-    return _respond(
-        request, store, snapshot, view.shards[index], YAML_MEDIA_TYPE, sources=(view.source,)
-    )
+    return _respond_source(request, store, snapshot, view.source, view.shards[index])
 
 
 @router.get("/healthz", tags=["health"])

@@ -5,21 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from service.app import create_app
 from service.config import Settings
 from service.demo import DEMO_CREDENTIALS
-from service.ecr import AwsEcrReader, StaticCredentials
 
 from .support import FaultProxy, MotoServer
-from .test_sources import ACCOUNT_A, ACCOUNT_B, ROLE_B, seed_two_accounts
+from .test_sources import ACCOUNT_A, ACCOUNT_B, ROLE_B, seed_two_accounts, serving
 
 POLICY = Path(__file__).parents[1] / "deploy" / "iam-policy.json"
 TOKEN = "refresh-token-5f1d9c0a7e"
@@ -44,16 +39,6 @@ def secure_settings(url: str, **server: object) -> Settings:
         server={"refresh_token": TOKEN, "refresh_min_interval_seconds": 60, **server},
         refresh={"interval_seconds": 3600, "initial_retry_seconds": 0.2},
     )
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    credentials = StaticCredentials(*DEMO_CREDENTIALS)
-    app = create_app(settings, lambda: AwsEcrReader.open(settings, credentials))
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
-            yield client
 
 
 async def ready(client: httpx.AsyncClient) -> None:

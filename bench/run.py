@@ -1,0 +1,325 @@
+"""`make bench`: cold refresh against the sequential baseline, at scale, steady-state calls and
+serving against nginx, each measured in this one run. Prints one table.
+
+Everything talks over loopback to bench/fake_ecr.py (ECR's wire protocol, paging, latency and a
+token bucket per operation and region), since moto spends ~8 ms of CPU per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.support import free_port, stop_process, wait_for_http
+
+from .fake_ecr import REGION_NAMES
+
+ROOT = Path(__file__).parents[1]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Fake:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = httpx.get(f"{self.url}/__stats__").json()
+        return result
+
+    def reset(self) -> None:
+        httpx.delete(f"{self.url}/__stats__")
+
+    def limit(self, latency_ms: float, rate: float | None) -> None:
+        httpx.post(f"{self.url}/__config__", json={"latency_ms": latency_ms, "rate": rate})
+
+
+def start_fake(regions: int, repositories: int, latency_ms: float, rate: float | None) -> Fake:
+    port = free_port()
+    command = [sys.executable, "-m", "bench.fake_ecr", "--port", str(port)]
+    command += ["--regions", str(regions), "--repositories", str(repositories)]
+    command += ["--latency-ms", str(latency_ms)] + (["--rate", str(rate)] if rate else [])
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/__stats__", timeout=120)
+    return Fake(url, process)
+
+
+def env() -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECR_CATALOG_"))}
+    return base | {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+
+
+@dataclass
+class Service:
+    url: str
+    process: subprocess.Popen[bytes]
+    started: float
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def peak_rss(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def wait_complete(self, timeout: float = 900) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz").json().get("complete"):
+                    return time.monotonic() - self.started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("the service never became complete")
+
+
+def start_service(fake: Fake, regions: int, **overrides: Any) -> Service:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    config: dict[str, Any] = {
+        "aws": {
+            "endpoint_url": fake.url,
+            "targets": [{"regions": REGION_NAMES[:regions], "account_id": "123456789012"}],
+        },
+        **overrides,
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    started = time.monotonic()
+    with (workdir / "service.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
+            + ["--config", str(workdir / "config.yaml")],
+            cwd=ROOT,
+            env=env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return Service(f"http://127.0.0.1:{port}", process, started)
+
+
+def calls_per_region_per_op(stats: dict[str, Any], regions: int) -> float:
+    per_repo = [stats["calls"].get(op, 0) for op in ("ListTagsForResource", "DescribeImages")]
+    return max(per_repo) / regions
+
+
+def cold(repositories: int, regions: int, rate: float, with_baseline: bool) -> dict[str, Any]:
+    fake = start_fake(regions, repositories, 25, rate)
+    try:
+        service = start_service(fake, regions)
+        try:
+            seconds = service.wait_complete()
+            cpu, rss = service.cpu_seconds(), service.peak_rss()
+        finally:
+            stop_process(service.process)
+        stats = fake.stats()
+        floor = calls_per_region_per_op(stats, regions) / rate
+        result = {
+            "seconds": seconds,
+            "floor": floor,
+            "cpu": cpu,
+            "rss": rss,
+            "calls": sum(stats["calls"].values()),
+            "throttled": sum(stats["throttled"].values()),
+        }
+        if with_baseline:
+            fake.reset()
+            started = time.monotonic()
+            subprocess.run(
+                [sys.executable, "-m", "bench.baseline_sync", "--endpoint-url", fake.url]
+                + ["--regions", ",".join(REGION_NAMES[:regions])],
+                cwd=ROOT,
+                env=env() | {"AWS_DEFAULT_REGION": "us-east-1"},
+                stdout=subprocess.DEVNULL,
+                check=True,
+            )
+            result["baseline"] = time.monotonic() - started
+        return result
+    finally:
+        stop_process(fake.process)
+
+
+def steady(
+    repositories: int, regions: int, speedup: float, simulated_hours: float
+) -> dict[str, Any]:
+    """Calls per hour at a 60 s interval, on a clock ``speedup`` times faster than real."""
+    fake = start_fake(regions, repositories, 25 / speedup, 100 * speedup)
+    try:
+        scaled = {
+            "refresh": {"interval_seconds": 60 / speedup},
+            "cache": {
+                "images_ttl_seconds": 600 / speedup,
+                "tags_ttl_seconds": 3600 / speedup,
+                "lifecycle_policy_ttl_seconds": 21600 / speedup,
+                "registry_ttl_seconds": 21600 / speedup,
+            },
+        }
+        service = start_service(fake, regions, **scaled)
+        try:
+            service.wait_complete()
+            fake.reset()
+            time.sleep(simulated_hours * 3600 / speedup)
+            stats = fake.stats()
+        finally:
+            stop_process(service.process)
+        per_hour = {op: n / simulated_hours for op, n in stats["calls"].items()}
+        pages = -(-repositories // regions // 1000) * regions
+        naive = (pages + 3 * repositories + 2 * regions) * 60
+        return {"per_hour": per_hour, "naive": naive}
+    finally:
+        stop_process(fake.process)
+
+
+def wrk(url: str, headers: dict[str, str], seconds: int = 8) -> dict[str, float]:
+    command = ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    out = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
+
+    def ms(label: str) -> float:
+        match = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out)
+        assert match, out
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%")}
+
+
+def serving(repositories: int, regions: int) -> dict[str, Any]:
+    fake = start_fake(regions, repositories, 0, None)
+    nginx_dir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+    nginx: subprocess.Popen[bytes] | None = None
+    try:
+        service = start_service(fake, regions, refresh={"interval_seconds": 30})
+        try:
+            service.wait_complete()
+            url = f"{service.url}/entities.yaml"
+            first = httpx.get(url, headers={"Accept-Encoding": "identity"})
+            body, etag = first.content, first.headers["etag"]
+            ours = {
+                "304": wrk(url, {"If-None-Match": etag, "Accept-Encoding": "gzip"}),
+                "gzip": wrk(url, {"Accept-Encoding": "gzip"}),
+                "identity": wrk(url, {"Accept-Encoding": "identity"}),
+            }
+        finally:
+            stop_process(service.process)
+        (nginx_dir / "www").mkdir()
+        (nginx_dir / "www" / "entities.yaml").write_bytes(body)
+        subprocess.run(["gzip", "-k", "-6", str(nginx_dir / "www" / "entities.yaml")], check=True)
+        port = free_port()
+        (nginx_dir / "nginx.conf").write_text(
+            f"""daemon off; worker_processes 1; pid {nginx_dir}/nginx.pid;
+error_log {nginx_dir}/error.log; events {{ worker_connections 1024; }}
+http {{ access_log off; gzip_static on;
+  client_body_temp_path {nginx_dir}; proxy_temp_path {nginx_dir};
+  fastcgi_temp_path {nginx_dir}; uwsgi_temp_path {nginx_dir}; scgi_temp_path {nginx_dir};
+  server {{ listen 127.0.0.1:{port}; root {nginx_dir}/www; }} }}
+"""
+        )
+        nginx = subprocess.Popen(
+            ["nginx", "-c", str(nginx_dir / "nginx.conf"), "-p", str(nginx_dir)]
+        )
+        wait_for_http(f"http://127.0.0.1:{port}/entities.yaml")
+        theirs = wrk(f"http://127.0.0.1:{port}/entities.yaml", {"Accept-Encoding": "gzip"})
+        return {"ours": ours, "nginx": theirs, "bytes": len(body)}
+    finally:
+        if nginx is not None:
+            stop_process(nginx)
+        stop_process(fake.process)
+        shutil.rmtree(nginx_dir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="ecr-catalog benchmarks")
+    parser.add_argument("--only", choices=["cold", "scale", "steady", "serving"], action="append")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args()
+    only = set(args.only or ["cold", "scale", "steady", "serving"])
+    results: dict[str, Any] = {}
+    rows: list[tuple[str, str]] = []
+    if "cold" in only:
+        r = results["cold"] = cold(1000, 2, 100, with_baseline=True)
+        rows += [
+            ("cold 1k/2 regions: rate-limit floor", f"{r['floor']:.1f} s"),
+            (
+                "cold 1k/2 regions: ecr-catalog",
+                f"{r['seconds']:.1f} s ({r['seconds'] / r['floor']:.2f}x floor, target <= 1.5x)",
+            ),
+            (
+                "cold 1k/2 regions: sequential baseline",
+                f"{r['baseline']:.1f} s ({r['baseline'] / r['seconds']:.1f}x ours, target >= 10x)",
+            ),
+            ("cold 1k/2 regions: calls / throttled", f"{r['calls']} / {r['throttled']}"),
+        ]
+    if "scale" in only:
+        r = results["scale"] = cold(10_000, 5, 100, with_baseline=False)
+        rows += [
+            ("cold 10k/5 regions: rate-limit floor", f"{r['floor']:.1f} s"),
+            (
+                "cold 10k/5 regions: ecr-catalog",
+                f"{r['seconds']:.1f} s ({r['seconds'] / r['floor']:.2f}x floor)",
+            ),
+            (
+                "cold 10k/5 regions: CPU / peak RSS",
+                f"{r['cpu']:.1f} s / {r['rss'] / 1e6:.0f} MB (target < 250 MB)",
+            ),
+            ("cold 10k/5 regions: calls / throttled", f"{r['calls']} / {r['throttled']}"),
+        ]
+    if "steady" in only:
+        r = results["steady"] = steady(10_000, 5, speedup=10, simulated_hours=0.25)
+        total = sum(r["per_hour"].values())
+        rows += [(f"steady 10k: {op}/hour", f"{n:,.0f}") for op, n in sorted(r["per_hour"].items())]
+        rows += [
+            ("steady 10k: all calls/hour", f"{total:,.0f}"),
+            ("steady 10k: naive full refresh/hour", f"{r['naive']:,.0f}"),
+            ("steady 10k: ours / naive", f"{100 * total / r['naive']:.1f}% (target <= 5%)"),
+        ]
+    if "serving" in only:
+        r = results["serving"] = serving(10_000, 5)
+        for kind, f in r["ours"].items():
+            rows.append(
+                (
+                    f"serving 10k, 50 clients: {kind}",
+                    f"{f['rps']:,.0f} req/s, p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms",
+                )
+            )
+        n = r["nginx"]
+        rows += [
+            (
+                "serving 10k: nginx gzip_static",
+                f"{n['rps']:,.0f} req/s, p50 {n['p50']:.1f} ms, p99 {n['p99']:.1f} ms",
+            ),
+            (
+                "serving 10k: ours / nginx (gzip)",
+                f"{r['ours']['gzip']['rps'] / n['rps']:.2f} (target >= 0.5)",
+            ),
+            ("serving 10k: body size", f"{r['bytes'] / 1e6:.1f} MB"),
+        ]
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

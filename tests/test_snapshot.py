@@ -6,6 +6,8 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime
 
+import yaml
+
 from service.catalog import build_catalog
 from service.config import CatalogSettings, RefreshSettings
 from service.ecr import EcrError, SourceListing
@@ -162,10 +164,10 @@ async def test_a_stale_source_is_marked_on_its_entities_only() -> None:
     assert store.snapshot is not None
     stale = store.snapshot.stale_sources()
     assert list(stale) == [EU.source]
+    key = "ecr-catalog.io/last-successful-read-at"
     marked = [
         item.name
         for item in store.snapshot.entities
-        if "ecr-catalog.io/last-successful-read-at"
-        in item.entity["metadata"].get("annotations", {})
+        if key in yaml.safe_load(item.yaml_document)["metadata"].get("annotations", {})
     ]
     assert sorted(marked) == ["ecr-123456789012-eu-west-1", "shared--nginx.eu-west-1.123456789012"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,10 +21,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import aiohttp
-import yaml
+import httpx
 
 from service.demo import DEMO_ACCOUNT, DemoRepository, seed_registry
-from tests.support import command_env, free_port, start_moto, stop_process, wait_for_http
+from tests.support import spawn_service, start_moto, stop_process
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -87,6 +86,7 @@ def main() -> None:
             ],
         )
         workdir = Path(tempfile.mkdtemp(prefix="load-"))
+        report_path = workdir / "callbacks.json"
         config = {
             "aws": {
                 "endpoint_url": moto.url,
@@ -96,22 +96,14 @@ def main() -> None:
             # Short TTLs: every refresh rebuilds and re-renders while the load runs.
             "cache": {"tags_ttl_seconds": 10, "images_ttl_seconds": 10},
         }
-        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-        port = free_port()
-        report_path = workdir / "callbacks.json"
-        with (workdir / "service.log").open("wb") as log:
-            service = subprocess.Popen(
-                [sys.executable, "-m", "bench.instrumented_serve", "serve", "--port", str(port)]
-                + ["--config", str(workdir / "config.yaml")],
-                env={**command_env(), "ECR_CATALOG_CALLBACK_REPORT": str(report_path)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        processes.append(service)
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/healthz")
-        import httpx
-
+        spawned = spawn_service(
+            workdir,
+            config,
+            module="bench.instrumented_serve",
+            extra_env={"ECR_CATALOG_CALLBACK_REPORT": str(report_path)},
+        )
+        processes.append(spawned.process)
+        url = spawned.url
         while httpx.get(f"{url}/readyz").status_code != 200:
             time.sleep(0.5)
         latencies, errors = asyncio.run(load(url, args.clients, args.seconds))

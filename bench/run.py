@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
-from tests.support import free_port, stop_process, wait_for_http
+from tests.support import free_port, spawn_service, stop_process, wait_for_http
 
 from .fake_ecr import REGION_NAMES
 
@@ -94,7 +93,6 @@ class Service:
 
 
 def start_service(fake: Fake, regions: int, **overrides: Any) -> Service:
-    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     config: dict[str, Any] = {
         "aws": {
             "endpoint_url": fake.url,
@@ -102,19 +100,8 @@ def start_service(fake: Fake, regions: int, **overrides: Any) -> Service:
         },
         **overrides,
     }
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    started = time.monotonic()
-    with (workdir / "service.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
-            + ["--config", str(workdir / "config.yaml")],
-            cwd=ROOT,
-            env=env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return Service(f"http://127.0.0.1:{port}", process, started)
+    spawned = spawn_service(Path(tempfile.mkdtemp(prefix="bench-")), config)
+    return Service(spawned.url, spawned.process, spawned.started)
 
 
 def calls_per_region_per_op(stats: dict[str, Any], regions: int) -> float:

@@ -440,15 +440,22 @@ _LOCATION_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _respond_known(
+    request: Request, store: SnapshotStore, snapshot: Snapshot, body: RenderedBody | None
+) -> Response:
+    # None while a target's sources are unknown: both bodies list every source.
+    if body is None:
+        raise _unavailable(store, "catalog incomplete: " + "; ".join(snapshot.incomplete))
+    return _respond(request, store, snapshot, body, YAML_MEDIA_TYPE, sources=())
+
+
 @router.get(
     "/catalog-info.yaml", response_class=Response, responses=_LOCATION_RESPONSES, tags=["sources"]
 )
 async def catalog_info(request: Request, store: StoreDep) -> Response:
     """The root Location: the catalog's own entities and one Location per source."""
     snapshot = _require_snapshot(store)
-    if snapshot.root_location is None:
-        raise _unavailable(store, "catalog incomplete: " + "; ".join(snapshot.incomplete))
-    return _respond(request, store, snapshot, snapshot.root_location, YAML_MEDIA_TYPE, sources=())
+    return _respond_known(request, store, snapshot, snapshot.root_location)
 
 
 @router.get(
@@ -457,9 +464,7 @@ async def catalog_info(request: Request, store: StoreDep) -> Response:
 async def core(request: Request, store: StoreDep) -> Response:
     """The Domain, System and Component, which depend on no source's data."""
     snapshot = _require_snapshot(store)
-    if snapshot.core is None:
-        raise _unavailable(store, "catalog incomplete: " + "; ".join(snapshot.incomplete))
-    return _respond(request, store, snapshot, snapshot.core, YAML_MEDIA_TYPE, sources=())
+    return _respond_known(request, store, snapshot, snapshot.core)
 
 
 def _source_view(store: SnapshotStore, account: str, region: str) -> tuple[Snapshot, SourceView]:

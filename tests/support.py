@@ -177,3 +177,45 @@ def assume_role_credentials(moto_url: str, role_arn: str) -> tuple[str, str, str
 
 
 OPENAPI = Path(__file__).parents[1] / "openapi" / "openapi.yaml"
+
+
+@dataclass
+class ServiceProcess:
+    """`ecr-catalog serve` (or a wrapper module) as a child process on loopback."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    started: float
+
+
+def spawn_service(
+    workdir: Path,
+    config: dict[str, Any],
+    *,
+    module: str = "service.cli",
+    extra_env: dict[str, str] | None = None,
+) -> ServiceProcess:
+    """Write ``config`` to ``workdir``, start the service with it and wait for /healthz."""
+    import yaml
+
+    config_path = workdir / "ecr-catalog.yaml"
+    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    port = free_port()
+    started = time.monotonic()
+    with (workdir / "service.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, "serve", "--config", str(config_path)]
+            + ["--port", str(port)],
+            cwd=Path(__file__).parents[1],
+            env={**command_env(), **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/healthz", timeout=60)
+    except BaseException:
+        stop_process(process)
+        raise
+    return ServiceProcess(url, port, process, started)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from ..support import command_env, free_port, stop_process, wait_for_http
+from ..support import free_port, spawn_service, stop_process, wait_for_http
 
 HARNESS = Path(__file__).parent
 T = TypeVar("T")
@@ -76,24 +75,13 @@ class Service:
 
 @contextmanager
 def running_service(tmp: Path, settings: dict[str, Any]) -> Iterator[Service]:
-    config = tmp / "ecr-catalog.yaml"
-    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
-    port = free_port()
-    with (tmp / "service.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--config", str(config)]
-            + ["--port", str(port)],
-            env=command_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    spawned = spawn_service(tmp, settings)
     try:
-        service = Service(f"http://127.0.0.1:{port}", port)
-        wait_for_http(f"{service.url}/healthz")
+        service = Service(spawned.url, spawned.port)
         eventually(lambda: service.readiness()["ready"], 60, "ecr-catalog ready")
         yield service
     finally:
-        stop_process(process)
+        stop_process(spawned.process)
 
 
 @dataclass

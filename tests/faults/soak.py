@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,15 +33,7 @@ import yaml
 
 from service.demo import DEMO_ACCOUNT, DemoRepository, seed_registry
 
-from ..support import (
-    MotoServer,
-    command_env,
-    free_port,
-    start_moto,
-    start_proxy,
-    stop_process,
-    wait_for_http,
-)
+from ..support import MotoServer, spawn_service, start_moto, start_proxy, stop_process
 
 REGIONS = ("us-east-1", "eu-west-1")
 FAULTS: list[tuple[str, dict[str, Any]]] = [
@@ -306,20 +297,9 @@ def run_soak(
             # Images of new repositories must show without waiting out a long TTL.
             "cache": {"images_ttl_seconds": 5, "tags_ttl_seconds": 5},
         }
-        workdir = Path(tempfile.mkdtemp(prefix="soak-"))
-        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-        port = free_port()
-        with (workdir / "service.log").open("wb") as log:
-            service = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "serve"]
-                + ["--config", str(workdir / "config.yaml"), "--port", str(port)],
-                env=command_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        spawned = spawn_service(Path(tempfile.mkdtemp(prefix="soak-")), config)
+        service, url = spawned.process, spawned.url
         processes.append(service)
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/healthz")
         while httpx.get(f"{url}/readyz").status_code != 200:
             time.sleep(0.2)
         asyncio.run(_run(soak, moto, url, proxy, service.pid))

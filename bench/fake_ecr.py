@@ -18,12 +18,13 @@ import hashlib
 import json
 import random
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.faults.aws_wire import TokenBuckets, aws_error
 
 ACCOUNT = "123456789012"
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
@@ -150,24 +151,11 @@ class FakeEcr:
     limits: Limits = field(default_factory=Limits)
     calls: Counter[str] = field(default_factory=Counter)
     throttled: Counter[str] = field(default_factory=Counter)
-    buckets: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.buckets = TokenBuckets(self.limits.rate, self.limits.burst)
         self.by_arn = {r.arn: r for repos in self.data.values() for r in repos}
         self.by_name = {(r.region, r.name): r for r in self.by_arn.values()}
-
-    def _admit(self, operation: str, region: str) -> bool:
-        rate = self.limits.rate
-        if rate is None:
-            return True
-        now = time.monotonic()
-        tokens, last = self.buckets.get((operation, region), (self.limits.burst, now))
-        tokens = min(self.limits.burst, tokens + (now - last) * rate)
-        if tokens < 1:
-            self.buckets[(operation, region)] = (tokens, now)
-            return False
-        self.buckets[(operation, region)] = (tokens - 1, now)
-        return True
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -180,13 +168,13 @@ class FakeEcr:
         self.calls[operation] += 1
         if self.limits.latency_ms:
             await asyncio.sleep(self.limits.latency_ms / 1000)
-        if not self._admit(operation, region):
+        if not self.buckets.admit((operation, region)):
             self.throttled[operation] += 1
-            return _error(400, "ThrottlingException", "Rate exceeded")
+            return aws_error(400, "ThrottlingException", "Rate exceeded")
         params = json.loads(body or b"{}")
         handler = getattr(self, f"_{operation}", None)
         if handler is None:
-            return _error(400, "UnknownOperationException", operation)
+            return aws_error(400, "UnknownOperationException", operation)
         result = handler(region, params)
         if isinstance(result, web.Response):
             return result
@@ -222,7 +210,7 @@ class FakeEcr:
     def _repo(self, region: str, params: dict[str, Any]) -> Repository | web.Response:
         repo = self.by_name.get((region, params.get("repositoryName", "")))
         if repo is None:
-            return _error(400, "RepositoryNotFoundException", "no such repository")
+            return aws_error(400, "RepositoryNotFoundException", "no such repository")
         return repo
 
     def _DescribeImages(self, region: str, params: dict[str, Any]) -> Any:
@@ -234,7 +222,7 @@ class FakeEcr:
     def _ListTagsForResource(self, region: str, params: dict[str, Any]) -> Any:
         repo = self.by_arn.get(params.get("resourceArn", ""))
         if repo is None:
-            return _error(400, "RepositoryNotFoundException", "no such repository")
+            return aws_error(400, "RepositoryNotFoundException", "no such repository")
         return {"tags": repo.tags}
 
     def _GetLifecyclePolicy(self, region: str, params: dict[str, Any]) -> Any:
@@ -242,7 +230,7 @@ class FakeEcr:
         if isinstance(repo, web.Response):
             return repo
         if repo.lifecycle is None:
-            return _error(400, "LifecyclePolicyNotFoundException", "no lifecycle policy")
+            return aws_error(400, "LifecyclePolicyNotFoundException", "no lifecycle policy")
         return {
             "registryId": ACCOUNT,
             "repositoryName": repo.name,
@@ -267,17 +255,8 @@ class FakeEcr:
 
     async def configure(self, request: web.Request) -> web.Response:
         self.limits = Limits(**await request.json())
-        self.buckets.clear()
+        self.buckets = TokenBuckets(self.limits.rate, self.limits.burst)
         return web.json_response({})
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response(
-        {"__type": code, "message": message},
-        status=status,
-        headers={"x-amzn-ErrorType": code},
-        content_type="application/x-amz-json-1.1",
-    )
 
 
 def make_app(fake: FakeEcr) -> web.Application:
@@ -301,13 +280,13 @@ def main() -> None:
     parser.add_argument("--data", help="a JSON list of repositories instead of generated ones")
     args = parser.parse_args()
     regions = REGION_NAMES[: args.regions]
+    limits = Limits(latency_ms=args.latency_ms, rate=args.rate)
     if args.data:
         with open(args.data) as handle:
             document = json.load(handle)
-        fake = FakeEcr(from_spec(document["repositories"]), document.get("replication", {}))
+        fake = FakeEcr(from_spec(document["repositories"]), document.get("replication", {}), limits)
     else:
-        fake = FakeEcr(generate(regions, args.repositories, args.images, args.seed))
-    fake.limits = Limits(latency_ms=args.latency_ms, rate=args.rate)
+        fake = FakeEcr(generate(regions, args.repositories, args.images, args.seed), limits=limits)
     web.run_app(make_app(fake), host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 

@@ -16,12 +16,13 @@ import argparse
 import asyncio
 import random
 import re
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
+
+from .aws_wire import TokenBuckets, aws_error
 
 ECR_TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
@@ -52,7 +53,7 @@ class Proxy:
         self.upstream = upstream.rstrip("/")
         self.faults = Faults()
         self.rng = random.Random()
-        self.buckets: dict[tuple[str, str], tuple[float, float]] = {}
+        self.buckets = TokenBuckets(None, self.faults.throttle_burst)
         self.injected: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
         self.session: ClientSession | None = None
@@ -61,7 +62,7 @@ class Proxy:
         body = await request.json()
         self.faults = Faults(**body)
         self.rng = random.Random(self.faults.seed)
-        self.buckets.clear()
+        self.buckets = TokenBuckets(self.faults.throttle_rate, self.faults.throttle_burst)
         return web.json_response(asdict(self.faults))
 
     async def stats(self, _request: web.Request) -> web.Response:
@@ -71,19 +72,6 @@ class Proxy:
         self.injected.clear()
         self.calls.clear()
         return web.json_response({})
-
-    def _throttled(self, key: tuple[str, str]) -> bool:
-        rate = self.faults.throttle_rate
-        if rate is None:
-            return False
-        now = time.monotonic()
-        tokens, last = self.buckets.get(key, (self.faults.throttle_burst, now))
-        tokens = min(self.faults.throttle_burst, tokens + (now - last) * rate)
-        if tokens < 1:
-            self.buckets[key] = (tokens, now)
-            return True
-        self.buckets[key] = (tokens - 1, now)
-        return False
 
     def _chance(self, rate: float) -> bool:
         return rate > 0 and self.rng.random() < rate
@@ -111,13 +99,13 @@ class Proxy:
                 await asyncio.sleep(faults.latency_ms / 1000)
             if region in faults.deny_regions:
                 self.injected["access_denied"] += 1
-                return _aws_error(400, "AccessDeniedException", "injected: access denied")
-            if self._throttled((operation, region)):
+                return aws_error(400, "AccessDeniedException", "injected: access denied")
+            if not self.buckets.admit((operation, region)):
                 self.injected["throttle"] += 1
-                return _aws_error(400, "ThrottlingException", "Rate exceeded")
+                return aws_error(400, "ThrottlingException", "Rate exceeded")
             if self._chance(faults.error_rate):
                 self.injected[f"http_{faults.error_status}"] += 1
-                return _aws_error(faults.error_status, "InternalFailure", "injected error")
+                return aws_error(faults.error_status, "InternalFailure", "injected error")
             if self._chance(faults.hang_rate):
                 self.injected["hang"] += 1
                 await asyncio.sleep(faults.hang_seconds)
@@ -144,15 +132,6 @@ class Proxy:
             self.injected["truncated"] += 1
             payload = payload[: max(1, len(payload) // 2)]
         return web.Response(body=payload, status=status, headers=out_headers)
-
-
-def _aws_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response(
-        {"__type": code, "message": message},
-        status=status,
-        headers={"x-amzn-ErrorType": code},
-        content_type="application/x-amz-json-1.1",
-    )
 
 
 def make_app(upstream: str) -> web.Application:

@@ -1,0 +1,44 @@
+"""What the fault proxy and the benchmark's fake ECR both answer like AWS: errors and throttling."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable
+
+from aiohttp import web
+
+__all__ = ["TokenBuckets", "aws_error"]
+
+
+def aws_error(status: int, code: str, message: str) -> web.Response:
+    """An error as a JSON 1.1 AWS service sends it (botocore reads the code from both places)."""
+    return web.json_response(
+        {"__type": code, "message": message},
+        status=status,
+        headers={"x-amzn-ErrorType": code},
+        content_type="application/x-amz-json-1.1",
+    )
+
+
+class TokenBuckets:
+    """One token bucket per key (operation and region, as AWS throttles): ``rate`` calls/s
+    refilled up to ``burst``. Rate-based, like the real service: a fixed "every Nth call fails"
+    pattern would make botocore's adaptive mode shrink without end."""
+
+    def __init__(self, rate: float | None, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[Hashable, tuple[float, float]] = {}
+
+    def admit(self, key: Hashable) -> bool:
+        """Take a token for ``key``; False when there is none (answer ThrottlingException)."""
+        if self.rate is None:
+            return True
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return False
+        self._buckets[key] = (tokens - 1, now)
+        return True

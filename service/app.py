@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from . import __version__
-from .api import RefreshGate, router
+from .api import EntitiesFastPath, RefreshGate, router
 from .config import Settings
 from .ecr import AwsEcrReader, EcrReader, ThreadedReader
 from .limits import RequestSizeLimit
@@ -86,6 +86,7 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
         generate_unique_id_function=_operation_id,
     )
     app.include_router(router)
+    app.add_middleware(EntitiesFastPath)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.add_middleware(
         RequestSizeLimit,

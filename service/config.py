@@ -98,8 +98,12 @@ class AwsSettings(_Strict):
     # Kept no larger than the pool: requests are signed before they wait for a connection,
     # so more in flight than the pool holds ends in "Signature expired" (aiobotocore #662).
     concurrency: int = Field(default=10, ge=1, le=256)
-    # botocore counts every request here, the first included.
+    # Counts every request, the first included.
     total_max_attempts: int = Field(default=10, ge=1, le=50)
+    # A ceiling of our own per API and region, below the account's throttling point: ECR's
+    # quotas are shared with the CI pipelines that push and pull, and a catalog that runs into
+    # them takes their headroom. None leaves pacing to the adaptive limiter alone.
+    max_calls_per_second: float | None = Field(default=None, gt=0)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=20.0, gt=0)
 

@@ -1,10 +1,11 @@
 """The AWS reader: the only module that talks to ECR (and the only one importing aioboto3/botocore).
 
-One aioboto3 Session per process, one long-lived client per account and region, entered once
-on an AsyncExitStack. Every call runs under the client's semaphore, which is never larger than
-its connection pool: requests are signed before they wait for a connection, so a larger
-backlog ends in "Signature expired" (aiobotocore #662). Retries are botocore's adaptive mode,
-which adds a client-side rate limiter that backs off on ThrottlingException.
+One aioboto3 Session per process; one long-lived client per account and region, entered once
+on an AsyncExitStack. botocore resolves each region's endpoint, provides and renews the
+credentials (assumed roles included) and makes the STS calls; the ECR calls themselves go
+through ``wire.WireClient`` (SigV4 + JSON 1.1), which costs a fraction of botocore's CPU per
+call and keeps botocore's adaptive retry mode. Every call runs under the client's semaphore,
+which is never larger than its connection pool.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import aioboto3
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.credentials import (
     AioAssumeRoleCredentialFetcher,
@@ -40,6 +42,7 @@ from .model import (
     SourceId,
     SourceRecords,
 )
+from .wire import FrozenCredentials, WireCallFailed, WireClient
 
 __all__ = [
     "AwsEcrReader",
@@ -123,6 +126,9 @@ class StaticCredentials:
 
 
 def _parse_time(value: object) -> datetime | None:
+    # The wire protocol sends epoch seconds; botocore (and tests) hand over datetimes.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return None
@@ -183,10 +189,20 @@ def _replication_destinations(response: Mapping[str, Any], own_account: str) -> 
     return tuple(sorted(destinations))
 
 
+class JsonClient(Protocol):
+    """An ECR client speaking the JSON protocol: ``call("DescribeImages", {...})``."""
+
+    async def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def _wire_name(operation: str) -> str:
+    return "".join(word.title() for word in operation.split("_"))
+
+
 class _RegionClient:
     """One long-lived ECR client and the semaphore that bounds its calls."""
 
-    def __init__(self, client: Any, concurrency: int, account: str, region: str) -> None:
+    def __init__(self, client: JsonClient, concurrency: int, account: str, region: str) -> None:
         self.client = client
         self.semaphore = asyncio.Semaphore(concurrency)
         self.account = account
@@ -195,21 +211,9 @@ class _RegionClient:
     async def call(self, operation: str, **params: Any) -> dict[str, Any]:
         async with self.semaphore:
             try:
-                response: dict[str, Any] = await getattr(self.client, operation)(**params)
-            except ClientError as exc:
-                error = exc.response.get("Error", {})
-                raise EcrError(
-                    self.account,
-                    self.region,
-                    operation,
-                    str(error.get("Code", "Unknown")),
-                    str(error.get("Message", "")),
-                ) from exc
-            except (BotoCoreError, ValueError) as exc:
-                # ValueError: botocore decoding a garbled body (UnicodeDecodeError, say).
-                raise EcrError(
-                    self.account, self.region, operation, type(exc).__name__, str(exc)
-                ) from exc
+                response = await self.client.call(_wire_name(operation), params)
+            except WireCallFailed as exc:
+                raise EcrError(self.account, self.region, operation, exc.code, exc.message) from exc
             _check_shape(response, operation, self.account, self.region)
             return response
 
@@ -230,7 +234,7 @@ class _RegionClient:
 class _Target:
     settings: TargetSettings
     sts: Any
-    clients: dict[str, Any]
+    clients: dict[str, JsonClient]
     # The account the credentials belong to, once sts:GetCallerIdentity has answered.
     verified_account: str | None = None
     refusal: str | None = None
@@ -274,7 +278,10 @@ class AwsEcrReader:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, settings: Settings, credentials: StaticCredentials | None = None
+        cls,
+        settings: Settings,
+        credentials: StaticCredentials | None = None,
+        on_attempt: Callable[[str, str], None] = lambda _operation, _outcome: None,
     ) -> AsyncIterator[AwsEcrReader]:
         """Enter one client per target and region for the life of the context."""
         aws = settings.aws
@@ -284,7 +291,9 @@ class AwsEcrReader:
         base = AioSession()
         if credentials:
             base.set_credentials(credentials.access_key_id, credentials.secret_access_key)
-        ambient = aioboto3.Session(botocore_session=base)
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=aws.connect_timeout_seconds, sock_read=aws.read_timeout_seconds
+        )
 
         def config(region: str) -> AioConfig:
             return AioConfig(
@@ -299,22 +308,40 @@ class AwsEcrReader:
         async with AsyncExitStack() as stack:
             targets = []
             for target in aws.resolved_targets():
-                session = (
+                botocore_session = (
                     await _assumed_role_session(
                         base, target, endpoint.get("endpoint_url"), config(target.regions[0])
                     )
                     if target.role_arn
-                    else ambient
+                    else base
                 )
+                session = aioboto3.Session(botocore_session=botocore_session)
                 sts = await stack.enter_async_context(
                     session.client("sts", config=config(target.regions[0]), **endpoint)
                 )
-                clients = {
-                    region: await stack.enter_async_context(
-                        session.client("ecr", config=config(region), **endpoint)
+                clients: dict[str, JsonClient] = {}
+                for region in target.regions:
+                    # botocore knows each partition's endpoint (and honours endpoint_url and
+                    # AWS_ENDPOINT_URL); the wire client only needs the answer.
+                    async with session.client("ecr", config=config(region), **endpoint) as ecr:
+                        endpoint_url = str(ecr.meta.endpoint_url)
+                    http = await stack.enter_async_context(
+                        aiohttp.ClientSession(
+                            connector=aiohttp.TCPConnector(limit=aws.max_pool_connections),
+                            timeout=timeout,
+                            headers={"user-agent": f"ecr-catalog/{__version__}"},
+                            skip_auto_headers=("Content-Type",),
+                        )
                     )
-                    for region in target.regions
-                }
+                    clients[region] = WireClient(
+                        endpoint_url=endpoint_url,
+                        region=region,
+                        credentials=_frozen_credentials(botocore_session),
+                        http=http,
+                        max_attempts=aws.total_max_attempts,
+                        max_calls_per_second=aws.max_calls_per_second,
+                        on_attempt=on_attempt,
+                    )
                 targets.append(_Target(target, sts, clients))
             yield cls(targets, aws.concurrency, settings.cache)
 
@@ -512,9 +539,21 @@ async def _bounded_map(
 _NOT_DONE = object()
 
 
+def _frozen_credentials(session: AioSession) -> Callable[[], Awaitable[FrozenCredentials | None]]:
+    async def frozen() -> FrozenCredentials | None:
+        # Asked per call: botocore renews assumed-role credentials before they expire.
+        credentials = await session.get_credentials()
+        if credentials is None:
+            return None
+        result: FrozenCredentials = await credentials.get_frozen_credentials()
+        return result
+
+    return frozen
+
+
 async def _assumed_role_session(
     base: Any, target: TargetSettings, endpoint_url: str | None, config: AioConfig
-) -> aioboto3.Session:
+) -> AioSession:
     """A session whose credentials come from AssumeRole and renew themselves before expiry."""
     assert target.role_arn is not None
     extra_args: dict[str, Any] = {
@@ -546,7 +585,8 @@ async def _assumed_role_session(
     role_session._credentials = AioDeferredRefreshableCredentials(
         refresh_using=fetcher.fetch_credentials, method="assume-role"
     )
-    return aioboto3.Session(botocore_session=role_session)
+    result: AioSession = role_session
+    return result
 
 
 class ThreadedReader:

@@ -33,6 +33,7 @@ from .model import Entity, SourceId, SourceRecords
 from .persist import StateDir
 from .render import (
     RenderedBody,
+    etag_of,
     join_json,
     join_yaml,
     render_body,
@@ -132,7 +133,41 @@ def _owner_key(owner: object, namespace: str) -> str | None:
     return str(ref) if ref else None
 
 
-def _index(entity: Entity, label_prefix: str) -> IndexedEntity:
+@dataclass
+class _Reuse:
+    """What a build may take over from the snapshot before it instead of rendering again.
+
+    Most refreshes change a handful of entities, if any. Rendering YAML is most of a build's
+    CPU and gzip most of the rest; reusing unchanged documents and bodies also makes both
+    snapshots share those bytes while they are swapped, instead of holding two copies.
+    """
+
+    items: dict[bytes, IndexedEntity] = field(default_factory=dict)
+    bodies: dict[tuple[str, bool], RenderedBody] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, snapshot: Snapshot | None) -> _Reuse:
+        reuse = cls()
+        if snapshot is None:
+            return reuse
+        reuse.items = {item.json_document: item for item in snapshot.entities}
+        bodies = [snapshot.yaml, snapshot.json]
+        for view in snapshot.sources.values():
+            bodies += [view.entities, *view.shards]
+        reuse.bodies = {(b.etag, b.gzipped is not None): b for b in bodies}
+        return reuse
+
+    def index(self, entity: Entity, label_prefix: str) -> IndexedEntity:
+        json_document = to_json_document(entity)
+        item = self.items.get(json_document)
+        return item if item is not None else _index(entity, label_prefix, json_document)
+
+    def body(self, body: bytes, *, with_gzip: bool) -> RenderedBody:
+        known = self.bodies.get((etag_of(body), with_gzip))
+        return known if known is not None else render_body(body, with_gzip=with_gzip)
+
+
+def _index(entity: Entity, label_prefix: str, json_document: bytes) -> IndexedEntity:
     metadata = entity["metadata"]
     spec = entity.get("spec", {})
     labels = metadata.get("labels", {})
@@ -148,7 +183,7 @@ def _index(entity: Entity, label_prefix: str) -> IndexedEntity:
         name=str(metadata["name"]).lower(),
         search_text=text,
         yaml_document=to_yaml_document(entity),
-        json_document=to_json_document(entity),
+        json_document=json_document,
     )
 
 
@@ -220,6 +255,7 @@ def _source_view(
     items: Sequence[IndexedEntity],
     stale_since: datetime | None,
     shard_size: int,
+    reuse: _Reuse,
 ) -> SourceView:
     count = shard_count([item.name for item in items], shard_size)
     shards: list[list[bytes]] = [[] for _ in range(count)]
@@ -228,8 +264,8 @@ def _source_view(
     return SourceView(
         source=source,
         stale_since=stale_since,
-        entities=render_body(join_yaml(i.yaml_document for i in items), with_gzip=True),
-        shards=tuple(render_body(join_yaml(docs), with_gzip=True) for docs in shards),
+        entities=reuse.body(join_yaml(i.yaml_document for i in items), with_gzip=True),
+        shards=tuple(reuse.body(join_yaml(docs), with_gzip=True) for docs in shards),
         location=_location(
             f"ecr-catalog-{source.account_id}-{source.region}",
             f"ECR entities of {source}, in {count} shard(s).",
@@ -245,12 +281,15 @@ def build_snapshot(
     options: CatalogSettings,
     built_at: datetime,
     errors: Mapping[SourceId, str] | None = None,
+    previous: Snapshot | None = None,
 ) -> Snapshot:
     """Transform, validate and render: CPU work, run off the event loop by the store.
 
     A repository whose entity is invalid is left out. A Domain, System, Component or registry
     that is invalid refuses the whole snapshot, since everything else hangs off them.
+    Documents and bodies equal to ones in ``previous`` are taken from it, not rendered again.
     """
+    reuse = _Reuse.of(previous)
     build = build_catalog(
         [records[s] for s in sorted(records)],
         options,
@@ -269,7 +308,7 @@ def build_snapshot(
     for entity, source in zip(build.entities, build.sources, strict=True):
         if id(entity) not in accepted:
             continue
-        item = _index(entity, options.annotation_prefix)
+        item = reuse.index(entity, options.annotation_prefix)
         indexed.append(item)
         (core if source is None else per_source[source]).append(item)
 
@@ -282,14 +321,14 @@ def build_snapshot(
     ]
     known = not listing.unresolved
     sources = {
-        source: _source_view(source, items, stale_since.get(source), options.shard_size)
+        source: _source_view(source, items, stale_since.get(source), options.shard_size, reuse)
         for source, items in per_source.items()
     }
     return Snapshot(
         entities=tuple(indexed),
         by_ref={item.ref: item for item in indexed},
-        yaml=render_body(join_yaml(i.yaml_document for i in indexed), with_gzip=True),
-        json=render_body(join_json(i.json_document for i in indexed), with_gzip=True),
+        yaml=reuse.body(join_yaml(i.yaml_document for i in indexed), with_gzip=True),
+        json=reuse.body(join_json(i.json_document for i in indexed), with_gzip=True),
         incomplete=tuple(incomplete),
         core=render_body(join_yaml(i.yaml_document for i in core), with_gzip=False)
         if known
@@ -505,10 +544,10 @@ class SnapshotStore:
         }
         records = {s: r for s, r in self._last_good.items() if s in set(listing.sources)}
         errors = {s: st.last_error for s, st in self.statuses.items() if st.last_error}
-        snapshot = await asyncio.to_thread(
-            build_snapshot, listing, records, stale, self.options, self.clock(), errors
-        )
         current = self.snapshot
+        snapshot = await asyncio.to_thread(
+            build_snapshot, listing, records, stale, self.options, self.clock(), errors, current
+        )
         if current is None:
             # The first refresh loaded what botocore builds lazily (service models, endpoint
             # rules) for the life of the process: keep the collector from rescanning it.

@@ -91,7 +91,8 @@ class PagingClient:
         self.items = items
         self.calls: list[dict[str, Any]] = []
 
-    async def describe_repositories(self, **params: Any) -> dict[str, Any]:
+    async def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert operation == "DescribeRepositories"
         self.calls.append(params)
         start = int(params.get("nextToken", "0"))
         end = start + params["maxResults"]

@@ -333,9 +333,9 @@ class EntitiesFastPath:
         await self.app(scope, receive, send)
 
 
-def _rendered(snapshot: Snapshot, filters: EntityFilters, fmt: Format) -> RenderedBody:
+async def _rendered(snapshot: Snapshot, filters: EntityFilters, fmt: Format) -> RenderedBody:
     if filters.empty:
-        return snapshot.yaml if fmt == "yaml" else snapshot.json
+        return snapshot.yaml if fmt == "yaml" else await snapshot.json.aget()
     key = (fmt, filters.cache_key())
     cached = snapshot.filtered_bodies.get(key)
     if cached is None:
@@ -406,7 +406,9 @@ _ENTITY_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def entities_yaml(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
     """Every entity as multi-document YAML: the URL Backstage's `type: url` location reads."""
     snapshot = _require_complete(store)
-    return _respond(request, store, snapshot, _rendered(snapshot, filters, "yaml"), YAML_MEDIA_TYPE)
+    return _respond(
+        request, store, snapshot, await _rendered(snapshot, filters, "yaml"), YAML_MEDIA_TYPE
+    )
 
 
 @router.get(
@@ -424,7 +426,9 @@ async def entities_yaml(request: Request, store: StoreDep, filters: FiltersDep) 
 async def entities_json(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
     """Every entity as one JSON object, `{"items": [...]}`, for people and tools."""
     snapshot = _require_complete(store)
-    return _respond(request, store, snapshot, _rendered(snapshot, filters, "json"), JSON_MEDIA_TYPE)
+    return _respond(
+        request, store, snapshot, await _rendered(snapshot, filters, "json"), JSON_MEDIA_TYPE
+    )
 
 
 @router.get("/entities", response_class=Response, responses=_ENTITY_RESPONSES, tags=["entities"])
@@ -434,7 +438,7 @@ async def entities(request: Request, store: StoreDep, filters: FiltersDep) -> Re
     fmt = negotiate(request.headers.get("accept"))
     media_type = JSON_MEDIA_TYPE if fmt == "json" else YAML_MEDIA_TYPE
     return _respond(
-        request, store, snapshot, _rendered(snapshot, filters, fmt), media_type, vary="Accept"
+        request, store, snapshot, await _rendered(snapshot, filters, fmt), media_type, vary="Accept"
     )
 
 
@@ -558,7 +562,8 @@ async def source_catalog_info(
 async def source_entities(request: Request, store: StoreDep, account: str, region: str) -> Response:
     """Every entity of one source (its registry and repositories) in one body."""
     snapshot, view = _source_view(store, account, region)
-    return _respond_source(request, store, snapshot, view.source, view.entities)
+    body = await view.entities.aget()
+    return _respond_source(request, store, snapshot, view.source, body)
 
 
 @router.get(

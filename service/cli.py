@@ -82,7 +82,7 @@ async def _render_once(settings: Settings, factory: ReaderFactory, fmt: str) -> 
         if store.snapshot is None or not store.snapshot.complete:
             log.error("cannot render the catalog: %s", outcome.error)
             return None
-        return store.snapshot.yaml.body if fmt == "yaml" else store.snapshot.json.body
+        return store.snapshot.yaml.body if fmt == "yaml" else store.snapshot.json.get().body
 
 
 def _render(settings: Settings, args: argparse.Namespace) -> int:

@@ -17,12 +17,13 @@ import asyncio
 import gc
 import hashlib
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cachetools import LRUCache
 
@@ -43,6 +44,7 @@ from .render import (
 from .validate import Rejection, entity_ref, parse_entity_ref, validate_entities
 
 __all__ = [
+    "Deferred",
     "IndexedEntity",
     "RefreshOutcome",
     "Snapshot",
@@ -56,6 +58,39 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Deferred(Generic[T]):
+    """A value computed on first use, once, off the event loop.
+
+    For bodies few clients ask for (the JSON body, a source's one-body URL): at 10,000
+    repositories each is ~20 MB plus its gzip, held by every snapshot for nobody.
+    """
+
+    def __init__(self, compute: Callable[[], T]) -> None:
+        self._compute: Callable[[], T] | None = compute
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def peek(self) -> T | None:
+        """The value if it has been computed, else None."""
+        return self._value
+
+    def get(self) -> T:
+        with self._lock:
+            if self._compute is not None:
+                self._value = self._compute()
+                # Drops what the computation closed over.
+                self._compute = None
+            assert self._value is not None
+            return self._value
+
+    async def aget(self) -> T:
+        """The value; a first computation runs in a worker thread, never on the loop."""
+        value = self._value
+        return value if value is not None else await asyncio.to_thread(self.get)
 
 
 @dataclass(frozen=True)
@@ -85,7 +120,7 @@ class SourceView:
     source: SourceId
     # The last successful read, when the latest read failed; None when fresh.
     stale_since: datetime | None
-    entities: RenderedBody
+    entities: Deferred[RenderedBody]
     shards: tuple[RenderedBody, ...]
     location: RenderedBody
 
@@ -97,7 +132,7 @@ class Snapshot:
     entities: tuple[IndexedEntity, ...]
     by_ref: Mapping[str, IndexedEntity]
     yaml: RenderedBody
-    json: RenderedBody
+    json: Deferred[RenderedBody]
     # Why the single URL cannot be served; empty when every source has data.
     incomplete: tuple[str, ...]
     # The Domain, System and Component, and the root Location; None while a target's sources
@@ -151,10 +186,10 @@ class _Reuse:
         if snapshot is None:
             return reuse
         reuse.items = {item.json_document: item for item in snapshot.entities}
-        bodies = [snapshot.yaml, snapshot.json]
+        bodies = [snapshot.yaml, snapshot.json.peek()]
         for view in snapshot.sources.values():
-            bodies += [view.entities, *view.shards]
-        reuse.bodies = {(b.etag, b.gzipped is not None): b for b in bodies}
+            bodies += [view.entities.peek(), *view.shards]
+        reuse.bodies = {(b.etag, b.gzipped is not None): b for b in bodies if b is not None}
         return reuse
 
     def index(self, entity: Entity, label_prefix: str) -> IndexedEntity:
@@ -264,7 +299,9 @@ def _source_view(
     return SourceView(
         source=source,
         stale_since=stale_since,
-        entities=reuse.body(join_yaml(i.yaml_document for i in items), with_gzip=True),
+        entities=Deferred(
+            lambda: render_body(join_yaml(i.yaml_document for i in items), with_gzip=True)
+        ),
         shards=tuple(reuse.body(join_yaml(docs), with_gzip=True) for docs in shards),
         location=_location(
             f"ecr-catalog-{source.account_id}-{source.region}",
@@ -328,7 +365,9 @@ def build_snapshot(
         entities=tuple(indexed),
         by_ref={item.ref: item for item in indexed},
         yaml=reuse.body(join_yaml(i.yaml_document for i in indexed), with_gzip=True),
-        json=reuse.body(join_json(i.json_document for i in indexed), with_gzip=True),
+        json=Deferred(
+            lambda: render_body(join_json(i.json_document for i in indexed), with_gzip=True)
+        ),
         incomplete=tuple(incomplete),
         core=render_body(join_yaml(i.yaml_document for i in core), with_gzip=False)
         if known

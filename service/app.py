@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from . import __version__
 from .api import EntitiesFastPath, RefreshGate, router
 from .config import Settings
-from .ecr import AwsEcrReader, EcrReader, ThreadedReader
+from .ecr import AwsEcrReader, EcrReader, ReadObserver, ThreadedReader
 from .limits import RequestSizeLimit
 from .metrics import HttpMetricsMiddleware, Metrics, watch_loop_lag
 from .persist import StateDir
@@ -26,7 +26,9 @@ __all__ = ["ReaderFactory", "create_app"]
 
 log = logging.getLogger(__name__)
 
-ReaderFactory = Callable[[], AbstractAsyncContextManager[EcrReader]]
+# Opens the reader for the life of the app; the reader reports calls and cache lookups to the
+# observer (the app's metrics).
+ReaderFactory = Callable[[ReadObserver | None], AbstractAsyncContextManager[EcrReader]]
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -40,15 +42,19 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
     ``open_reader`` yields the ECR reader for the life of the app; by default it is an
     AwsEcrReader built from ``settings``. Tests pass fakes here.
     """
-    reader_factory: ReaderFactory = open_reader or (lambda: AwsEcrReader.open(settings))
+    reader_factory: ReaderFactory = open_reader or (
+        lambda observer: AwsEcrReader.open(settings, observer=observer)
+    )
 
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with ThreadedReader.running(reader_factory) as reader:
+        async with ThreadedReader.running(lambda: reader_factory(metrics)) as reader:
             state = StateDir(settings.state_dir) if settings.state_dir else None
-            store = SnapshotStore(reader, settings.catalog, settings.refresh, state)
+            store = SnapshotStore(
+                reader, settings.catalog, settings.refresh, state, on_refresh=metrics.refreshed
+            )
             await store.load_state()
             collector = metrics.watch(store)
             # Everything alive now (modules, botocore's service models, the clients) lives as

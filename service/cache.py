@@ -37,7 +37,9 @@ class AsyncTTLCache(Generic[K, V]):
         jitter: float = 0.0,
         timer: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
+        on_lookup: Callable[[bool], None] = lambda _hit: None,
     ) -> None:
+        self._on_lookup = on_lookup
         self.ttl = ttl
         self._jitter = jitter
         self._rng = rng
@@ -61,12 +63,15 @@ class AsyncTTLCache(Generic[K, V]):
                 pass
             else:
                 self.hits += 1
+                self._on_lookup(True)
                 return value
         pending = self._loading.get(key)
         if pending is not None:
             self.hits += 1
+            self._on_lookup(True)
             return await asyncio.shield(pending)
         self.misses += 1
+        self._on_lookup(False)
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
         try:

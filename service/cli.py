@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from .app import ReaderFactory, create_app
 from .config import ConfigError, Settings, TargetSettings, load_settings
 from .ecr import AwsEcrReader, StaticCredentials
+from .logs import configure_logging
 from .snapshot import SnapshotStore
 
 __all__ = ["main", "openapi_yaml"]
@@ -33,7 +34,7 @@ def openapi_yaml() -> str:
 def _reader_factory(settings: Settings, demo: bool) -> Iterator[tuple[Settings, ReaderFactory]]:
     """The settings to run with and how to open the reader; with ``demo``, a seeded moto."""
     if not demo:
-        yield settings, (lambda: AwsEcrReader.open(settings))
+        yield settings, (lambda observer: AwsEcrReader.open(settings, observer=observer))
         return
     from .demo import DEMO_ACCOUNT, DEMO_CREDENTIALS, DEMO_REGIONS, running_demo_ecr
 
@@ -51,7 +52,10 @@ def _reader_factory(settings: Settings, demo: bool) -> Iterator[tuple[Settings, 
             }
         )
         credentials = StaticCredentials(*DEMO_CREDENTIALS)
-        yield demo_settings, (lambda: AwsEcrReader.open(demo_settings, credentials))
+        yield (
+            demo_settings,
+            (lambda observer: AwsEcrReader.open(demo_settings, credentials, observer)),
+        )
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -76,7 +80,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _render_once(settings: Settings, factory: ReaderFactory, fmt: str) -> bytes | None:
-    async with factory() as reader:
+    async with factory(None) as reader:
         store = SnapshotStore(reader, settings.catalog, settings.refresh)
         outcome = await store.refresh()
         if store.snapshot is None or not store.snapshot.complete:
@@ -149,9 +153,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("text")
     if args.command == "openapi":
         return _openapi(args)
     if args.command == "demo-seed":
@@ -166,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"ecr-catalog: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_format)
     if args.command == "serve":
         return _serve(settings, args)
     return _render(settings, args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -27,6 +27,7 @@ __all__ = [
     "CacheSettings",
     "CatalogSettings",
     "ConfigError",
+    "EventsSettings",
     "RefreshSettings",
     "ServerSettings",
     "Settings",
@@ -219,6 +220,18 @@ class ServerSettings(_Strict):
     max_header_bytes: int = Field(default=16384, ge=1024)
 
 
+class EventsSettings(_Strict):
+    """POST /events/ecr: ECR push, delete and scan events from EventBridge."""
+
+    # The endpoint is off (404) unless a token is set; EventBridge's connection sends it as
+    # ``Authorization: Bearer <token>``.
+    token: SecretStr | None = None
+    # Events within this many seconds of each other share one refresh.
+    debounce_seconds: float = Field(default=2.0, ge=0, le=300)
+    # Larger bodies get 413; an EventBridge event is at most 256 KB.
+    max_body_bytes: int = Field(default=262_144, ge=1024, le=1_048_576)
+
+
 class Settings(BaseSettings):
     """All of the service's configuration."""
 
@@ -234,6 +247,9 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
+    # "json" writes one JSON object per log line, for log shippers; "text" is for people.
+    log_format: Literal["text", "json"] = "text"
     # Where each source's last good data is kept across restarts; None keeps it in memory only.
     state_dir: Path | None = None
 

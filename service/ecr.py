@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
     "AwsEcrReader",
     "EcrError",
     "EcrReader",
+    "ReadObserver",
     "SourceListing",
     "StaticCredentials",
     "ThreadedReader",
@@ -59,6 +61,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PAGE_SIZE = 1000
+PROGRESS_SECONDS = 10.0
 # botocore refreshes assumed-role credentials 15 minutes before they expire; shorter sessions
 # would mean an AssumeRole before nearly every call.
 ASSUME_ROLE_SECONDS = 3600
@@ -103,6 +106,24 @@ class SourceListing:
     sources: tuple[SourceId, ...]
     refused: tuple[tuple[SourceId, str], ...] = ()
     unresolved: tuple[str, ...] = ()
+
+
+class ReadObserver(Protocol):
+    """Where the reader reports its AWS calls and cache lookups (the metrics)."""
+
+    def aws_call(self, operation: str, outcome: str) -> None:
+        """One attempt of ``operation``: ok, throttled, retried, or an error code."""
+
+    def cache_lookup(self, kind: str, hit: bool) -> None:
+        """One cache lookup of a query kind (images, tags, lifecycle_policy, registry)."""
+
+
+class _Unobserved:
+    def aws_call(self, operation: str, outcome: str) -> None:
+        pass
+
+    def cache_lookup(self, kind: str, hit: bool) -> None:
+        pass
 
 
 class EcrReader(Protocol):
@@ -254,25 +275,34 @@ class AwsEcrReader:
         aws_concurrency: int,
         cache: CacheSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: ReadObserver | None = None,
     ) -> None:
         self._targets = list(targets)
         self._concurrency = aws_concurrency
         self._clock = clock
         self._regions: dict[SourceId, _RegionClient] = {}
         self._known_arns: dict[SourceId, set[str]] = {}
-        maxsize = cache.max_entries
-        jitter = cache.jitter
-        self.registry_cache: AsyncTTLCache[SourceId, RegistryRecord] = AsyncTTLCache(
-            cache.registry_ttl_seconds, maxsize=maxsize, jitter=jitter
+        watch = observer or _Unobserved()
+
+        def new_cache(kind: str, ttl: float) -> Any:
+            return AsyncTTLCache(
+                ttl,
+                maxsize=cache.max_entries,
+                jitter=cache.jitter,
+                on_lookup=lambda hit: watch.cache_lookup(kind, hit),
+            )
+
+        self.registry_cache: AsyncTTLCache[SourceId, RegistryRecord] = new_cache(
+            "registry", cache.registry_ttl_seconds
         )
-        self.tags_cache: AsyncTTLCache[str, tuple[tuple[str, str], ...]] = AsyncTTLCache(
-            cache.tags_ttl_seconds, maxsize=maxsize, jitter=jitter
+        self.tags_cache: AsyncTTLCache[str, tuple[tuple[str, str], ...]] = new_cache(
+            "tags", cache.tags_ttl_seconds
         )
-        self.images_cache: AsyncTTLCache[str, ImageSummary] = AsyncTTLCache(
-            cache.images_ttl_seconds, maxsize=maxsize, jitter=jitter
+        self.images_cache: AsyncTTLCache[str, ImageSummary] = new_cache(
+            "images", cache.images_ttl_seconds
         )
-        self.lifecycle_cache: AsyncTTLCache[str, LifecyclePolicy] = AsyncTTLCache(
-            cache.lifecycle_policy_ttl_seconds, maxsize=maxsize, jitter=jitter
+        self.lifecycle_cache: AsyncTTLCache[str, LifecyclePolicy] = new_cache(
+            "lifecycle_policy", cache.lifecycle_policy_ttl_seconds
         )
 
     @classmethod
@@ -281,13 +311,14 @@ class AwsEcrReader:
         cls,
         settings: Settings,
         credentials: StaticCredentials | None = None,
-        on_attempt: Callable[[str, str], None] = lambda _operation, _outcome: None,
+        observer: ReadObserver | None = None,
     ) -> AsyncIterator[AwsEcrReader]:
         """Enter one client per target and region for the life of the context."""
         aws = settings.aws
         endpoint = {"endpoint_url": aws.endpoint_url} if aws.endpoint_url else {}
         # One botocore session for the process's own credentials; assumed roles get a session
         # each, since credentials belong to a session.
+        watch = observer or _Unobserved()
         base = AioSession()
         if credentials:
             base.set_credentials(credentials.access_key_id, credentials.secret_access_key)
@@ -340,10 +371,10 @@ class AwsEcrReader:
                         http=http,
                         max_attempts=aws.total_max_attempts,
                         max_calls_per_second=aws.max_calls_per_second,
-                        on_attempt=on_attempt,
+                        on_attempt=watch.aws_call,
                     )
                 targets.append(_Target(target, sts, clients))
-            yield cls(targets, aws.concurrency, settings.cache)
+            yield cls(targets, aws.concurrency, settings.cache, observer=watch)
 
     async def _verify(self, target: _Target) -> None:
         """Ask STS whose credentials these are; refuse a target of another account."""
@@ -488,8 +519,11 @@ class AwsEcrReader:
         arns = {str(raw["repositoryArn"]) for raw in listed}
         self._forget(self._known_arns.get(source, set()) - arns)
         self._known_arns[source] = arns
+        progress = _Progress(source, len(listed))
         results = await _bounded_map(
-            lambda raw: self._read_repository(region, raw), listed, self._concurrency
+            lambda raw: progress.counted(self._read_repository(region, raw)),
+            listed,
+            self._concurrency,
         )
         repositories = sorted((r for r in results if r is not None), key=lambda r: r.name)
         skipped = tuple(
@@ -506,6 +540,31 @@ class AwsEcrReader:
             read_at=self._clock(),
             skipped=skipped,
         )
+
+
+class _Progress:
+    """Logs how far a long read has got, every PROGRESS_SECONDS, so a cold start is visible."""
+
+    def __init__(self, source: SourceId, total: int) -> None:
+        self.source = source
+        self.total = total
+        self.done = 0
+        self.started = self.logged = time.monotonic()
+
+    async def counted(self, work: Awaitable[T]) -> T:
+        result = await work
+        self.done += 1
+        now = time.monotonic()
+        if now - self.logged >= PROGRESS_SECONDS and self.done < self.total:
+            self.logged = now
+            log.info(
+                "reading %s: %d of %d repositories after %.0f s",
+                self.source,
+                self.done,
+                self.total,
+                now - self.started,
+            )
+        return result
 
 
 async def _bounded_map(

@@ -1,4 +1,4 @@
-"""Prometheus metrics: HTTP requests by route and status, and the store's state at scrape time.
+"""Prometheus metrics: HTTP requests, AWS calls, cache lookups, refreshes, and the store's state.
 
 Each app has its own CollectorRegistry, so several apps in one process (the tests) never clash.
 The snapshot store knows nothing of Prometheus: a collector reads it when scraped.
@@ -7,7 +7,10 @@ The snapshot store knows nothing of Prometheus: a collector reads it when scrape
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
+from collections import Counter as Tally
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -16,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .snapshot import SnapshotStore
+from .snapshot import RefreshOutcome, SnapshotStore
 
 __all__ = [
     "HttpMetricsMiddleware",
@@ -26,10 +29,13 @@ __all__ = [
 ]
 
 NAMESPACE = "ecr_catalog"
+REFRESH_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+
+log = logging.getLogger(__name__)
 
 
 class Metrics:
-    """The app's registry and its request counter."""
+    """The app's registry; also the reader's ReadObserver and the store's refresh reporter."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -52,6 +58,89 @@ class Metrics:
             "The largest event-loop lag seen since the process started.",
             namespace=NAMESPACE,
             registry=self.registry,
+        )
+        self.aws_calls = Counter(
+            "aws_calls",
+            "ECR API attempts by operation and outcome: ok, throttled, retried (another "
+            "attempt follows), or the AWS error code.",
+            ["operation", "outcome"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.cache_lookups = Counter(
+            "cache_lookups",
+            "Cache lookups by query kind and result (hit or miss).",
+            ["kind", "result"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.refresh_duration = Histogram(
+            "refresh_duration_seconds",
+            "How long each refresh took, reading every source and publishing.",
+            buckets=REFRESH_BUCKETS,
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.refreshes = Counter(
+            "refreshes",
+            "Refreshes by result: published (all sources read), partial (some failed and kept "
+            "their last good data), refused (the snapshot failed validation).",
+            ["result"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        # Outcomes of AWS calls since the last refresh summary; the reader's thread adds.
+        self._calls_since_summary: Tally[str] = Tally()
+        self._tally_lock = threading.Lock()
+
+    def aws_call(self, operation: str, outcome: str) -> None:
+        self.aws_calls.labels(operation, outcome).inc()
+        with self._tally_lock:
+            self._calls_since_summary[outcome] += 1
+
+    def cache_lookup(self, kind: str, hit: bool) -> None:
+        self.cache_lookups.labels(kind, "hit" if hit else "miss").inc()
+
+    def refreshed(self, outcome: RefreshOutcome) -> None:
+        """Observe one refresh and log its one-line summary."""
+        result = (
+            "refused" if not outcome.published else "partial" if outcome.failed_sources else "ok"
+        )
+        self.refresh_duration.observe(outcome.duration_seconds)
+        self.refreshes.labels(result).inc()
+        with self._tally_lock:
+            calls = self._calls_since_summary
+            self._calls_since_summary = Tally()
+        attempts = sum(n for outcome_, n in calls.items() if outcome_ != "retried")
+        changes = outcome.changes
+        summary = {
+            "result": result,
+            "sources": outcome.sources,
+            "failed_sources": len(outcome.failed_sources),
+            "repositories": outcome.repositories,
+            "calls": attempts,
+            "throttles": calls["throttled"],
+            "retries": calls["retried"],
+            "duration_seconds": round(outcome.duration_seconds, 3),
+            "added": changes.added if changes else 0,
+            "removed": changes.removed if changes else 0,
+            "changed": changes.changed if changes else 0,
+        }
+        log.info(
+            "refresh %s: %d sources (%d failed), %d repositories, %d AWS calls (%d throttled, "
+            "%d retried) in %.1f s; entities +%d -%d ~%d",
+            result,
+            summary["sources"],
+            summary["failed_sources"],
+            summary["repositories"],
+            summary["calls"],
+            summary["throttles"],
+            summary["retries"],
+            outcome.duration_seconds,
+            summary["added"],
+            summary["removed"],
+            summary["changed"],
+            extra={"refresh": summary},
         )
 
     def watch(self, store: SnapshotStore) -> StoreCollector:

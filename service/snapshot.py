@@ -45,6 +45,7 @@ from .validate import Rejection, entity_ref, parse_entity_ref, validate_entities
 
 __all__ = [
     "Deferred",
+    "EntityChanges",
     "IndexedEntity",
     "RefreshOutcome",
     "Snapshot",
@@ -431,6 +432,9 @@ class RefreshOutcome:
     failed_sources: tuple[str, ...]
     published: bool
     error: str | None = None
+    sources: int = 0
+    repositories: int = 0
+    changes: EntityChanges | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -440,6 +444,25 @@ class RefreshOutcome:
             "published": self.published,
             "error": self.error,
         }
+
+
+@dataclass(frozen=True)
+class EntityChanges:
+    """How a new snapshot differs from the one it replaced, by entity ref."""
+
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+
+    @classmethod
+    def between(cls, before: Snapshot | None, after: Snapshot) -> EntityChanges:
+        old = {item.ref: item.json_document for item in before.entities} if before else {}
+        new = {item.ref: item.json_document for item in after.entities}
+        return cls(
+            added=len(new.keys() - old.keys()),
+            removed=len(old.keys() - new.keys()),
+            changed=sum(1 for ref, doc in new.items() if ref in old and old[ref] != doc),
+        )
 
 
 NOT_READ_SINCE_RESTART = "not read since the restart; serving the data saved before it"
@@ -460,6 +483,8 @@ class SnapshotStore:
     statuses: dict[SourceId, SourceStatus] = field(default_factory=dict)
     unresolved: tuple[str, ...] = ()
     _last_good: dict[SourceId, SourceRecords] = field(default_factory=dict)
+    # Called after every refresh: metrics and the summary log line.
+    on_refresh: Callable[[RefreshOutcome], None] = field(default=lambda _outcome: None)
     _running: asyncio.Task[RefreshOutcome] | None = None
     _reading: dict[SourceId, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -566,6 +591,7 @@ class SnapshotStore:
         await self._read_all(listing.sources)
         failed = tuple(str(s) for s in listing.sources if not self.statuses[s].healthy)
         failed += tuple(str(s) for s, _ in listing.refused)
+        before = self.snapshot
         try:
             snapshot = await self._publish(listing)
         except SnapshotRefused as exc:
@@ -573,7 +599,14 @@ class SnapshotStore:
             return self._finish(started_at, started, failed, published=False, error=str(exc))
         self.refreshed_at = self.clock()
         error = "; ".join(snapshot.incomplete) or None
-        return self._finish(started_at, started, failed, published=True, error=error)
+        return self._finish(
+            started_at,
+            started,
+            failed,
+            published=True,
+            error=error,
+            changes=EntityChanges.between(before, snapshot),
+        )
 
     async def _publish(self, listing: SourceListing) -> Snapshot:
         stale = {
@@ -615,6 +648,7 @@ class SnapshotStore:
         *,
         published: bool,
         error: str | None = None,
+        changes: EntityChanges | None = None,
     ) -> RefreshOutcome:
         self.last_refresh = RefreshOutcome(
             started_at=started_at,
@@ -622,7 +656,14 @@ class SnapshotStore:
             failed_sources=failed,
             published=published,
             error=error,
+            sources=len(self.statuses),
+            repositories=sum(len(r.repositories) for r in self._last_good.values()),
+            changes=changes,
         )
+        try:
+            self.on_refresh(self.last_refresh)
+        except Exception:
+            log.exception("reporting a refresh failed")
         return self.last_refresh
 
     async def run_forever(self) -> None:

@@ -29,7 +29,7 @@ EU = source(repository("shared/nginx", region="eu-west-1"), region="eu-west-1")
 @asynccontextmanager
 async def serving(reader: FakeReader, *, wait: bool = True) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(refresh={"interval_seconds": 3600, "initial_retry_seconds": 0.05})
-    app = create_app(settings, lambda: nullcontext(reader))
+    app = create_app(settings, lambda _observer: nullcontext(reader))
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -14,9 +15,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .config import ServerSettings
+from .config import EventsSettings, ServerSettings
+from .events import EventRejected, parse_event
 from .metrics import Metrics
 from .model import SourceId
 from .render import RenderedBody, join_json, join_yaml, render_body
@@ -24,6 +27,8 @@ from .snapshot import IndexedEntity, Snapshot, SnapshotStore, SourceView
 from .validate import parse_entity_ref
 
 __all__ = ["EntitiesFastPath", "router"]
+
+log = logging.getLogger(__name__)
 
 YAML_MEDIA_TYPE = "application/yaml"
 JSON_MEDIA_TYPE = "application/json"
@@ -56,15 +61,11 @@ def get_metrics(request: Request) -> Metrics:
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
-class RefreshGate:
-    """Who may force a refresh, and how often: off without a token, at most one per interval."""
+class BearerToken:
+    """A configured secret that callers send as ``Authorization: Bearer <token>``."""
 
-    def __init__(self, server: ServerSettings, clock: Callable[[], float] = time.monotonic) -> None:
-        token = server.refresh_token
+    def __init__(self, token: SecretStr | None) -> None:
         self._token = token.get_secret_value().encode("utf-8") if token else None
-        self._min_interval = server.refresh_min_interval_seconds
-        self._clock = clock
-        self._last: float | None = None
 
     @property
     def enabled(self) -> bool:
@@ -76,6 +77,25 @@ class RefreshGate:
             return False
         # Constant time, so the comparison leaks nothing of the token.
         return hmac.compare_digest(offered.strip().encode("utf-8"), self._token)
+
+    def check(self, request: Request) -> None:
+        """404 when no token is configured (the endpoint is off), 401 without the right one."""
+        if not self.enabled:
+            raise HTTPException(404, "Not Found")
+        if not self.authorized(request.headers.get("authorization")):
+            raise HTTPException(
+                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+            )
+
+
+class RefreshGate(BearerToken):
+    """Who may force a refresh, and how often: off without a token, at most one per interval."""
+
+    def __init__(self, server: ServerSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(server.refresh_token)
+        self._min_interval = server.refresh_min_interval_seconds
+        self._clock = clock
+        self._last: float | None = None
 
     def wait_seconds(self) -> float:
         """0 when a refresh may start now (and record it); else how long until one may."""
@@ -645,10 +665,7 @@ async def metrics(registry: MetricsDep) -> Response:
 )
 async def force_refresh(request: Request, store: StoreDep, gate: RefreshGateDep) -> dict[str, str]:
     """Start a refresh now. Off unless `server.refresh_token` is set; send it as a Bearer token."""
-    if not gate.enabled:
-        raise HTTPException(404, "Not Found")
-    if not gate.authorized(request.headers.get("authorization")):
-        raise HTTPException(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
+    gate.check(request)
     wait = gate.wait_seconds()
     if wait > 0:
         raise HTTPException(
@@ -658,3 +675,97 @@ async def force_refresh(request: Request, store: StoreDep, gate: RefreshGateDep)
     refresh = asyncio.ensure_future(store.refresh())
     refresh.add_done_callback(lambda done: done.cancelled() or done.exception())
     return {"status": "refresh started"}
+
+
+class EventsGate(BearerToken):
+    """POST /events/ecr: its token, debounce and body limit."""
+
+    def __init__(self, events: EventsSettings) -> None:
+        super().__init__(events.token)
+        self.debounce_seconds = events.debounce_seconds
+        self.max_body_bytes = events.max_body_bytes
+
+
+def get_events_gate(request: Request) -> EventsGate:
+    """The events endpoint's gate, from the request state."""
+    gate: EventsGate = request.state.events_gate
+    return gate
+
+
+EventsGateDep = Annotated[EventsGate, Depends(get_events_gate)]
+
+
+async def _limited_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/events/ecr",
+    status_code=202,
+    tags=["operations"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "description": "An EventBridge ECR event, or an SNS notification "
+                        "whose Message is one.",
+                    }
+                }
+            },
+        }
+    },
+    responses={
+        400: {"description": "Not JSON, or an SNS message that is not a notification."},
+        401: {"description": "Missing or wrong token."},
+        404: {"description": "Events are off: no token is configured."},
+        413: {"description": "The body is too large."},
+        422: {"description": "Not an ECR event, or a malformed one."},
+    },
+)
+async def ecr_event(
+    request: Request, store: StoreDep, gate: EventsGateDep, metrics: MetricsDep
+) -> dict[str, Any]:
+    """Take an ECR push, delete or scan event (EventBridge, direct or via SNS).
+
+    Off unless `events.token` is set; send it as a Bearer token. The repository's cached image
+    data is dropped and a refresh follows within `events.debounce_seconds`, so a push shows in
+    /entities.yaml in seconds instead of after the images TTL.
+    """
+    gate.check(request)
+    body = await _limited_body(request, gate.max_body_bytes)
+    try:
+        verdict = parse_event(body)
+    except EventRejected as exc:
+        metrics.events.labels("unknown", "rejected").inc()
+        raise HTTPException(exc.status, exc.reason) from exc
+    event = verdict.event
+    if event is None:
+        metrics.events.labels(verdict.detail_type, "ignored").inc()
+        return {"accepted": False, "reason": verdict.reason}
+    if event.source not in store.statuses:
+        metrics.events.labels(verdict.detail_type, "ignored").inc()
+        return {"accepted": False, "reason": f"{event.source} is not a source of this catalog"}
+    known = await store.reader.forget_images(event.source, event.repository)
+    store.refresh_soon(gate.debounce_seconds)
+    metrics.events.labels(verdict.detail_type, "accepted").inc()
+    log.info("event: %s; refreshing within %g s", event, gate.debounce_seconds)
+    return {
+        "accepted": True,
+        "event": str(event),
+        # A repository not read yet is found by the refresh's listing.
+        "repository_known": known,
+        "refresh_within_seconds": gate.debounce_seconds,
+    }

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from . import __version__
-from .api import EntitiesFastPath, RefreshGate, router
+from .api import EntitiesFastPath, EventsGate, RefreshGate, router
 from .config import Settings
 from .ecr import AwsEcrReader, EcrReader, ReadObserver, ThreadedReader
 from .limits import RequestSizeLimit
@@ -70,8 +70,10 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
                     "store": store,
                     "metrics": metrics,
                     "refresh_gate": RefreshGate(settings.server),
+                    "events_gate": EventsGate(settings.events),
                 }
             finally:
+                await store.close()
                 for task in tasks:
                     task.cancel()
                 for task in tasks:

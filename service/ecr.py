@@ -137,6 +137,10 @@ class EcrReader(Protocol):
         """One consistent read of a source; raises EcrError when it cannot be had."""
         ...
 
+    async def forget_images(self, source: SourceId, repository: str) -> bool:
+        """Drop what is cached of a repository's images; False if the repository is unknown."""
+        ...
+
 
 @dataclass(frozen=True)
 class StaticCredentials:
@@ -504,6 +508,13 @@ class AwsEcrReader:
             lifecycle_policy=lifecycle,
         )
 
+    async def forget_images(self, source: SourceId, repository: str) -> bool:
+        suffix = f":repository/{repository}"
+        arns = [arn for arn in self._known_arns.get(source, ()) if arn.endswith(suffix)]
+        for arn in arns:
+            self.images_cache.discard(arn)
+        return bool(arns)
+
     def _forget(self, arns: Iterable[str]) -> None:
         for arn in arns:
             self.tags_cache.discard(arn)
@@ -696,6 +707,9 @@ class ThreadedReader:
 
     async def read_source(self, source: SourceId) -> SourceRecords:
         return await self._on(self._loop, self._reader.read_source(source))
+
+    async def forget_images(self, source: SourceId, repository: str) -> bool:
+        return await self._on(self._loop, self._reader.forget_images(source, repository))
 
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:

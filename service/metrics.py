@@ -89,6 +89,13 @@ class Metrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self.events = Counter(
+            "events",
+            "POST /events/ecr bodies by ECR detail-type and outcome (accepted, ignored, rejected).",
+            ["detail_type", "outcome"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         # Outcomes of AWS calls since the last refresh summary; the reader's thread adds.
         self._calls_since_summary: Tally[str] = Tally()
         self._tally_lock = threading.Lock()

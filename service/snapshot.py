@@ -14,6 +14,7 @@ leaves out, so nothing partial is ever served:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hashlib
 import logging
@@ -486,6 +487,7 @@ class SnapshotStore:
     # Called after every refresh: metrics and the summary log line.
     on_refresh: Callable[[RefreshOutcome], None] = field(default=lambda _outcome: None)
     _running: asyncio.Task[RefreshOutcome] | None = None
+    _soon: asyncio.Task[None] | None = None
     _reading: dict[SourceId, asyncio.Task[None]] = field(default_factory=dict)
 
     async def load_state(self) -> None:
@@ -511,6 +513,34 @@ class SnapshotStore:
         if self._running is None or self._running.done():
             self._running = asyncio.create_task(self._refresh())
         return await asyncio.shield(self._running)
+
+    def refresh_soon(self, delay: float) -> bool:
+        """Refresh ``delay`` seconds from now; calls until then share that one refresh.
+
+        A refresh already running may have read before the reason for this call (a push, say),
+        so the debounced refresh waits for it to end and then runs a new one. False when one
+        is already scheduled.
+        """
+        if self._soon is not None and not self._soon.done():
+            return False
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            running = self._running
+            if running is not None and not running.done():
+                await asyncio.shield(running)
+            await self.refresh()
+
+        self._soon = asyncio.create_task(later(), name="ecr-catalog-debounced-refresh")
+        self._soon.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return True
+
+    async def close(self) -> None:
+        """Cancel a scheduled refresh (at shutdown)."""
+        if self._soon is not None:
+            self._soon.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._soon
 
     async def _read(self, source: SourceId) -> None:
         status = self.statuses.setdefault(source, SourceStatus(source))

@@ -116,6 +116,7 @@ class FakeReader:
         self.answers: dict[Any, Any] = {r.source: r for r in records}
         self.reads = 0
         self.gate: Any = None
+        self.forgotten: list[tuple[Any, str]] = []
 
     async def list_sources(self) -> SourceListing:
         return SourceListing(tuple(sorted(self.answers)))
@@ -128,6 +129,11 @@ class FakeReader:
         if isinstance(answer, BaseException):
             raise answer
         return answer
+
+    async def forget_images(self, source: Any, repository: str) -> bool:
+        self.forgotten.append((source, repository))
+        answer = self.answers.get(source)
+        return any(r.name == repository for r in getattr(answer, "repositories", ()))
 
 
 @dataclass

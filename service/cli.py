@@ -1,23 +1,26 @@
-"""The `ecr-catalog` command: serve, render once, or write the OpenAPI spec."""
+"""The `ecr-catalog` command: serve, render, diff against an old catalog file, write OpenAPI."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import yaml
 from pydantic import ValidationError
 
 from .app import ReaderFactory, create_app
 from .config import ConfigError, Settings, TargetSettings, load_settings
+from .diff import OldCatalogUnreadable, diff_catalogs, read_catalog_documents
 from .ecr import AwsEcrReader, StaticCredentials
 from .logs import configure_logging
-from .snapshot import SnapshotStore
+from .snapshot import Snapshot, SnapshotStore
 
 __all__ = ["main", "openapi_yaml"]
 
@@ -79,24 +82,55 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _render_once(settings: Settings, factory: ReaderFactory, fmt: str) -> bytes | None:
+async def _read_once(settings: Settings, factory: ReaderFactory) -> Snapshot | None:
     async with factory(None) as reader:
         store = SnapshotStore(reader, settings.catalog, settings.refresh)
         outcome = await store.refresh()
         if store.snapshot is None or not store.snapshot.complete:
             log.error("cannot render the catalog: %s", outcome.error)
             return None
-        return store.snapshot.yaml.body if fmt == "yaml" else store.snapshot.json.get().body
+        return store.snapshot
 
 
 def _render(settings: Settings, args: argparse.Namespace) -> int:
     with _reader_factory(settings, args.demo) as (run_settings, factory):
-        body = asyncio.run(_render_once(run_settings, factory, args.format))
-    if body is None:
+        snapshot = asyncio.run(_read_once(run_settings, factory))
+    if snapshot is None:
         return 1
+    body = snapshot.yaml.body if args.format == "yaml" else snapshot.json.get().body
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
     return 0
+
+
+def _diff(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        old = read_catalog_documents(args.old.read_text(encoding="utf-8"), str(args.old))
+    except OSError as exc:
+        print(f"ecr-catalog: cannot read {args.old}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except OldCatalogUnreadable as exc:
+        print(f"ecr-catalog: {exc}", file=sys.stderr)
+        return 2
+    if args.url:
+        response = httpx.get(args.url, timeout=60, follow_redirects=True)
+        if response.status_code != 200:
+            print(f"ecr-catalog: {args.url} answered {response.status_code}", file=sys.stderr)
+            return 2
+        new = read_catalog_documents(response.text, args.url)
+    else:
+        with _reader_factory(settings, args.demo) as (run_settings, factory):
+            snapshot = asyncio.run(_read_once(run_settings, factory))
+        if snapshot is None:
+            return 2
+        new = [json.loads(item.json_document) for item in snapshot.entities]
+    result = diff_catalogs(old, new)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write("\n".join(result.lines()) + "\n")
+    # Like diff(1): 0 when equal, 1 when they differ.
+    return 0 if result.empty else 1
 
 
 def _openapi(args: argparse.Namespace) -> int:
@@ -139,6 +173,17 @@ def _parser() -> argparse.ArgumentParser:
     with_config(render)
     render.add_argument("--format", choices=("yaml", "json"), default="yaml")
 
+    diff = commands.add_parser(
+        "diff",
+        help="compare the live catalog with an old committed catalog file; exit 1 if they differ",
+    )
+    diff.add_argument("old", type=Path, help="the old file, e.g. catalog/ecr-registry.yaml")
+    with_config(diff)
+    diff.add_argument(
+        "--url", help="read a running service (its /entities.yaml) instead of reading ECR"
+    )
+    diff.add_argument("--format", choices=("text", "json"), default="text")
+
     openapi = commands.add_parser("openapi", help="write the OpenAPI spec")
     openapi.add_argument(
         "--output", default="openapi/openapi.yaml", help="file to write, or - for stdout"
@@ -160,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo_seed(args)
     try:
         settings = load_settings(args.config)
-        if not args.demo:
+        if not args.demo and not getattr(args, "url", None):
             settings.aws.resolved_targets()
     except ConfigError as exc:
         print(f"ecr-catalog: {exc}", file=sys.stderr)
@@ -171,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format)
     if args.command == "serve":
         return _serve(settings, args)
+    if args.command == "diff":
+        return _diff(settings, args)
     return _render(settings, args)
 
 

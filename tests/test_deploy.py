@@ -1,20 +1,33 @@
-"""The container and Compose files: linted, schema-checked, and the image's command run as a
-plain process (there is no Docker engine here)."""
+"""The container, Compose, Kubernetes, monitoring and AWS files: linted, schema-checked, and
+checked against the image and the app; the image's command run as a plain process (there is
+no Docker engine here)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import httpx
+import jsonschema
+import yaml
+from asgi_lifespan import LifespanManager
+from prometheus_client.parser import text_string_to_metric_families
 
+from service.app import create_app
+from service.config import Settings, load_settings
 from service.demo import DEMO_ACCOUNT, DemoRepository, seed_registry
 
-from .support import MotoServer, command_env, free_port, stop_process, wait_for_http
+from .records import repository, source
+from .support import FakeReader, MotoServer, command_env, free_port, stop_process, wait_for_http
+
+US = source(repository("team/api"))
 
 ROOT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
@@ -90,3 +103,174 @@ def test_the_image_command_serves_with_the_image_environment(
         assert list((tmp_path / "state").glob("*.json"))
     finally:
         stop_process(process)
+
+
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+MONITORING = ROOT / "deploy" / "monitoring"
+
+
+def kustomization() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    return loaded
+
+
+def manifest(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((KUBERNETES / name).read_text())
+    return loaded
+
+
+def kubernetes_validate(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", "--quiet", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_kubernetes_manifests_pass_strict_schema_validation(tmp_path: Path) -> None:
+    resources = kustomization()["resources"]
+    assert sorted(resources) == sorted(
+        p.name for p in KUBERNETES.glob("*.yaml") if p.name != "kustomization.yaml"
+    )
+    result = kubernetes_validate(*(KUBERNETES / name for name in resources))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The check can fail: a misspelt field is caught.
+    broken = tmp_path / "deployment.yaml"
+    broken.write_text(
+        (KUBERNETES / "deployment.yaml").read_text().replace("readinessProbe", "readynessProbe")
+    )
+    failed = kubernetes_validate(broken)
+    assert failed.returncode != 0 and "readynessProbe" in failed.stdout + failed.stderr
+
+
+def test_the_deployment_matches_the_image_and_the_app() -> None:
+    deployment = manifest("deployment.yaml")
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    image_env = dict(re.findall(r"(\w+)=(\S+)", dockerfile().split("FROM")[-1]))
+    assert container["ports"][0]["containerPort"] == int(image_env["ECR_CATALOG_SERVER__PORT"])
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["securityContext"]["runAsUser"] == int(
+        re.findall(r"^USER (\d+)", dockerfile(), re.M)[0]
+    )
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert security["allowPrivilegeEscalation"] is False
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert image_env["ECR_CATALOG_STATE_DIR"] in mounts
+    assert pod["topologySpreadConstraints"]
+    config_path = container["args"][container["args"].index("--config") + 1]
+    assert Path(config_path).parent.as_posix() in mounts
+
+
+def test_the_configmap_holds_a_valid_config_file(tmp_path: Path) -> None:
+    text = manifest("configmap.yaml")["data"]["ecr-catalog.yaml"]
+    (tmp_path / "ecr-catalog.yaml").write_text(text)
+    settings = load_settings(tmp_path / "ecr-catalog.yaml", environ={})
+    assert settings.log_format == "json"
+    assert len(settings.aws.resolved_targets()) == 2
+
+
+def test_the_network_policy_admits_only_backstage_and_prometheus() -> None:
+    policy = manifest("networkpolicy.yaml")
+    (ingress,) = policy["spec"]["ingress"]
+    namespaces = [
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for peer in ingress["from"]
+    ]
+    assert namespaces == ["backstage", "monitoring"]
+
+
+def exported_metric_names() -> set[str]:
+    """Every sample name the app exposes, from a live /metrics."""
+
+    async def scrape() -> str:
+        app = create_app(Settings(), lambda _observer: nullcontext(FakeReader(US)))
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+                return (await client.get("/metrics")).text
+
+    names: set[str] = set()
+    for family in text_string_to_metric_families(asyncio.run(scrape())):
+        names.add(family.name)
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+        names.update(family.name + s for s in suffixes.get(family.type, ()))
+    return names
+
+
+RULE_FILE_SCHEMA = {
+    # The rule-file format of Prometheus's documentation, as a PrometheusRule's spec.
+    "type": "object",
+    "required": ["groups"],
+    "additionalProperties": False,
+    "properties": {
+        "groups": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "rules"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "interval": {"type": "string"},
+                    "rules": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["alert", "expr"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "alert": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9]*$"},
+                                "expr": {"type": "string", "minLength": 1},
+                                "for": {"type": "string", "pattern": "^[0-9]+[smhd]$"},
+                                "labels": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                },
+                                "annotations": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+
+
+def test_alerts_and_dashboard_use_only_exported_metrics() -> None:
+    rule = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+    assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    jsonschema.validate(rule["spec"], RULE_FILE_SCHEMA)
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert {"EcrCatalogNoSnapshot", "EcrCatalogSourceStale", "EcrCatalogSourceFailing"} <= alerts
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    expressions = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    expressions += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {name for e in expressions for name in re.findall(r"\becr_catalog_\w+", e)}
+    assert used, "no ecr-catalog metric is used"
+    missing = used - exported_metric_names()
+    assert not missing, f"not exported: {sorted(missing)}"
+
+
+def test_aws_snippets_lint_clean() -> None:
+    result = subprocess.run(
+        [str(BIN / "cfn-lint"), str(ROOT / "deploy" / "aws" / "eventbridge-ecr-events.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for policy in (ROOT / "deploy" / "aws").glob("*.json"):
+        document = json.loads(policy.read_text())
+        assert document["Version"] == "2012-10-17"
+        assert all(s["Effect"] == "Allow" for s in document["Statement"])

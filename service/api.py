@@ -597,9 +597,10 @@ async def source_shard(
 ) -> Response:
     """One shard of a source: the entities whose name hashes to ``index`` of ``count``."""
     snapshot, view = _source_view(store, account, region)
-    if count != len(view.shards) or not 0 <= index < count:
-        raise HTTPException(404, f"{view.source} has {len(view.shards)} shard(s) now")
-    return _respond_source(request, store, snapshot, view.source, view.shards[index])
+    if count != view.shard_count or not 0 <= index < count:
+        raise HTTPException(404, f"{view.source} has {view.shard_count} shard(s) now")
+    shards = await view.shards.aget()
+    return _respond_source(request, store, snapshot, view.source, shards[index])
 
 
 @router.get("/healthz", tags=["health"])

@@ -103,20 +103,23 @@ def _render(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _usage_error(message: str) -> int:
+    """Say what is wrong on stderr; 2 is the exit status of bad input."""
+    print(f"ecr-catalog: {message}", file=sys.stderr)
+    return 2
+
+
 def _diff(settings: Settings, args: argparse.Namespace) -> int:
     try:
         old = read_catalog_documents(args.old.read_text(encoding="utf-8"), str(args.old))
     except OSError as exc:
-        print(f"ecr-catalog: cannot read {args.old}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return _usage_error(f"cannot read {args.old}: {exc.strerror or exc}")
     except OldCatalogUnreadable as exc:
-        print(f"ecr-catalog: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(str(exc))
     if args.url:
         response = httpx.get(args.url, timeout=60, follow_redirects=True)
         if response.status_code != 200:
-            print(f"ecr-catalog: {args.url} answered {response.status_code}", file=sys.stderr)
-            return 2
+            return _usage_error(f"{args.url} answered {response.status_code}")
         new = read_catalog_documents(response.text, args.url)
     else:
         with _reader_factory(settings, args.demo) as (run_settings, factory):
@@ -208,11 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.demo and not getattr(args, "url", None):
             settings.aws.resolved_targets()
     except ConfigError as exc:
-        print(f"ecr-catalog: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(str(exc))
     except ValidationError as exc:
-        print(f"ecr-catalog: invalid configuration:\n{exc}", file=sys.stderr)
-        return 2
+        return _usage_error(f"invalid configuration:\n{exc}")
     configure_logging(settings.log_format)
     if args.command == "serve":
         return _serve(settings, args)

@@ -123,7 +123,9 @@ class SourceView:
     # The last successful read, when the latest read failed; None when fresh.
     stale_since: datetime | None
     entities: Deferred[RenderedBody]
-    shards: tuple[RenderedBody, ...]
+    shard_count: int
+    # Rendered when first asked for: only the many-URL mode reads them.
+    shards: Deferred[tuple[RenderedBody, ...]]
     location: RenderedBody
 
 
@@ -180,7 +182,10 @@ class _Reuse:
     """
 
     items: dict[bytes, IndexedEntity] = field(default_factory=dict)
-    bodies: dict[tuple[str, bool], RenderedBody] = field(default_factory=dict)
+    yaml: dict[str, RenderedBody] = field(default_factory=dict)
+    # Only shards rendered already, by source: a deferred rendering keeps these alive until
+    # it runs, never the snapshot they came from.
+    shards: dict[SourceId, dict[str, RenderedBody]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, snapshot: Snapshot | None) -> _Reuse:
@@ -188,10 +193,11 @@ class _Reuse:
         if snapshot is None:
             return reuse
         reuse.items = {item.json_document: item for item in snapshot.entities}
-        bodies = [snapshot.yaml, snapshot.json.peek()]
-        for view in snapshot.sources.values():
-            bodies += [view.entities.peek(), *view.shards]
-        reuse.bodies = {(b.etag, b.gzipped is not None): b for b in bodies if b is not None}
+        reuse.yaml = {snapshot.yaml.etag: snapshot.yaml}
+        reuse.shards = {
+            source: {body.etag: body for body in view.shards.peek() or ()}
+            for source, view in snapshot.sources.items()
+        }
         return reuse
 
     def index(self, entity: Entity, label_prefix: str) -> IndexedEntity:
@@ -199,9 +205,11 @@ class _Reuse:
         item = self.items.get(json_document)
         return item if item is not None else _index(entity, label_prefix, json_document)
 
-    def body(self, body: bytes, *, with_gzip: bool) -> RenderedBody:
-        known = self.bodies.get((etag_of(body), with_gzip))
-        return known if known is not None else render_body(body, with_gzip=with_gzip)
+
+def _gzipped_body(body: bytes, known: Mapping[str, RenderedBody]) -> RenderedBody:
+    """``body`` hashed and compressed, or the equal body rendered before."""
+    found = known.get(etag_of(body))
+    return found if found is not None else render_body(body, with_gzip=True)
 
 
 def _index(entity: Entity, label_prefix: str, json_document: bytes) -> IndexedEntity:
@@ -292,19 +300,24 @@ def _source_view(
     items: Sequence[IndexedEntity],
     stale_since: datetime | None,
     shard_size: int,
-    reuse: _Reuse,
+    known_shards: Mapping[str, RenderedBody],
 ) -> SourceView:
     count = shard_count([item.name for item in items], shard_size)
-    shards: list[list[bytes]] = [[] for _ in range(count)]
-    for item in items:
-        shards[_shard_of(item.name, count)].append(item.yaml_document)
+
+    def render_shards() -> tuple[RenderedBody, ...]:
+        shards: list[list[bytes]] = [[] for _ in range(count)]
+        for item in items:
+            shards[_shard_of(item.name, count)].append(item.yaml_document)
+        return tuple(_gzipped_body(join_yaml(docs), known_shards) for docs in shards)
+
     return SourceView(
         source=source,
         stale_since=stale_since,
         entities=Deferred(
             lambda: render_body(join_yaml(i.yaml_document for i in items), with_gzip=True)
         ),
-        shards=tuple(reuse.body(join_yaml(docs), with_gzip=True) for docs in shards),
+        shard_count=count,
+        shards=Deferred(render_shards),
         location=_location(
             f"ecr-catalog-{source.account_id}-{source.region}",
             f"ECR entities of {source}, in {count} shard(s).",
@@ -360,13 +373,15 @@ def build_snapshot(
     ]
     known = not listing.unresolved
     sources = {
-        source: _source_view(source, items, stale_since.get(source), options.shard_size, reuse)
+        source: _source_view(
+            source, items, stale_since.get(source), options.shard_size, reuse.shards.get(source, {})
+        )
         for source, items in per_source.items()
     }
     return Snapshot(
         entities=tuple(indexed),
         by_ref={item.ref: item for item in indexed},
-        yaml=reuse.body(join_yaml(i.yaml_document for i in indexed), with_gzip=True),
+        yaml=_gzipped_body(join_yaml(i.yaml_document for i in indexed), reuse.yaml),
         json=Deferred(
             lambda: render_body(join_json(i.json_document for i in indexed), with_gzip=True)
         ),

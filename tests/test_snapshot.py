@@ -146,7 +146,7 @@ async def test_adding_a_repository_changes_exactly_one_shard_body() -> None:
 
     def shards(records: list) -> tuple:
         snapshot = build_snapshot(listing, {US.source: source(*records)}, {}, options, now)
-        return snapshot.sources[US.source].shards
+        return snapshot.sources[US.source].shards.get()
 
     before = shards(repos)
     after = shards([*repos, repository("svc/new")])
@@ -196,7 +196,9 @@ async def test_a_rebuild_reuses_unchanged_documents_and_bodies_and_renders_the_s
     assert changed.yaml.body == fresh.yaml.body and changed.yaml.gzipped == fresh.yaml.gzipped
     assert changed.json.get().body == fresh.json.get().body
     for ours, theirs in zip(
-        changed.sources[US.source].shards, fresh.sources[US.source].shards, strict=True
+        changed.sources[US.source].shards.get(),
+        fresh.sources[US.source].shards.get(),
+        strict=True,
     ):
         assert (ours.etag, ours.gzipped) == (theirs.etag, theirs.gzipped)
     new_items = [
@@ -206,3 +208,24 @@ async def test_a_rebuild_reuses_unchanged_documents_and_bodies_and_renders_the_s
     ]
     assert new_items == ["svc--r029.us-east-1.123456789012"]
     assert changed.yaml is not first.yaml
+
+
+async def test_unrendered_deferred_bodies_do_not_keep_older_snapshots_alive() -> None:
+    import gc
+    import weakref
+
+    options = CatalogSettings(shard_size=10)
+    listing = SourceListing((US.source,))
+    records = {US.source: source(*(repository(f"svc/r{i:03d}") for i in range(30)))}
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first = build_snapshot(listing, records, {}, options, now)
+    first.sources[US.source].shards.get()
+    gone = weakref.ref(first)
+    latest = first
+    for _ in range(3):
+        latest = build_snapshot(listing, records, {}, options, now, previous=latest)
+    del first
+    gc.collect()
+    assert gone() is None
+    # The latest still serves shards equal to the first's, rendered or reused.
+    assert len(latest.sources[US.source].shards.get()) == latest.sources[US.source].shard_count

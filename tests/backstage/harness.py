@@ -109,8 +109,19 @@ class Backstage:
 
 
 @contextmanager
-def running_backstage(tmp: Path, service: Service, path: str) -> Iterator[Backstage]:
-    """Backstage with one `type: url` location on ``path`` of the service."""
+def running_backstage(
+    tmp: Path,
+    service: Service,
+    path: str,
+    *,
+    locations: list[dict[str, Any]] | None = None,
+    database_dir: Path | None = None,
+) -> Iterator[Backstage]:
+    """Backstage with one `type: url` location on ``path`` of the service.
+
+    ``locations`` replaces that location; ``database_dir`` keeps the catalog's SQLite database
+    in files there, so that a restart (a config change) finds what the last run ingested.
+    """
     if not (HARNESS / "node_modules" / "@backstage" / "plugin-catalog-backend").is_dir():
         pytest.fail("the Backstage harness is not installed: run `make backstage-deps`")
     node = shutil.which("node")
@@ -121,7 +132,10 @@ def running_backstage(tmp: Path, service: Service, path: str) -> Iterator[Backst
         "backend": {
             "baseUrl": f"http://127.0.0.1:{port}",
             "listen": {"host": "127.0.0.1", "port": port},
-            "database": {"client": "better-sqlite3", "connection": ":memory:"},
+            "database": {
+                "client": "better-sqlite3",
+                "connection": {"directory": str(database_dir)} if database_dir else ":memory:",
+            },
             # The hostname must match the location URL's exactly, port included.
             "reading": {"allow": [{"host": f"localhost:{service.port}"}]},
             # Test only: lets plain HTTP read /api/catalog/entities.
@@ -132,7 +146,9 @@ def running_backstage(tmp: Path, service: Service, path: str) -> Iterator[Backst
             "processingInterval": {"seconds": 5},
             # Global rules: entities read through nested Locations are judged by these.
             "rules": [{"allow": ["Domain", "System", "Component", "Resource", "Location"]}],
-            "locations": [{"type": "url", "target": f"http://localhost:{service.port}{path}"}],
+            "locations": locations
+            if locations is not None
+            else [{"type": "url", "target": f"http://localhost:{service.port}{path}"}],
         },
     }
     config_path = tmp / "app-config.yaml"

@@ -3,7 +3,8 @@ location in one config change, with nothing left orphaned and nothing owned by t
 
 Backstage first ingests the old committed file (tests/golden/ecr-registry.old.yaml, the sync
 script's shape) from a `type: file` location, then restarts on the same database with that
-location replaced by ecr-catalog's URL, as a deploy of the new app-config would.
+location replaced by ecr-catalog's URL, as a deploy of the new app-config would. On the way it
+shows what the guide warns against: both locations at once make every shared ref conflict.
 """
 
 from __future__ import annotations
@@ -63,7 +64,28 @@ def test_switching_from_the_committed_file_in_one_config_change(
                 "the old file ingested",
             )
         assert old[COMPONENT]["spec"]["system"] == "audio-playback"
+        # The restart below finds this run's catalog: it is kept in files, not in memory.
+        assert (database / "catalog.sqlite").stat().st_size > 0, sorted(database.iterdir())
         assert {"resource:default/alpha-api", "resource:default/retired-repo"} <= set(old)
+
+        # What the guide warns against: the new location added beside the old one. Every ref
+        # both emit conflicts, and the old file keeps it.
+        with running_backstage(
+            tmp_path,
+            service,
+            "",
+            locations=[{"type": "file", "target": str(old_file)}, {"type": "url", "target": url}],
+            database_dir=database,
+        ) as both:
+            eventually(
+                lambda: (
+                    "conflicting entityRef" in both.log_tail()
+                    and set(both.ingested()) >= served - {COMPONENT}
+                ),
+                120,
+                "the URL location's new refs ingested and a conflict reported",
+            )
+            assert both.ingested()[COMPONENT]["spec"]["system"] == "audio-playback"
 
         with running_backstage(
             tmp_path, service, "", locations=[{"type": "url", "target": url}], database_dir=database

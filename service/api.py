@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import math
@@ -223,7 +224,9 @@ def _etag_matches(if_none_match: str | None, etags: Sequence[str]) -> bool:
     return any(etag in offered for etag in etags)
 
 
+@functools.lru_cache(maxsize=256)
 def _iso(moment: datetime) -> str:
+    # Memoised: the same few instants (the snapshot's build and refresh times) on every request.
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
 from .api import EntitiesFastPath, EventsGate, RefreshGate, router
@@ -81,7 +82,7 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
                         await task
                 metrics.registry.unregister(collector)
 
-    app = FastAPI(
+    app = _CatalogApp(
         title="ecr-catalog",
         version=__version__,
         summary="AWS ECR registries and repositories as Backstage catalog entities.",
@@ -94,11 +95,31 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
         generate_unique_id_function=_operation_id,
     )
     app.include_router(router)
-    app.add_middleware(EntitiesFastPath)
-    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
-    app.add_middleware(
-        RequestSizeLimit,
+
+    async def routed(scope: Scope, receive: Receive, send: Send) -> None:
+        await FastAPI.__call__(app, scope, receive, send)
+
+    app.front = RequestSizeLimit(
+        HttpMetricsMiddleware(EntitiesFastPath(routed), metrics=metrics),
         max_url_length=settings.server.max_url_length,
         max_header_bytes=settings.server.max_header_bytes,
     )
     return app
+
+
+class _CatalogApp(FastAPI):
+    """FastAPI with the request bounds, the metrics and the fast path in front of its stack.
+
+    Profiled under 50 clients revalidating /entities.yaml, FastAPI's own middleware stack
+    (error handling, telemetry hooks, body limits) took most of a 304's time before our code
+    ran. The three pieces here are plain ASGI and need none of it; every other request goes
+    through them and then through FastAPI as usual.
+    """
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.front is not None:
+            await self.front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)

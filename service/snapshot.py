@@ -200,8 +200,7 @@ class _Reuse:
         }
         return reuse
 
-    def index(self, entity: Entity, label_prefix: str) -> IndexedEntity:
-        json_document = to_json_document(entity)
+    def index(self, entity: Entity, json_document: bytes, label_prefix: str) -> IndexedEntity:
         item = self.items.get(json_document)
         return item if item is not None else _index(entity, label_prefix, json_document)
 
@@ -348,7 +347,12 @@ def build_snapshot(
         registry_sources=listing.sources,
         stale_since=stale_since,
     )
-    outcome = validate_entities(build.entities, build.origins)
+    documents = [to_json_document(entity) for entity in build.entities]
+    # An entity equal to one the last snapshot served passed validation then: only new or
+    # changed entities are checked again (most of a warm refresh's CPU, before this).
+    outcome = validate_entities(
+        build.entities, build.origins, known_valid=lambda i: documents[i] in reuse.items
+    )
     structural = [r for r in outcome.rejected if not r.origin.startswith(REPOSITORY_ORIGIN)]
     if structural:
         raise SnapshotRefused("; ".join(f"{r.ref}: {', '.join(r.problems)}" for r in structural))
@@ -357,10 +361,10 @@ def build_snapshot(
     indexed: list[IndexedEntity] = []
     core: list[IndexedEntity] = []
     per_source: dict[SourceId, list[IndexedEntity]] = {s: [] for s in records}
-    for entity, source in zip(build.entities, build.sources, strict=True):
+    for entity, document, source in zip(build.entities, documents, build.sources, strict=True):
         if id(entity) not in accepted:
             continue
-        item = reuse.index(entity, options.annotation_prefix)
+        item = reuse.index(entity, document, options.annotation_prefix)
         indexed.append(item)
         (core if source is None else per_source[source]).append(item)
 

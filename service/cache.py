@@ -93,6 +93,17 @@ class AsyncTTLCache(Generic[K, V]):
         finally:
             del self._loading[key]
 
+    def peek(self, key: K) -> V | None:
+        """The cached value, or None; counts nothing (callers count with ``counted_hit``)."""
+        if self.ttl <= 0:
+            return None
+        return self._values.get(key)
+
+    def counted_hit(self) -> None:
+        """Count a hit that ``peek`` served."""
+        self.hits += 1
+        self._on_lookup(True)
+
     def discard(self, key: K) -> None:
         """Forget ``key`` so that the next lookup loads it again."""
         self._values.pop(key, None)

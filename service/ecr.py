@@ -286,6 +286,7 @@ class AwsEcrReader:
         self._clock = clock
         self._regions: dict[SourceId, _RegionClient] = {}
         self._known_arns: dict[SourceId, set[str]] = {}
+        self._records: dict[str, RepositoryRecord] = {}
         watch = observer or _Unobserved()
 
         def new_cache(kind: str, ttl: float) -> Any:
@@ -479,6 +480,17 @@ class AwsEcrReader:
         name = str(raw["repositoryName"])
         arn = str(raw["repositoryArn"])
         registry_id = str(raw.get("registryId", region.account))
+        caches = (self.tags_cache, self.images_cache, self.lifecycle_cache)
+        cached = (
+            self.tags_cache.peek(arn),
+            self.images_cache.peek(arn),
+            self.lifecycle_cache.peek(arn),
+        )
+        # Most repositories of a warm refresh are answered from the caches alone: no tasks.
+        if cached[0] is not None and cached[1] is not None and cached[2] is not None:
+            for cache in caches:
+                cache.counted_hit()
+            return self._same_or_new(self._record(raw, cached[0], cached[1], cached[2]))
         try:
             tags, images, lifecycle = await asyncio.gather(
                 self.tags_cache.get_or_load(arn, lambda: self._read_tags(region, arn)),
@@ -494,10 +506,28 @@ class AwsEcrReader:
             if exc.code == REPOSITORY_GONE:
                 return None
             raise
+        return self._same_or_new(self._record(raw, tags, images, lifecycle))
+
+    def _same_or_new(self, record: RepositoryRecord) -> RepositoryRecord:
+        # An unchanged repository is handed back as the very object read before, so the store
+        # can tell "nothing changed" by identity, without comparing field by field.
+        previous = self._records.get(record.arn)
+        if previous == record:
+            return previous
+        self._records[record.arn] = record
+        return record
+
+    @staticmethod
+    def _record(
+        raw: Mapping[str, Any],
+        tags: tuple[tuple[str, str], ...],
+        images: ImageSummary,
+        lifecycle: LifecyclePolicy,
+    ) -> RepositoryRecord:
         scanning = raw.get("imageScanningConfiguration") or {}
         return RepositoryRecord(
-            name=name,
-            arn=arn,
+            name=str(raw["repositoryName"]),
+            arn=str(raw["repositoryArn"]),
             uri=str(raw.get("repositoryUri", "")),
             created_at=_parse_time(raw.get("createdAt")),
             tag_mutability=raw.get("imageTagMutability"),
@@ -517,6 +547,7 @@ class AwsEcrReader:
 
     def _forget(self, arns: Iterable[str]) -> None:
         for arn in arns:
+            self._records.pop(arn, None)
             self.tags_cache.discard(arn)
             self.images_cache.discard(arn)
             self.lifecycle_cache.discard(arn)

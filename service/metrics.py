@@ -13,6 +13,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -96,6 +97,7 @@ class Metrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self._lookup_children: dict[tuple[str, bool], Any] = {}
         # Outcomes of AWS calls since the last refresh summary; the reader's thread adds.
         self._calls_since_summary: Tally[str] = Tally()
         self._tally_lock = threading.Lock()
@@ -106,7 +108,13 @@ class Metrics:
             self._calls_since_summary[outcome] += 1
 
     def cache_lookup(self, kind: str, hit: bool) -> None:
-        self.cache_lookups.labels(kind, "hit" if hit else "miss").inc()
+        # Called for every repository of every refresh: the labelled child is looked up once.
+        child = self._lookup_children.get((kind, hit))
+        if child is None:
+            child = self._lookup_children[(kind, hit)] = self.cache_lookups.labels(
+                kind, "hit" if hit else "miss"
+            )
+        child.inc()
 
     def refreshed(self, outcome: RefreshOutcome) -> None:
         """Observe one refresh and log its one-line summary."""

@@ -507,6 +507,8 @@ class SnapshotStore:
     on_refresh: Callable[[RefreshOutcome], None] = field(default=lambda _outcome: None)
     _running: asyncio.Task[RefreshOutcome] | None = None
     _soon: asyncio.Task[None] | None = None
+    # What the current snapshot was built from (see _publish).
+    _built_from: tuple[Any, ...] | None = None
     _reading: dict[SourceId, asyncio.Task[None]] = field(default_factory=dict)
 
     async def load_state(self) -> None:
@@ -666,9 +668,21 @@ class SnapshotStore:
         records = {s: r for s, r in self._last_good.items() if s in set(listing.sources)}
         errors = {s: st.last_error for s, st in self.statuses.items() if st.last_error}
         current = self.snapshot
+        # The reader hands back the same record objects for unchanged repositories, so this
+        # comparison is cheap; when it holds, the build would give the current snapshot again.
+        inputs = (
+            self.options,
+            listing,
+            tuple((s, r.registry, r.repositories, r.skipped) for s, r in sorted(records.items())),
+            tuple(sorted(stale.items())),
+            tuple(sorted(errors.items())),
+        )
+        if current is not None and inputs == self._built_from:
+            return current
         snapshot = await asyncio.to_thread(
             build_snapshot, listing, records, stale, self.options, self.clock(), errors, current
         )
+        self._built_from = inputs
         if current is None:
             # The first refresh loaded what botocore builds lazily (service models, endpoint
             # rules) for the life of the process: keep the collector from rescanning it.

@@ -142,7 +142,7 @@ async def test_repeated_reads_reuse_cached_answers(moto: MotoServer) -> None:
     seed_registry(moto.url, [DemoRepository(name="app", region="us-east-1", tags={"k": "v"})])
     async with moto_reader(moto_settings(moto.url, ["us-east-1"])) as reader:
         await reader.list_sources()
-        await reader.read_source(US)
+        first = await reader.read_source(US)
         moto.ecr("us-east-1").tag_resource(
             resourceArn="arn:aws:ecr:us-east-1:123456789012:repository/app",
             tags=[{"Key": "k", "Value": "changed"}],
@@ -150,6 +150,12 @@ async def test_repeated_reads_reuse_cached_answers(moto: MotoServer) -> None:
         second = await reader.read_source(US)
         assert reader.tags_cache.hits >= 1
         assert second.repositories[0].tags == (("k", "v"),)
+        # Unchanged: the very object of the first read, which lets the store skip a rebuild.
+        assert second.repositories[0] is first.repositories[0]
+        reader.tags_cache.discard("arn:aws:ecr:us-east-1:123456789012:repository/app")
+        changed = await reader.read_source(US)
+        assert changed.repositories[0].tags == (("k", "changed"),)
+        assert changed.repositories[0] is not first.repositories[0]
         moto.ecr("us-east-1").delete_repository(repositoryName="app", force=True)
         third = await reader.read_source(US)
     assert third.repositories == ()

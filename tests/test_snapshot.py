@@ -229,3 +229,18 @@ async def test_unrendered_deferred_bodies_do_not_keep_older_snapshots_alive() ->
     assert gone() is None
     # The latest still serves shards equal to the first's, rendered or reused.
     assert len(latest.sources[US.source].shards.get()) == latest.sources[US.source].shard_count
+
+
+async def test_a_refresh_that_reads_the_same_records_builds_nothing() -> None:
+    reader = FakeReader(US, EU)
+    store = store_for(reader)
+    await store.refresh()
+    first = store.snapshot
+    await store.refresh()
+    # Same record objects in: the current snapshot stands, not even rebuilt.
+    assert store.snapshot is first
+    reader.answers[US.source] = source(repository("team-a/api"), region="us-east-1")
+    await store.refresh()
+    assert store.snapshot is not first
+    assert store.last_refresh is not None and store.last_refresh.changes is not None
+    assert store.last_refresh.changes.removed == 1

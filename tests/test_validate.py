@@ -204,3 +204,18 @@ def test_rejections_are_logged_with_the_repository_arn(caplog: pytest.LogCapture
         log_rejections(outcome.rejected)
     assert len(outcome.rejected) == 2
     assert "arn:aws:ecr:us-east-1:123456789012:repository/team/api" in caplog.text
+
+
+def test_entities_known_valid_skip_their_own_rules_but_not_uniqueness() -> None:
+    good = {
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "Resource",
+        "metadata": {"name": "repo"},
+        "spec": {"type": "ecr-repository", "owner": "team-a"},
+    }
+    twin = {**good, "metadata": {"name": "REPO"}}
+    bad = {**good, "metadata": {"name": "not valid!"}}
+    outcome = validate_entities([good, twin, bad], known_valid=lambda index: index < 2)
+    assert outcome.accepted == (good,)
+    assert [r.problems[0] for r in outcome.rejected][0].endswith("is emitted twice")
+    assert len(outcome.rejected) == 2

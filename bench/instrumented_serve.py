@@ -27,7 +27,7 @@ _original_run = asyncio.events.Handle._run
 
 def _timed_run(self: Any) -> None:
     if threading.current_thread() is not threading.main_thread():
-        # The ECR reader's own loop (service.ecr.ThreadedReader) serves no request.
+        # Worker threads (to_thread: builds, state saves) run no loop callbacks of ours.
         _original_run(self)
         return
     # CPU time of this thread: what the callback itself cost. Wall time would also count the

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from . import __version__
 from .api import EntitiesFastPath, EventsGate, RefreshGate, router
 from .config import Settings
-from .ecr import AwsEcrReader, EcrReader, ReadObserver, ThreadedReader
+from .ecr import AwsEcrReader, EcrReader, ReadObserver
 from .limits import RequestSizeLimit
 from .metrics import HttpMetricsMiddleware, Metrics, watch_loop_lag
 from .persist import StateDir
@@ -51,7 +51,7 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with ThreadedReader.running(lambda: reader_factory(metrics)) as reader:
+        async with reader_factory(metrics) as reader:
             state = StateDir(settings.state_dir) if settings.state_dir else None
             store = SnapshotStore(
                 reader, settings.catalog, settings.refresh, state, on_refresh=metrics.refreshed

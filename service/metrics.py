@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Iterator
@@ -98,14 +97,12 @@ class Metrics:
             registry=self.registry,
         )
         self._lookup_children: dict[tuple[str, bool], Any] = {}
-        # Outcomes of AWS calls since the last refresh summary; the reader's thread adds.
+        # Outcomes of AWS calls since the last refresh summary.
         self._calls_since_summary: Tally[str] = Tally()
-        self._tally_lock = threading.Lock()
 
     def aws_call(self, operation: str, outcome: str) -> None:
         self.aws_calls.labels(operation, outcome).inc()
-        with self._tally_lock:
-            self._calls_since_summary[outcome] += 1
+        self._calls_since_summary[outcome] += 1
 
     def cache_lookup(self, kind: str, hit: bool) -> None:
         # Called for every repository of every refresh: the labelled child is looked up once.
@@ -123,9 +120,7 @@ class Metrics:
         )
         self.refresh_duration.observe(outcome.duration_seconds)
         self.refreshes.labels(result).inc()
-        with self._tally_lock:
-            calls = self._calls_since_summary
-            self._calls_since_summary = Tally()
+        calls, self._calls_since_summary = self._calls_since_summary, Tally()
         attempts = sum(n for outcome_, n in calls.items() if outcome_ != "retried")
         changes = outcome.changes
         summary = {

@@ -282,15 +282,24 @@ def source_path(source: SourceId) -> str:
     return f"sources/{source.account_id}/{source.region}"
 
 
+# Where a source without data points: the one shard of a source of up to shard_size / 2
+# entities, so that for most sources the Location's targets stay the same when data arrives.
+PENDING_SHARD = "./shards/1/0.yaml"
+
+
 def _pending_location(source: SourceId) -> RenderedBody:
     # Backstage processes a Location and all its targets as one unit: one failing target fails
     # the whole Location. So a source's Location answers 200 even before the source has data,
-    # pointing at the source's single URL, which answers 503 until then. Only this source's
-    # Location fails, and whatever it emitted before (say, before a restart) stays in place.
+    # pointing at a shard URL that answers 503 until then. Only this source's Location fails,
+    # and whatever it emitted before (say, before a restart) stays in place. The target is the
+    # URL the source will most likely have: when a Location's targets change, Backstage removes
+    # what came through the old one and the new one conflicts until then (seen with a real
+    # Backstage: a recovered source's entities vanished for a while when this was
+    # ./entities.yaml).
     return _location(
         f"ecr-catalog-{source.account_id}-{source.region}",
         f"ECR entities of {source}, not read yet.",
-        ["./entities.yaml"],
+        [PENDING_SHARD],
     )
 
 

@@ -203,10 +203,10 @@ async def test_cold_start_with_a_failing_source_blocks_nothing_else(
         # Backstage fails that Location alone instead of the root with all its siblings.
         failing = await client.get(f"/sources/{ACCOUNT_A}/eu-west-1/catalog-info.yaml")
         assert failing.status_code == 200
-        assert yaml.safe_load(failing.text)["spec"]["targets"] == ["./entities.yaml"]
-        assert (
-            await client.get(f"/sources/{ACCOUNT_A}/eu-west-1/entities.yaml")
-        ).status_code == 503
+        assert yaml.safe_load(failing.text)["spec"]["targets"] == ["./shards/1/0.yaml"]
+        for path in ("shards/1/0.yaml", "entities.yaml"):
+            pending = await client.get(f"/sources/{ACCOUNT_A}/eu-west-1/{path}")
+            assert pending.status_code == 503
         healthy = await client.get(f"/sources/{ACCOUNT_B}/ap-southeast-2/entities.yaml")
         assert healthy.status_code == 200
         root = yaml.safe_load((await client.get("/catalog-info.yaml")).text)

@@ -116,3 +116,6 @@ def test_the_recovered_source_arrives_and_nothing_is_lost(stack: Stack) -> None:
     while time.monotonic() < deadline:
         assert expected <= set(stack.backstage.ingested())
         time.sleep(2)
+    # The recovered source kept its Location's target (./shards/1/0.yaml): nothing it emitted
+    # ever came through two URLs.
+    assert "conflicting entityRef" not in stack.backstage.log.read_text(errors="replace")

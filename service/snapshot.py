@@ -67,8 +67,9 @@ T = TypeVar("T")
 class Deferred(Generic[T]):
     """A value computed on first use, once, off the event loop.
 
-    For bodies few clients ask for (the JSON body, a source's one-body URL): at 10,000
-    repositories each is ~20 MB plus its gzip, held by every snapshot for nobody.
+    For bodies few clients ask for (the JSON body, a source's one-body URL, the shards of the
+    many-URL mode): at 10,000 repositories each set is ~20 MB plus its gzip, held by every
+    snapshot for nobody.
     """
 
     def __init__(self, compute: Callable[[], T]) -> None:
@@ -485,6 +486,9 @@ class EntityChanges:
 
     @classmethod
     def between(cls, before: Snapshot | None, after: Snapshot) -> EntityChanges:
+        if before is after:
+            # Most refreshes publish nothing new (the build was skipped): no dicts of every ref.
+            return cls()
         old = {item.ref: item.json_document for item in before.entities} if before else {}
         new = {item.ref: item.json_document for item in after.entities}
         return cls(

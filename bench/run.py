@@ -251,6 +251,21 @@ http {{ access_log off; gzip_static on;
         shutil.rmtree(nginx_dir, ignore_errors=True)
 
 
+def cold_rows(
+    label: str, r: dict[str, Any], target: str | None, *extra: tuple[str, str]
+) -> list[tuple[str, str]]:
+    """The rows of one cold-refresh measurement; ``extra`` goes after the service's time."""
+    ratio = f"{r['seconds'] / r['floor']:.2f}x floor" + (f", {target}" if target else "")
+    rows = [
+        ("rate-limit floor", f"{r['floor']:.1f} s"),
+        ("ecr-catalog", f"{r['seconds']:.1f} s ({ratio})"),
+        *extra,
+        ("of which start-up", f"{r['startup']:.1f} s (until /healthz)"),
+        ("calls / throttled", f"{r['calls']} / {r['throttled']}"),
+    ]
+    return [(f"{label}: {name}", value) for name, value in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="ecr-catalog benchmarks")
     parser.add_argument("--only", choices=["cold", "scale", "steady", "serving"], action="append")
@@ -261,34 +276,26 @@ def main() -> None:
     rows: list[tuple[str, str]] = []
     if "cold" in only:
         r = results["cold"] = cold(1000, 2, 100, with_baseline=True)
-        rows += [
-            ("cold 1k/2 regions: rate-limit floor", f"{r['floor']:.1f} s"),
+        rows += cold_rows(
+            "cold 1k/2 regions",
+            r,
+            "target <= 1.5x",
             (
-                "cold 1k/2 regions: ecr-catalog",
-                f"{r['seconds']:.1f} s ({r['seconds'] / r['floor']:.2f}x floor, target <= 1.5x)",
-            ),
-            (
-                "cold 1k/2 regions: sequential baseline",
+                "sequential baseline",
                 f"{r['baseline']:.1f} s ({r['baseline'] / r['seconds']:.1f}x ours, target >= 10x)",
             ),
-            ("cold 1k/2 regions: of which start-up", f"{r['startup']:.1f} s (until /healthz)"),
-            ("cold 1k/2 regions: calls / throttled", f"{r['calls']} / {r['throttled']}"),
-        ]
+        )
     if "scale" in only:
         r = results["scale"] = cold(10_000, 5, 100, with_baseline=False)
-        rows += [
-            ("cold 10k/5 regions: rate-limit floor", f"{r['floor']:.1f} s"),
+        rows += cold_rows(
+            "cold 10k/5 regions",
+            r,
+            None,
             (
-                "cold 10k/5 regions: ecr-catalog",
-                f"{r['seconds']:.1f} s ({r['seconds'] / r['floor']:.2f}x floor)",
-            ),
-            (
-                "cold 10k/5 regions: CPU / peak RSS",
+                "CPU / peak RSS",
                 f"{r['cpu']:.1f} s / {r['rss'] / 1e6:.0f} MB (target < 250 MB)",
             ),
-            ("cold 10k/5 regions: of which start-up", f"{r['startup']:.1f} s (until /healthz)"),
-            ("cold 10k/5 regions: calls / throttled", f"{r['calls']} / {r['throttled']}"),
-        ]
+        )
     if "steady" in only:
         r = results["steady"] = steady(10_000, 5, speedup=10, simulated_hours=0.25)
         total = sum(r["per_hour"].values())

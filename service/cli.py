@@ -20,6 +20,7 @@ from .config import ConfigError, Settings, TargetSettings, load_settings
 from .diff import OldCatalogUnreadable, diff_catalogs, read_catalog_documents
 from .ecr import AwsEcrReader, StaticCredentials
 from .logs import configure_logging
+from .reader_process import ReaderProcess
 from .snapshot import Snapshot, SnapshotStore
 
 __all__ = ["main", "openapi_yaml"]
@@ -33,11 +34,25 @@ def openapi_yaml() -> str:
     return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
 
 
+def _opener(
+    settings: Settings, credentials: StaticCredentials | None, in_child: bool
+) -> ReaderFactory:
+    if in_child:
+        # Started now, before the app: the child imports and begins reading meanwhile.
+        return ReaderProcess(settings, credentials).attached
+    return lambda observer: AwsEcrReader.open(settings, credentials, observer)
+
+
 @contextmanager
-def _reader_factory(settings: Settings, demo: bool) -> Iterator[tuple[Settings, ReaderFactory]]:
-    """The settings to run with and how to open the reader; with ``demo``, a seeded moto."""
+def _reader_factory(
+    settings: Settings, demo: bool, in_child: bool = False
+) -> Iterator[tuple[Settings, ReaderFactory]]:
+    """The settings to run with and how to open the reader; with ``demo``, a seeded moto.
+
+    ``in_child`` reads in a child process (for ``serve``; see service/reader_process.py).
+    """
     if not demo:
-        yield settings, (lambda observer: AwsEcrReader.open(settings, observer=observer))
+        yield settings, _opener(settings, None, in_child)
         return
     from .demo import DEMO_ACCOUNT, DEMO_CREDENTIALS, DEMO_REGIONS, running_demo_ecr
 
@@ -54,10 +69,9 @@ def _reader_factory(settings: Settings, demo: bool) -> Iterator[tuple[Settings, 
                 )
             }
         )
-        credentials = StaticCredentials(*DEMO_CREDENTIALS)
         yield (
             demo_settings,
-            (lambda observer: AwsEcrReader.open(demo_settings, credentials, observer)),
+            _opener(demo_settings, StaticCredentials(*DEMO_CREDENTIALS), in_child),
         )
 
 
@@ -66,7 +80,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
-    with _reader_factory(settings, args.demo) as (run_settings, factory):
+    in_child = settings.aws.reader_process
+    with _reader_factory(settings, args.demo, in_child) as (run_settings, factory):
         app = create_app(run_settings, factory)
         log.info("serving the catalog on http://%s:%d/entities.yaml", host, port)
         uvicorn.run(

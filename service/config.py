@@ -107,6 +107,9 @@ class AwsSettings(_Strict):
     max_calls_per_second: float | None = Field(default=None, gt=0)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=20.0, gt=0)
+    # `serve` reads ECR in a child process (service/reader_process.py), so that refreshes take
+    # no time from serving; false reads on the serving loop, in one process.
+    reader_process: bool = True
 
     @model_validator(mode="after")
     def _concurrency_fits_the_pool(self) -> Self:

@@ -92,6 +92,11 @@ class EcrError(Exception):
         self.region = region
         self.operation = operation
         self.code = code
+        self.detail = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses the pipe from the reader process (service/reader_process.py) intact.
+        return (type(self), (self.account, self.region, self.operation, self.code, self.detail))
 
 
 @dataclass(frozen=True)
@@ -111,18 +116,18 @@ class SourceListing:
 class ReadObserver(Protocol):
     """Where the reader reports its AWS calls and cache lookups (the metrics)."""
 
-    def aws_call(self, operation: str, outcome: str) -> None:
-        """One attempt of ``operation``: ok, throttled, retried, or an error code."""
+    def aws_call(self, operation: str, outcome: str, times: int = 1) -> None:
+        """Attempts of ``operation``: ok, throttled, retried, or an error code."""
 
-    def cache_lookup(self, kind: str, hit: bool) -> None:
-        """One cache lookup of a query kind (images, tags, lifecycle_policy, registry)."""
+    def cache_lookup(self, kind: str, hit: bool, times: int = 1) -> None:
+        """Cache lookups of a query kind (images, tags, lifecycle_policy, registry)."""
 
 
 class _Unobserved:
-    def aws_call(self, operation: str, outcome: str) -> None:
+    def aws_call(self, operation: str, outcome: str, times: int = 1) -> None:
         pass
 
-    def cache_lookup(self, kind: str, hit: bool) -> None:
+    def cache_lookup(self, kind: str, hit: bool, times: int = 1) -> None:
         pass
 
 

@@ -100,18 +100,18 @@ class Metrics:
         # Outcomes of AWS calls since the last refresh summary.
         self._calls_since_summary: Tally[str] = Tally()
 
-    def aws_call(self, operation: str, outcome: str) -> None:
-        self.aws_calls.labels(operation, outcome).inc()
-        self._calls_since_summary[outcome] += 1
+    def aws_call(self, operation: str, outcome: str, times: int = 1) -> None:
+        self.aws_calls.labels(operation, outcome).inc(times)
+        self._calls_since_summary[outcome] += times
 
-    def cache_lookup(self, kind: str, hit: bool) -> None:
+    def cache_lookup(self, kind: str, hit: bool, times: int = 1) -> None:
         # Called for every repository of every refresh: the labelled child is looked up once.
         child = self._lookup_children.get((kind, hit))
         if child is None:
             child = self._lookup_children[(kind, hit)] = self.cache_lookups.labels(
                 kind, "hit" if hit else "miss"
             )
-        child.inc()
+        child.inc(times)
 
     def refreshed(self, outcome: RefreshOutcome) -> None:
         """Observe one refresh and log its one-line summary."""

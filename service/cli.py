@@ -10,18 +10,21 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
-import yaml
 from pydantic import ValidationError
 
-from .app import ReaderFactory, create_app
 from .config import ConfigError, Settings, TargetSettings, load_settings
-from .diff import OldCatalogUnreadable, diff_catalogs, read_catalog_documents
-from .ecr import AwsEcrReader, StaticCredentials
 from .logs import configure_logging
 from .reader_process import ReaderProcess
-from .snapshot import Snapshot, SnapshotStore
+
+if TYPE_CHECKING:
+    from .app import ReaderFactory
+    from .ecr import StaticCredentials
+    from .snapshot import Snapshot
+
+# FastAPI, botocore and aiohttp are imported where used: `serve` starts the reader process
+# first, so that it imports and begins reading on one core while this one imports the app.
 
 __all__ = ["main", "openapi_yaml"]
 
@@ -30,6 +33,10 @@ log = logging.getLogger("service")
 
 def openapi_yaml() -> str:
     """The app's OpenAPI document as YAML, exactly as committed in openapi/openapi.yaml."""
+    import yaml
+
+    from .app import create_app
+
     spec = create_app(Settings()).openapi()
     return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
 
@@ -40,6 +47,8 @@ def _opener(
     if in_child:
         # Started now, before the app: the child imports and begins reading meanwhile.
         return ReaderProcess(settings, credentials).attached
+    from .ecr import AwsEcrReader
+
     return lambda observer: AwsEcrReader.open(settings, credentials, observer)
 
 
@@ -55,6 +64,7 @@ def _reader_factory(
         yield settings, _opener(settings, None, in_child)
         return
     from .demo import DEMO_ACCOUNT, DEMO_CREDENTIALS, DEMO_REGIONS, running_demo_ecr
+    from .ecr import StaticCredentials
 
     with running_demo_ecr() as url:
         demo_settings = settings.model_copy(
@@ -76,12 +86,15 @@ def _reader_factory(
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
 
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     in_child = settings.aws.reader_process
     with _reader_factory(settings, args.demo, in_child) as (run_settings, factory):
+        import uvicorn
+
+        from .app import create_app
+
         app = create_app(run_settings, factory)
         log.info("serving the catalog on http://%s:%d/entities.yaml", host, port)
         uvicorn.run(
@@ -101,6 +114,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _read_once(settings: Settings, factory: ReaderFactory) -> Snapshot | None:
+    from .snapshot import SnapshotStore
+
     async with factory(None) as reader:
         store = SnapshotStore(reader, settings.catalog, settings.refresh)
         outcome = await store.refresh()
@@ -128,6 +143,10 @@ def _usage_error(message: str) -> int:
 
 
 def _diff(settings: Settings, args: argparse.Namespace) -> int:
+    import httpx
+
+    from .diff import OldCatalogUnreadable, diff_catalogs, read_catalog_documents
+
     try:
         old = read_catalog_documents(args.old.read_text(encoding="utf-8"), str(args.old))
     except OSError as exc:

@@ -29,11 +29,15 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from .config import Settings
-from .ecr import AwsEcrReader, EcrError, ReadObserver, SourceListing, StaticCredentials
 from .model import RegistryRecord, RepositoryRecord, SourceId, SourceRecords
+
+if TYPE_CHECKING:
+    # Imported where used: the serving process starts the child before it imports botocore
+    # and aiohttp, so that both processes import at once (on separate cores).
+    from .config import Settings
+    from .ecr import AwsEcrReader, ReadObserver, SourceListing, StaticCredentials
 
 __all__ = ["ReaderProcess", "ReaderProcessError"]
 
@@ -208,6 +212,8 @@ class ReaderProcess:
 
     @staticmethod
     def _lost_error(source: SourceId | None, why: str) -> Exception:
+        from .ecr import EcrError
+
         message = f"the reader process was lost: {why}"
         if source is None:
             return ReaderProcessError(message)
@@ -343,6 +349,8 @@ class _Child:
         return await (first if first is not None else self.reader.list_sources())
 
     async def answer(self, call_id: int, method: str, args: tuple[Any, ...]) -> None:
+        from .ecr import EcrError
+
         try:
             if method == "read_source":
                 self.send_records(call_id, await asyncio.shield(self.read(args[0])))
@@ -407,6 +415,7 @@ def _quiet(task: asyncio.Task[SourceRecords]) -> None:
 async def _serve_parent(out: IO[bytes]) -> None:
     stdin = await _pipe_reader(sys.stdin.buffer)
     settings, credentials = await _read_frame(stdin)
+    from .ecr import AwsEcrReader
     from .logs import configure_logging
 
     configure_logging(settings.log_format)

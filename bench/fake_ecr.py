@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import time
 import random
 import re
 from collections import Counter
@@ -151,6 +152,10 @@ class FakeEcr:
     limits: Limits = field(default_factory=Limits)
     calls: Counter[str] = field(default_factory=Counter)
     throttled: Counter[str] = field(default_factory=Counter)
+    # Wall-clock times of the first and the last ECR call, to split a cold start into
+    # "before the first call", "reading" and "after the last call".
+    first_call_at: float | None = None
+    last_call_at: float | None = None
 
     def __post_init__(self) -> None:
         self.buckets = TokenBuckets(self.limits.rate, self.limits.burst)
@@ -166,6 +171,9 @@ class FakeEcr:
             return self._sts(body)
         operation = target.removeprefix(TARGET_PREFIX)
         self.calls[operation] += 1
+        self.last_call_at = time.time()
+        if self.first_call_at is None:
+            self.first_call_at = self.last_call_at
         if self.limits.latency_ms:
             await asyncio.sleep(self.limits.latency_ms / 1000)
         if not self.buckets.admit((operation, region)):
@@ -246,11 +254,19 @@ class FakeEcr:
         return {"registryId": ACCOUNT, "scanningConfiguration": {"scanType": "BASIC", "rules": []}}
 
     async def stats(self, _request: web.Request) -> web.Response:
-        return web.json_response({"calls": self.calls, "throttled": self.throttled})
+        return web.json_response(
+            {
+                "calls": self.calls,
+                "throttled": self.throttled,
+                "first_call_at": self.first_call_at,
+                "last_call_at": self.last_call_at,
+            }
+        )
 
     async def reset(self, _request: web.Request) -> web.Response:
         self.calls.clear()
         self.throttled.clear()
+        self.first_call_at = self.last_call_at = None
         return web.json_response({})
 
     async def configure(self, request: web.Request) -> web.Response:

@@ -128,6 +128,7 @@ def calls_per_region_per_op(stats: dict[str, Any], regions: int) -> float:
 def cold(repositories: int, regions: int, rate: float, with_baseline: bool) -> dict[str, Any]:
     fake = start_fake(regions, repositories, 25, rate)
     try:
+        spawned_at = time.time()
         service = start_service(fake, regions)
         try:
             seconds = service.wait_complete()
@@ -144,6 +145,8 @@ def cold(repositories: int, regions: int, rate: float, with_baseline: bool) -> d
             "rss": rss,
             "calls": sum(stats["calls"].values()),
             "throttled": sum(stats["throttled"].values()),
+            "first_call": stats["first_call_at"] - spawned_at,
+            "reading": stats["last_call_at"] - stats["first_call_at"],
         }
         if with_baseline:
             fake.reset()
@@ -273,6 +276,10 @@ def cold_rows(
         ("ecr-catalog", f"{r['seconds']:.1f} s ({ratio})"),
         *extra,
         ("of which start-up", f"{r['startup']:.1f} s (until /healthz)"),
+        (
+            "first call / reading",
+            f"{r['first_call']:.1f} s after spawning / {r['reading']:.1f} s to the last call",
+        ),
         ("calls / throttled", f"{r['calls']} / {r['throttled']}"),
     ]
     return [(f"{label}: {name}", value) for name, value in rows]

@@ -16,9 +16,9 @@ import argparse
 import asyncio
 import hashlib
 import json
-import time
 import random
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import gzip
 import json
+from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from service.render import etag_of, join_json, render_body, to_json_document, to_yaml_document
+from service.render import (
+    etag_of,
+    join_json,
+    pyyaml_document,
+    render_body,
+    to_json_document,
+    to_yaml_document,
+)
+
+from .support import GOLDEN
 
 
 @pytest.mark.parametrize(
@@ -51,3 +63,70 @@ def test_gzip_is_stable_and_decodes_to_the_body() -> None:
     )
     assert first.gzipped == second.gzipped
     assert first.gzipped is not None and gzip.decompress(first.gzipped) == b"abc" * 100
+
+
+# Strings near every rule of the fast writer: indicators first and inside, ": " and " #",
+# digits, timestamps, words YAML reads as booleans, quotes, unicode, spaces and line breaks.
+TRICKY_STRINGS = st.one_of(
+    st.text(alphabet=st.sampled_from(list("aZ09_/-:#?'\"*&!%@`|>[]{},. ~=+\\\n\té☃")), max_size=12),
+    st.sampled_from(
+        [
+            "yes",
+            "No",
+            "TRUE",
+            "off",
+            "null",
+            "Null",
+            "~",
+            "0",
+            "007",
+            "089",
+            "1_000",
+            "1:20",
+            "2026-01-09T12:00:00Z",
+            "2026-01-09",
+            "2026-1-9 12:00:00",
+            "1.5",
+            ".5",
+            "1e3",
+            "0x1F",
+            "0o17",
+            "-",
+            "- a",
+            "a:",
+            "a: b",
+            "a #b",
+            "a#b",
+            "https://x/y?z=1#f",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app",
+            "a  b",
+            " a",
+            "a ",
+            "<<",
+            "=",
+            "sha256:" + "0" * 64,
+            "x" * 1001,
+        ]
+    ),
+)
+DOCUMENTS = st.recursive(
+    st.one_of(TRICKY_STRINGS, st.integers(-5, 10**12), st.booleans(), st.none()),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(TRICKY_STRINGS, inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.dictionaries(TRICKY_STRINGS, DOCUMENTS, max_size=5))
+def test_the_fast_writer_writes_what_pyyaml_writes(entity: dict[str, Any]) -> None:
+    assert to_yaml_document(entity) == pyyaml_document(entity)
+
+
+def test_the_fast_writer_writes_the_golden_catalog_as_pyyaml_does() -> None:
+    documents = list(yaml.safe_load_all((GOLDEN / "catalog.yaml").read_text(encoding="utf-8")))
+    assert documents
+    for entity in documents:
+        assert to_yaml_document(entity) == pyyaml_document(entity)

@@ -6,25 +6,24 @@ import argparse
 import asyncio
 import json
 import logging
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
-from .config import ConfigError, Settings, TargetSettings, load_settings
 from .logs import configure_logging
-from .reader_process import ReaderProcess
+from .reader_process import ReaderProcess, discard_child, start_child
 
 if TYPE_CHECKING:
     from .app import ReaderFactory
+    from .config import Settings
     from .ecr import StaticCredentials
     from .snapshot import Snapshot
 
-# FastAPI, botocore and aiohttp are imported where used: `serve` starts the reader process
-# first, so that it imports and begins reading on one core while this one imports the app.
+# pydantic, FastAPI, botocore and aiohttp are imported where used: `serve` starts the reader
+# process first, so that it imports on one core while this one imports the rest.
 
 __all__ = ["main", "openapi_yaml"]
 
@@ -36,17 +35,18 @@ def openapi_yaml() -> str:
     import yaml
 
     from .app import create_app
+    from .config import Settings
 
     spec = create_app(Settings()).openapi()
     return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
 
 
 def _opener(
-    settings: Settings, credentials: StaticCredentials | None, in_child: bool
+    settings: Settings, credentials: StaticCredentials | None, child: subprocess.Popen[bytes] | None
 ) -> ReaderFactory:
-    if in_child:
-        # Started now, before the app: the child imports and begins reading meanwhile.
-        return ReaderProcess(settings, credentials).attached
+    if child is not None:
+        # Told its settings now, before the app is imported: it begins reading meanwhile.
+        return ReaderProcess(settings, credentials, child).attached
     from .ecr import AwsEcrReader
 
     return lambda observer: AwsEcrReader.open(settings, credentials, observer)
@@ -54,15 +54,17 @@ def _opener(
 
 @contextmanager
 def _reader_factory(
-    settings: Settings, demo: bool, in_child: bool = False
+    settings: Settings, demo: bool, child: subprocess.Popen[bytes] | None = None
 ) -> Iterator[tuple[Settings, ReaderFactory]]:
     """The settings to run with and how to open the reader; with ``demo``, a seeded moto.
 
-    ``in_child`` reads in a child process (for ``serve``; see service/reader_process.py).
+    With ``child`` (from ``start_child``), reading happens in that process (for ``serve``;
+    see service/reader_process.py).
     """
     if not demo:
-        yield settings, _opener(settings, None, in_child)
+        yield settings, _opener(settings, None, child)
         return
+    from .config import TargetSettings
     from .demo import DEMO_ACCOUNT, DEMO_CREDENTIALS, DEMO_REGIONS, running_demo_ecr
     from .ecr import StaticCredentials
 
@@ -81,16 +83,17 @@ def _reader_factory(
         )
         yield (
             demo_settings,
-            _opener(demo_settings, StaticCredentials(*DEMO_CREDENTIALS), in_child),
+            _opener(demo_settings, StaticCredentials(*DEMO_CREDENTIALS), child),
         )
 
 
-def _serve(settings: Settings, args: argparse.Namespace) -> int:
+def _serve(
+    settings: Settings, args: argparse.Namespace, child: subprocess.Popen[bytes] | None
+) -> int:
 
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
-    in_child = settings.aws.reader_process
-    with _reader_factory(settings, args.demo, in_child) as (run_settings, factory):
+    with _reader_factory(settings, args.demo, child) as (run_settings, factory):
         import uvicorn
 
         from .app import create_app
@@ -243,17 +246,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _openapi(args)
     if args.command == "demo-seed":
         return _demo_seed(args)
+    # Before the settings are even loaded: see start_child.
+    child = start_child() if args.command == "serve" else None
+    from pydantic import ValidationError
+
+    from .config import ConfigError, load_settings
+
     try:
         settings = load_settings(args.config)
         if not args.demo and not getattr(args, "url", None):
             settings.aws.resolved_targets()
-    except ConfigError as exc:
-        return _usage_error(str(exc))
-    except ValidationError as exc:
+    except (ConfigError, ValidationError) as exc:
+        if child is not None:
+            discard_child(child)
+        if isinstance(exc, ConfigError):
+            return _usage_error(str(exc))
         return _usage_error(f"invalid configuration:\n{exc}")
     configure_logging(settings.log_format)
     if args.command == "serve":
-        return _serve(settings, args)
+        if child is not None and not settings.aws.reader_process:
+            discard_child(child)
+            child = None
+        return _serve(settings, args, child)
     if args.command == "diff":
         return _diff(settings, args)
     return _render(settings, args)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .ecr import AwsEcrReader, ReadObserver, SourceListing, StaticCredentials
 
-__all__ = ["ReaderProcess", "ReaderProcessError"]
+__all__ = ["ReaderProcess", "ReaderProcessError", "discard_child", "start_child"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,27 @@ async def _pipe_reader(pipe: IO[bytes]) -> asyncio.StreamReader:
 # The serving process's side.
 
 
+def start_child() -> subprocess.Popen[bytes]:
+    """Start a reader process; it imports botocore and aiohttp while it waits for its settings.
+
+    ``serve`` calls this first, so that those imports overlap its own (of pydantic and the
+    settings, then FastAPI); a child that is never sent settings ends when its input closes.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.reader_process"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+
+
+def discard_child(child: subprocess.Popen[bytes]) -> None:
+    """End a child from ``start_child`` that will not be used (closing its input ends it)."""
+    assert child.stdin is not None
+    with contextlib.suppress(OSError):
+        child.stdin.close()
+    child.wait()
+
+
 class ReaderProcess:
     """Starts the child at once, so that it imports and begins reading while the server starts.
 
@@ -106,9 +127,15 @@ class ReaderProcess:
     on it fail, so their sources keep their last good data.
     """
 
-    def __init__(self, settings: Settings, credentials: StaticCredentials | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        credentials: StaticCredentials | None = None,
+        started: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        """``started``: a child from ``start_child``, started before the settings were loaded."""
         self._launch = (settings, credentials)
-        self._child: subprocess.Popen[bytes] | None = self._spawn()
+        self._child: subprocess.Popen[bytes] | None = self._spawn(started)
         self._stdout: asyncio.StreamReader | None = None
         self._receiving: asyncio.Task[None] | None = None
         self._pending: dict[int, tuple[asyncio.Future[Any], SourceId | None]] = {}
@@ -117,12 +144,8 @@ class ReaderProcess:
         self._next_id = 0
         self._observer: ReadObserver | None = None
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "service.reader_process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+    def _spawn(self, started: subprocess.Popen[bytes] | None = None) -> subprocess.Popen[bytes]:
+        child = started or start_child()
         assert child.stdin is not None
         child.stdin.write(_frame(self._launch))
         child.stdin.flush()
@@ -413,10 +436,16 @@ def _quiet(task: asyncio.Task[SourceRecords]) -> None:
 
 
 async def _serve_parent(out: IO[bytes]) -> None:
-    stdin = await _pipe_reader(sys.stdin.buffer)
-    settings, credentials = await _read_frame(stdin)
+    # Imported before the settings arrive: the serving process sends them once it has loaded
+    # its own, which it does meanwhile.
     from .ecr import AwsEcrReader
     from .logs import configure_logging
+
+    stdin = await _pipe_reader(sys.stdin.buffer)
+    try:
+        settings, credentials = await _read_frame(stdin)
+    except asyncio.IncompleteReadError:
+        return  # not needed after all (bad settings, or aws.reader_process is off)
 
     configure_logging(settings.log_format)
     tally = _Tally()

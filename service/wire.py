@@ -6,12 +6,13 @@ signer. At 10,000 repositories that is a minute of CPU per cold refresh, longer 
 rate limits would take. This module makes the same calls for a fraction: a POST with a
 ``X-Amz-Target`` header, SigV4 with the signing key cached per day, and ``json.loads``.
 
-Retries stay botocore's adaptive mode: the client-side rate limiter is botocore's own
-(``AsyncClientRateLimiter``, CUBIC on throttles), and failed attempts back off exponentially
-with full jitter like botocore's standard mode. One difference, on purpose: botocore keeps one
-limiter per client, but ECR throttles each API on its own, so a throttled DescribeImages would
-slow ListTagsForResource down with it. Here each operation has its own limiter. botocore
-still resolves the endpoint and provides (and renews) the credentials; STS stays with it.
+Retries are adaptive, as in botocore's adaptive mode: throttles slow the sending rate down on
+the client, and failed attempts back off exponentially with full jitter. Two differences, on
+purpose and measured (BENCHMARKS.md): each API has its own limiter, since ECR throttles each
+API on its own (botocore keeps one per client, so a throttled DescribeImages would slow
+ListTagsForResource down with it); and the limiter is ``AdaptivePacer``, not botocore's CUBIC
+one (see there). botocore still resolves the endpoint and provides (and renews) the
+credentials; STS stays with it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import hashlib
 import hmac
 import json
 import random
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,9 +32,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiobotocore.retries import bucket
-from aiobotocore.retries.adaptive import AsyncClientRateLimiter
-from botocore.retries import throttling
-from botocore.retries.adaptive import RateClocker
 
 __all__ = [
     "ECR_TARGET_PREFIX",
@@ -40,7 +40,7 @@ __all__ = [
     "SigningKeys",
     "WireCallFailed",
     "WireClient",
-    "new_rate_limiter",
+    "AdaptivePacer",
     "sign_v4",
 ]
 
@@ -159,26 +159,69 @@ class WireCallFailed(Exception):
         self.attempts = attempts
 
 
-class _Throttles:
-    """What AsyncClientRateLimiter asks of a throttling detector."""
+class AdaptivePacer:
+    """Client-side adaptive rate limiting for one API in one region.
 
-    def is_throttling_error(self, **kwargs: Any) -> bool:
-        return bool(kwargs.get("throttled"))
+    Unlimited until ECR throttles; then the rate ECR admitted over the last second, less 5%,
+    growing 10% for every second without a throttle, so that it finds more room when the load
+    that shares the account's quota (CI pushing and pulling) goes away. A throttle of a call
+    sent before the last cut is not counted again: those calls were already too many.
 
+    botocore's adaptive limiter (CUBIC) cuts to 70% of a smoothed *send* rate, which is still
+    near 0 in the first half second of a read: traced on a cold read against a limit of 100
+    calls/s, the first throttles came at 0.5 s with the measured rate at 59, so each API went
+    on at 42 calls/s and climbed back over several seconds (read: 8.1 s against a 5.0 s floor).
+    """
 
-def new_rate_limiter() -> AsyncClientRateLimiter:
-    """botocore's adaptive-mode limiter, wired as aiobotocore wires it for a client."""
-    clock = bucket.Clock()
-    # The stubs give aiobotocore's limiter botocore's synchronous parameter types.
-    return AsyncClientRateLimiter(
-        rate_adjustor=throttling.CubicCalculator(
-            starting_max_rate=0, start_time=clock.current_time()
-        ),
-        rate_clocker=RateClocker(clock),
-        token_bucket=bucket.AsyncTokenBucket(max_rate=1, clock=clock),  # type: ignore[arg-type]
-        throttling_detector=_Throttles(),  # type: ignore[arg-type]
-        clock=clock,
-    )
+    WINDOW_SECONDS = 1.0
+    CUT = 0.95
+    GROWTH_PER_SECOND = 1.10
+    MIN_RATE = 0.5
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        # Calls per second; None until the first throttle.
+        self.rate: float | None = None
+        self._admitted: deque[float] = deque()
+        self._next_slot = 0.0
+        self._cut_at = float("-inf")
+        self._grown_at = 0.0
+
+    def slot(self) -> float:
+        """When the next call may be sent (now, or later): the caller sleeps until then."""
+        now = self.clock()
+        if self.rate is None:
+            return now
+        if now - self._grown_at >= 1.0:
+            self.rate *= self.GROWTH_PER_SECOND ** min(now - self._grown_at, 10.0)
+            self._grown_at = now
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + 1.0 / self.rate
+        return slot
+
+    def admitted(self) -> None:
+        now = self.clock()
+        self._admitted.append(now)
+        while self._admitted and self._admitted[0] < now - self.WINDOW_SECONDS:
+            self._admitted.popleft()
+
+    def throttled(self, sent_at: float) -> None:
+        now = self.clock()
+        if sent_at < self._cut_at:
+            return
+        while self._admitted and self._admitted[0] < now - self.WINDOW_SECONDS:
+            self._admitted.popleft()
+        # Over the span the admitted calls cover, not the whole window: an API that has only
+        # just begun (or was idle) must not read as a slow one.
+        if len(self._admitted) >= 2:
+            span = max(self._admitted[-1] - self._admitted[0], 0.1)
+            admitted_rate = (len(self._admitted) - 1) / span
+        else:
+            admitted_rate = len(self._admitted) / self.WINDOW_SECONDS
+        new_rate = max(self.MIN_RATE, self.CUT * admitted_rate)
+        self.rate = new_rate if self.rate is None else min(self.rate * self.CUT, new_rate)
+        self._cut_at = self._grown_at = now
+        self._next_slot = max(self._next_slot, now)
 
 
 def _error_code(status: int, headers: Any, body: bytes) -> tuple[str, str]:
@@ -208,7 +251,7 @@ class WireClient:
     max_calls_per_second: float | None = None
     service: str = "ecr"
     target_prefix: str = ECR_TARGET_PREFIX
-    limiters: dict[str, AsyncClientRateLimiter] = field(default_factory=dict)
+    limiters: dict[str, AdaptivePacer] = field(default_factory=dict)
     budgets: dict[str, bucket.AsyncTokenBucket] = field(default_factory=dict)
     on_attempt: Callable[[str, str], None] = lambda _operation, _outcome: None
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -231,7 +274,7 @@ class WireClient:
             attempt += 1
             limiter = self.limiters.get(operation)
             if limiter is None:
-                limiter = self.limiters[operation] = new_rate_limiter()
+                limiter = self.limiters[operation] = AdaptivePacer()
             if self.max_calls_per_second is not None:
                 budget = self.budgets.get(operation)
                 if budget is None:
@@ -250,9 +293,12 @@ class WireClient:
             await self.sleep(random.random() * min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1)))
 
     async def _attempt(
-        self, limiter: AsyncClientRateLimiter, headers: dict[str, str], body: bytes
+        self, limiter: AdaptivePacer, headers: dict[str, str], body: bytes
     ) -> dict[str, Any] | _Failure:
-        await limiter.on_sending_request(request=None)
+        sent_at = limiter.slot()
+        wait = sent_at - limiter.clock()
+        if wait > 0:
+            await self.sleep(wait)
         credentials = await self.credentials()
         if credentials is None or not credentials.access_key or not credentials.secret_key:
             return _Failure("NoCredentials", "no AWS credentials were found")
@@ -265,10 +311,9 @@ class WireClient:
                 status, raw = response.status, await response.read()
                 response_headers = response.headers
         except (aiohttp.ClientError, TimeoutError) as exc:
-            await limiter.on_receiving_response(throttled=False)
             return _Failure(type(exc).__name__, str(exc) or type(exc).__name__, retryable=True)
         if status == 200:
-            await limiter.on_receiving_response(throttled=False)
+            limiter.admitted()
             try:
                 answer = json.loads(raw)
             except ValueError as exc:
@@ -278,7 +323,11 @@ class WireClient:
             return answer
         code, message = _error_code(status, response_headers, raw)
         throttled = code in THROTTLING_CODES or status == 429
-        await limiter.on_receiving_response(throttled=throttled)
+        if throttled:
+            limiter.throttled(sent_at)
+        else:
+            # An error answer (LifecyclePolicyNotFoundException, say) was admitted all the same.
+            limiter.admitted()
         retryable = throttled or code in TRANSIENT_CODES or status in TRANSIENT_STATUSES
         return _Failure(code, message, retryable, throttled)
 

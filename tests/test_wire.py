@@ -14,7 +14,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
-from service.wire import SigningKeys, WireCallFailed, WireClient, sign_v4
+from service.wire import AdaptivePacer, SigningKeys, WireCallFailed, WireClient, sign_v4
 from tests.faults.aws_wire import aws_error
 
 NOW = datetime(2026, 11, 26, 5, 17, 44, tzinfo=UTC)
@@ -127,8 +127,8 @@ async def test_throttles_are_retried_and_feed_the_adaptive_limiter(
     answer, client = await call(url, outcomes)
     assert answer == {"imageDetails": [{"imagePushedAt": 1.7e9}]}
     assert [o for _, o in outcomes] == ["throttled", "retried", "throttled", "retried", "ok"]
-    # After a throttle, botocore's limiter paces every later request of that API.
-    assert client.limiters["DescribeImages"]._enabled
+    # After a throttle, the API's limiter paces every later request of it.
+    assert client.limiters["DescribeImages"].rate is not None
     request = seen[-1]
     assert request.headers["X-Amz-Target"].endswith(".DescribeImages")
     assert request.headers["Content-Type"] == "application/x-amz-json-1.1"
@@ -167,3 +167,76 @@ async def test_failures_carry_the_aws_code_and_only_transient_ones_retry(
         await call(url, [], max_attempts=3)
     assert caught.value.code.startswith(code)
     assert caught.value.attempts == attempts == len(seen)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_pacer_sends_freely_until_the_first_throttle() -> None:
+    clock = FakeClock()
+    pacer = AdaptivePacer(clock)
+    assert [pacer.slot() for _ in range(50)] == [clock.now] * 50
+    assert pacer.rate is None
+
+
+def test_a_throttle_sets_the_rate_to_what_was_admitted_and_then_paces() -> None:
+    clock = FakeClock()
+    pacer = AdaptivePacer(clock)
+    # ECR admitted 100 calls over the last second, then throttled one.
+    for _ in range(100):
+        clock.now += 0.01
+        pacer.admitted()
+    pacer.throttled(sent_at=clock.now - 0.02)
+    assert pacer.rate == pytest.approx(95, rel=0.02)
+    slots = [pacer.slot() for _ in range(10)]
+    gaps = [later - earlier for earlier, later in zip(slots, slots[1:], strict=False)]
+    assert gaps == pytest.approx([1 / pacer.rate] * 9)
+
+
+def test_calls_sent_before_a_cut_do_not_cut_again() -> None:
+    clock = FakeClock()
+    pacer = AdaptivePacer(clock)
+    for _ in range(100):
+        clock.now += 0.01
+        pacer.admitted()
+    sent = clock.now - 0.03
+    pacer.throttled(sent_at=sent)
+    after_first = pacer.rate
+    # The rest of the burst that was already in flight: no further cuts.
+    for _ in range(5):
+        pacer.throttled(sent_at=sent)
+    assert pacer.rate == after_first
+    # A call sent after the cut that is throttled again cuts again, by 5%.
+    clock.now += 0.05
+    pacer.throttled(sent_at=clock.now - 0.01)
+    assert after_first is not None and pacer.rate == pytest.approx(after_first * 0.95)
+
+
+def test_the_rate_grows_back_while_nothing_is_throttled() -> None:
+    clock = FakeClock()
+    pacer = AdaptivePacer(clock)
+    for _ in range(20):
+        clock.now += 0.05
+        pacer.admitted()
+    pacer.throttled(sent_at=clock.now)
+    cut = pacer.rate
+    assert cut == pytest.approx(19, rel=0.05)
+    clock.now += 10
+    pacer.slot()
+    assert cut is not None and pacer.rate == pytest.approx(cut * 1.10**10)
+
+
+def test_an_early_throttle_is_measured_over_the_time_elapsed() -> None:
+    # botocore's smoothed rate reads near 0 half a second in; this pacer counts what it saw.
+    clock = FakeClock()
+    pacer = AdaptivePacer(clock)
+    for _ in range(60):
+        clock.now += 0.005
+        pacer.admitted()
+    pacer.throttled(sent_at=clock.now)
+    assert pacer.rate == pytest.approx(0.95 * 200, rel=0.02)

@@ -17,10 +17,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from . import __version__
 from .api import EntitiesFastPath, EventsGate, RefreshGate, router
 from .config import Settings
-from .ecr import AwsEcrReader, EcrReader, ReadObserver
 from .limits import RequestSizeLimit
 from .metrics import HttpMetricsMiddleware, Metrics, watch_loop_lag
 from .persist import StateDir
+from .reading import EcrReader, ReadObserver
 from .snapshot import SnapshotStore
 
 __all__ = ["ReaderFactory", "create_app"]
@@ -43,9 +43,13 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
     ``open_reader`` yields the ECR reader for the life of the app; by default it is an
     AwsEcrReader built from ``settings``. Tests pass fakes here.
     """
-    reader_factory: ReaderFactory = open_reader or (
-        lambda observer: AwsEcrReader.open(settings, observer=observer)
-    )
+    if open_reader is None:
+        from .ecr import AwsEcrReader
+
+        def open_reader(observer: ReadObserver | None) -> AbstractAsyncContextManager[EcrReader]:
+            return AwsEcrReader.open(settings, observer=observer)
+
+    reader_factory: ReaderFactory = open_reader
 
     metrics = Metrics()
 

@@ -19,7 +19,7 @@ from .reader_process import ReaderProcess, discard_child, start_child
 if TYPE_CHECKING:
     from .app import ReaderFactory
     from .config import Settings
-    from .ecr import StaticCredentials
+    from .reading import StaticCredentials
     from .snapshot import Snapshot
 
 # pydantic, FastAPI, botocore and aiohttp are imported where used: `serve` starts the reader
@@ -66,7 +66,7 @@ def _reader_factory(
         return
     from .config import TargetSettings
     from .demo import DEMO_ACCOUNT, DEMO_CREDENTIALS, DEMO_REGIONS, running_demo_ecr
-    from .ecr import StaticCredentials
+    from .reading import StaticCredentials
 
     with running_demo_ecr() as url:
         demo_settings = settings.model_copy(

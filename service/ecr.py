@@ -42,6 +42,14 @@ from .model import (
     SourceId,
     SourceRecords,
 )
+from .reading import (
+    EcrError,
+    EcrReader,
+    ReadObserver,
+    SourceListing,
+    StaticCredentials,
+    Unobserved,
+)
 from .wire import FrozenCredentials, WireCallFailed, WireClient
 
 __all__ = [
@@ -81,78 +89,6 @@ REQUIRED_KEYS = {
     "get_caller_identity": "Account",
 }
 MALFORMED = "MalformedResponse"
-
-
-class EcrError(Exception):
-    """An ECR or STS call failed; names the account, region and operation."""
-
-    def __init__(self, account: str, region: str, operation: str, code: str, message: str) -> None:
-        super().__init__(f"{operation} in {account}/{region} failed: {code}: {message}")
-        self.account = account
-        self.region = region
-        self.operation = operation
-        self.code = code
-        self.detail = message
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Crosses the pipe from the reader process (service/reader_process.py) intact.
-        return (type(self), (self.account, self.region, self.operation, self.code, self.detail))
-
-
-@dataclass(frozen=True)
-class SourceListing:
-    """The sources that can be read, and the problems that keep others from being listed.
-
-    ``refused`` are sources whose target failed its identity check: they are known but are
-    never read. ``unresolved`` names targets whose account could not be found, so their sources
-    are not even known; nothing that needs every source may be published while it is not empty.
-    """
-
-    sources: tuple[SourceId, ...]
-    refused: tuple[tuple[SourceId, str], ...] = ()
-    unresolved: tuple[str, ...] = ()
-
-
-class ReadObserver(Protocol):
-    """Where the reader reports its AWS calls and cache lookups (the metrics)."""
-
-    def aws_call(self, operation: str, outcome: str, times: int = 1) -> None:
-        """Attempts of ``operation``: ok, throttled, retried, or an error code."""
-
-    def cache_lookup(self, kind: str, hit: bool, times: int = 1) -> None:
-        """Cache lookups of a query kind (images, tags, lifecycle_policy, registry)."""
-
-
-class _Unobserved:
-    def aws_call(self, operation: str, outcome: str, times: int = 1) -> None:
-        pass
-
-    def cache_lookup(self, kind: str, hit: bool, times: int = 1) -> None:
-        pass
-
-
-class EcrReader(Protocol):
-    """What the snapshot store needs from ECR; tests pass fakes of it."""
-
-    async def list_sources(self) -> SourceListing:
-        """Every configured account and region that can be named now."""
-        ...
-
-    async def read_source(self, source: SourceId) -> SourceRecords:
-        """One consistent read of a source; raises EcrError when it cannot be had."""
-        ...
-
-    async def forget_images(self, source: SourceId, repository: str) -> bool:
-        """Drop what is cached of a repository's images; False if the repository is unknown."""
-        ...
-
-
-@dataclass(frozen=True)
-class StaticCredentials:
-    """Fixed keys, for the embedded demo and for tests against moto."""
-
-    access_key_id: str
-    secret_access_key: str
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -292,7 +228,7 @@ class AwsEcrReader:
         self._regions: dict[SourceId, _RegionClient] = {}
         self._known_arns: dict[SourceId, set[str]] = {}
         self._records: dict[str, RepositoryRecord] = {}
-        watch = observer or _Unobserved()
+        watch = observer or Unobserved()
 
         def new_cache(kind: str, ttl: float) -> Any:
             return AsyncTTLCache(
@@ -328,7 +264,7 @@ class AwsEcrReader:
         endpoint = {"endpoint_url": aws.endpoint_url} if aws.endpoint_url else {}
         # One botocore session for the process's own credentials; assumed roles get a session
         # each, since credentials belong to a session.
-        watch = observer or _Unobserved()
+        watch = observer or Unobserved()
         base = AioSession()
         if credentials:
             base.set_credentials(credentials.access_key_id, credentials.secret_access_key)

@@ -32,12 +32,14 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from .model import RegistryRecord, RepositoryRecord, SourceId, SourceRecords
+from .reading import EcrError
 
 if TYPE_CHECKING:
     # Imported where used: the serving process starts the child before it imports botocore
     # and aiohttp, so that both processes import at once (on separate cores).
     from .config import Settings
-    from .ecr import AwsEcrReader, ReadObserver, SourceListing, StaticCredentials
+    from .ecr import AwsEcrReader
+    from .reading import ReadObserver, SourceListing, StaticCredentials
 
 __all__ = ["ReaderProcess", "ReaderProcessError", "discard_child", "start_child"]
 
@@ -235,8 +237,6 @@ class ReaderProcess:
 
     @staticmethod
     def _lost_error(source: SourceId | None, why: str) -> Exception:
-        from .ecr import EcrError
-
         message = f"the reader process was lost: {why}"
         if source is None:
             return ReaderProcessError(message)
@@ -372,8 +372,6 @@ class _Child:
         return await (first if first is not None else self.reader.list_sources())
 
     async def answer(self, call_id: int, method: str, args: tuple[Any, ...]) -> None:
-        from .ecr import EcrError
-
         try:
             if method == "read_source":
                 self.send_records(call_id, await asyncio.shield(self.read(args[0])))

@@ -30,9 +30,9 @@ from cachetools import LRUCache
 
 from .catalog import API_VERSION, REPOSITORY_ORIGIN, build_catalog
 from .config import CatalogSettings, RefreshSettings
-from .ecr import EcrError, EcrReader, SourceListing
 from .model import Entity, SourceId, SourceRecords
 from .persist import StateDir
+from .reading import EcrError, EcrReader, SourceListing
 from .render import (
     RenderedBody,
     etag_of,

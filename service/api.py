@@ -491,7 +491,7 @@ async def entity(
     if item is None:
         raise HTTPException(404, "no such entity")
     fmt = negotiate(request.headers.get("accept"))
-    body = item.json_document if fmt == "json" else item.yaml_document
+    body = item.json_document if fmt == "json" else bytes(item.yaml_document)
     media_type = JSON_MEDIA_TYPE if fmt == "json" else YAML_MEDIA_TYPE
     return _respond(
         request, store, snapshot, render_body(body, with_gzip=False), media_type, vary="Accept"

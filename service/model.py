@@ -1,4 +1,7 @@
-"""Our own frozen records of what ECR holds: the reader makes them, the transform reads them."""
+"""Our own frozen records of what ECR holds: the reader makes them, the transform reads them.
+
+Slotted: at 10,000 repositories the records are held in both processes (service/reader_process.py).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ __all__ = [
 Entity = dict[str, Any]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class SourceId:
     """One account in one region: the unit that is read, cached and fails on its own."""
 
@@ -32,7 +35,7 @@ class SourceId:
         return f"{self.account_id}/{self.region}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LatestImage:
     """The most recently pushed image of a repository."""
 
@@ -45,7 +48,7 @@ class LatestImage:
     last_pulled_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageSummary:
     """What DescribeImages told us about one repository."""
 
@@ -53,7 +56,7 @@ class ImageSummary:
     latest: LatestImage | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LifecyclePolicy:
     """Whether a lifecycle policy exists and how many rules it has."""
 
@@ -61,7 +64,7 @@ class LifecyclePolicy:
     rule_count: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RepositoryRecord:
     """One ECR repository with the answers of its per-repository calls."""
 
@@ -77,7 +80,7 @@ class RepositoryRecord:
     lifecycle_policy: LifecyclePolicy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RegistryRecord:
     """Registry-wide settings of one source."""
 
@@ -86,7 +89,7 @@ class RegistryRecord:
     scan_type: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceRecords:
     """Everything one successful read of a source returned."""
 

@@ -218,7 +218,7 @@ def to_json_document(entity: Entity) -> bytes:
     return json.dumps(entity, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def join_yaml(documents: Iterable[bytes]) -> bytes:
+def join_yaml(documents: Iterable[bytes | memoryview]) -> bytes:
     """A multi-document YAML stream."""
     return b"".join(documents)
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -96,7 +96,7 @@ class Deferred(Generic[T]):
         return value if value is not None else await asyncio.to_thread(self.get)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexedEntity:
     """An entity's pre-rendered documents and the fields the filters look at.
 
@@ -112,7 +112,8 @@ class IndexedEntity:
     region: str | None
     name: str
     search_text: str
-    yaml_document: bytes
+    # In a snapshot, a view into its full YAML body (see _viewing): one copy of each document.
+    yaml_document: bytes | memoryview
     json_document: bytes
 
 
@@ -210,6 +211,25 @@ def _gzipped_body(body: bytes, known: Mapping[str, RenderedBody]) -> RenderedBod
     """``body`` hashed and compressed, or the equal body rendered before."""
     found = known.get(etag_of(body))
     return found if found is not None else render_body(body, with_gzip=True)
+
+
+def _viewing(body: bytes, items: list[IndexedEntity]) -> list[IndexedEntity]:
+    """``items``, each with its YAML document as a view into ``body``, their concatenation.
+
+    The full body and every document on its own would hold each document twice: 18 MB at
+    10,000 repositories. An item that views ``body`` already (an unchanged body) is kept.
+    """
+    view = memoryview(body)
+    viewing = []
+    start = 0
+    for item in items:
+        end = start + len(item.yaml_document)
+        document = item.yaml_document
+        if not (isinstance(document, memoryview) and document.obj is body):
+            item = replace(item, yaml_document=view[start:end])
+        viewing.append(item)
+        start = end
+    return viewing
 
 
 def _index(entity: Entity, label_prefix: str, json_document: bytes) -> IndexedEntity:
@@ -314,7 +334,7 @@ def _source_view(
     count = shard_count([item.name for item in items], shard_size)
 
     def render_shards() -> tuple[RenderedBody, ...]:
-        shards: list[list[bytes]] = [[] for _ in range(count)]
+        shards: list[list[bytes | memoryview]] = [[] for _ in range(count)]
         for item in items:
             shards[_shard_of(item.name, count)].append(item.yaml_document)
         return tuple(_gzipped_body(join_yaml(docs), known_shards) for docs in shards)
@@ -368,14 +388,21 @@ def build_snapshot(
         raise SnapshotRefused("; ".join(f"{r.ref}: {', '.join(r.problems)}" for r in structural))
     log_rejections(outcome.rejected)
     accepted = {id(entity) for entity in outcome.accepted}
-    indexed: list[IndexedEntity] = []
+    rejected, repairs, sources_of = len(outcome.rejected), len(build.repairs), build.sources
+    # Each entity dict is dropped once its documents are made: the dicts of a cold 10k build
+    # are ~40 MB that would otherwise all be alive while the YAML is written (peak RSS).
+    entities: list[Entity | None] = list(build.entities)
+    del build, outcome
+    placed: list[tuple[IndexedEntity, SourceId | None]] = []
+    for index, (document, source) in enumerate(zip(documents, sources_of, strict=True)):
+        entity, entities[index] = entities[index], None
+        if entity is not None and id(entity) in accepted:
+            placed.append((reuse.index(entity, document, options.annotation_prefix), source))
+    yaml_body = _gzipped_body(join_yaml(item.yaml_document for item, _ in placed), reuse.yaml)
+    indexed = _viewing(yaml_body.body, [item for item, _ in placed])
     core: list[IndexedEntity] = []
     per_source: dict[SourceId, list[IndexedEntity]] = {s: [] for s in records}
-    for entity, document, source in zip(build.entities, documents, build.sources, strict=True):
-        if id(entity) not in accepted:
-            continue
-        item = reuse.index(entity, document, options.annotation_prefix)
-        indexed.append(item)
+    for item, (_, source) in zip(indexed, placed, strict=True):
         (core if source is None else per_source[source]).append(item)
 
     incomplete = [f"sources of {target} are unknown" for target in listing.unresolved]
@@ -395,7 +422,7 @@ def build_snapshot(
     return Snapshot(
         entities=tuple(indexed),
         by_ref={item.ref: item for item in indexed},
-        yaml=_gzipped_body(join_yaml(i.yaml_document for i in indexed), reuse.yaml),
+        yaml=yaml_body,
         json=Deferred(
             lambda: render_body(join_json(i.json_document for i in indexed), with_gzip=True)
         ),
@@ -415,8 +442,8 @@ def build_snapshot(
         listed=listing.sources,
         pending_locations={s: _pending_location(s) for s in listing.sources if s not in sources},
         built_at=built_at,
-        rejected=len(outcome.rejected),
-        repairs=len(build.repairs),
+        rejected=rejected,
+        repairs=repairs,
     )
 
 

@@ -168,7 +168,7 @@ async def test_a_stale_source_is_marked_on_its_entities_only() -> None:
     marked = [
         item.name
         for item in store.snapshot.entities
-        if key in yaml.safe_load(item.yaml_document)["metadata"].get("annotations", {})
+        if key in yaml.safe_load(bytes(item.yaml_document))["metadata"].get("annotations", {})
     ]
     assert sorted(marked) == ["ecr-123456789012-eu-west-1", "shared--nginx.eu-west-1.123456789012"]
 
@@ -201,13 +201,18 @@ async def test_a_rebuild_reuses_unchanged_documents_and_bodies_and_renders_the_s
         strict=True,
     ):
         assert (ours.etag, ours.gzipped) == (theirs.etag, theirs.gzipped)
+    # Only the changed entity was rendered again; every document is now a view into the new
+    # body, so the old body is not kept alive by the documents taken over from it.
     new_items = [
         item.name
         for item, old in zip(changed.entities, first.entities, strict=True)
-        if item is not old
+        if item.json_document is not old.json_document
     ]
     assert new_items == ["svc--r029.us-east-1.123456789012"]
     assert changed.yaml is not first.yaml
+    for item in changed.entities:
+        assert isinstance(item.yaml_document, memoryview)
+        assert item.yaml_document.obj is changed.yaml.body
 
 
 async def test_unrendered_deferred_bodies_do_not_keep_older_snapshots_alive() -> None:

@@ -85,14 +85,14 @@ class Service:
             total += int(fields[11]) + int(fields[12])
         return total / CLOCK_TICKS
 
-    def peak_rss(self) -> int:
-        """The sum of each process's peak: an upper bound of the peak of their sum."""
-        total = 0
+    def peak_rss(self) -> list[int]:
+        """Each process's peak RSS (the server's first); their sum bounds the peak of the sum."""
+        peaks = []
         for pid in self.pids():
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) * 1024
-        return total
+                    peaks.append(int(line.split()[1]) * 1024)
+        return peaks
 
     def wait_complete(self, timeout: float = 900) -> float:
         deadline = time.monotonic() + timeout
@@ -106,11 +106,14 @@ class Service:
         raise RuntimeError("the service never became complete")
 
 
-def start_service(fake: Fake, regions: int, **overrides: Any) -> Service:
+def start_service(
+    fake: Fake, regions: int, aws: dict[str, Any] | None = None, **overrides: Any
+) -> Service:
     config: dict[str, Any] = {
         "aws": {
             "endpoint_url": fake.url,
             "targets": [{"regions": REGION_NAMES[:regions], "account_id": "123456789012"}],
+            **(aws or {}),
         },
         **overrides,
     }
@@ -125,11 +128,13 @@ def calls_per_region_per_op(stats: dict[str, Any], regions: int) -> float:
     return max(per_repo) / regions
 
 
-def cold(repositories: int, regions: int, rate: float, with_baseline: bool) -> dict[str, Any]:
+def cold(
+    repositories: int, regions: int, rate: float, with_baseline: bool, **aws: Any
+) -> dict[str, Any]:
     fake = start_fake(regions, repositories, 25, rate)
     try:
         spawned_at = time.time()
-        service = start_service(fake, regions)
+        service = start_service(fake, regions, aws)
         try:
             seconds = service.wait_complete()
             cpu, rss = service.cpu_seconds(), service.peak_rss()
@@ -256,14 +261,45 @@ http {{ access_log off; gzip_static on;
         nginx = subprocess.Popen(
             ["nginx", "-c", str(nginx_dir / "nginx.conf"), "-p", str(nginx_dir)]
         )
-        wait_for_http(f"http://127.0.0.1:{port}/entities.yaml")
-        theirs = wrk(f"http://127.0.0.1:{port}/entities.yaml", {"Accept-Encoding": "gzip"})
-        return {"ours": ours, "nginx": theirs, "bytes": len(body), "refreshes": refreshed}
+        static = f"http://127.0.0.1:{port}/entities.yaml"
+        wait_for_http(static)
+        theirs = wrk(static, {"Accept-Encoding": "gzip"})
+        nginx_etag = httpx.get(static, headers={"Accept-Encoding": "gzip"}).headers["etag"]
+        theirs_304 = wrk(static, {"If-None-Match": nginx_etag, "Accept-Encoding": "gzip"})
+        return {
+            "ours": ours,
+            "nginx": theirs,
+            "nginx_304": theirs_304,
+            "bare_304": bare_304(),
+            "bytes": len(body),
+            "refreshes": refreshed,
+        }
     finally:
         if nginx is not None:
             stop_process(nginx)
         stop_process(fake.process)
         shutil.rmtree(nginx_dir, ignore_errors=True)
+
+
+def bare_304() -> dict[str, float]:
+    """A 304 from the least a Python process can do per request (bench/bare_304.py)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.bare_304", "--port", str(port)], cwd=ROOT
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        return wrk(f"http://127.0.0.1:{port}/entities.yaml", {"If-None-Match": '"x"'})
+    finally:
+        stop_process(process)
 
 
 def cold_rows(
@@ -310,10 +346,23 @@ def main() -> None:
             "cold 10k/5 regions",
             r,
             None,
+            ("CPU (server + reader)", f"{r['cpu']:.1f} s"),
             (
-                "CPU / peak RSS",
-                f"{r['cpu']:.1f} s / {r['rss'] / 1e6:.0f} MB (target < 250 MB)",
+                "peak RSS",
+                " + ".join(f"{rss / 1e6:.0f}" for rss in r["rss"])
+                + f" = {sum(r['rss']) / 1e6:.0f} MB (server + reader; target < 250 MB)",
             ),
+        )
+        # The same in one process (aws.reader_process: false), for its memory.
+        one = results["scale_one_process"] = cold(
+            10_000, 5, 100, with_baseline=False, reader_process=False
+        )
+        rows.append(
+            (
+                "cold 10k/5 regions, one process",
+                f"{one['seconds']:.1f} s, {one['cpu']:.1f} s CPU, "
+                f"peak RSS {sum(one['rss']) / 1e6:.0f} MB (aws.reader_process: false)",
+            )
         )
     if "steady" in only:
         r = results["steady"] = steady(10_000, 5, speedup=10, simulated_hours=0.25)
@@ -326,22 +375,18 @@ def main() -> None:
         ]
     if "serving" in only:
         r = results["serving"] = serving(10_000, 5)
-        for kind, f in r["ours"].items():
-            rows.append(
-                (
-                    f"serving 10k, 50 clients: {kind}",
-                    f"{f['rps']:,.0f} req/s, p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms",
-                )
-            )
-        n = r["nginx"]
+
+        def latency(f: dict[str, float]) -> str:
+            return f"{f['rps']:,.0f} req/s, p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms"
+
+        rows += [(f"serving 10k, 50 clients: {kind}", latency(f)) for kind, f in r["ours"].items()]
         rows += [
-            (
-                "serving 10k: nginx gzip_static",
-                f"{n['rps']:,.0f} req/s, p50 {n['p50']:.1f} ms, p99 {n['p99']:.1f} ms",
-            ),
+            ("serving 10k: nginx gzip_static", latency(r["nginx"])),
+            ("serving 10k: nginx 304", latency(r["nginx_304"])),
+            ("serving 10k: bare Python 304 (ceiling)", latency(r["bare_304"])),
             (
                 "serving 10k: ours / nginx (gzip)",
-                f"{r['ours']['gzip']['rps'] / n['rps']:.2f} (target >= 0.5)",
+                f"{r['ours']['gzip']['rps'] / r['nginx']['rps']:.2f} (target >= 0.5)",
             ),
             ("serving 10k: body size", f"{r['bytes'] / 1e6:.1f} MB"),
             ("serving 10k: refreshes during the runs", f"{r['refreshes']:.0f}"),

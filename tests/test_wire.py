@@ -177,6 +177,16 @@ class FakeClock:
         return self.now
 
 
+def pacer_that_saw(admitted: int, every: float) -> tuple[FakeClock, AdaptivePacer]:
+    """A pacer to which ECR admitted ``admitted`` calls, one every ``every`` seconds."""
+    clock = FakeClock()
+    pacer = AdaptivePacer(clock)
+    for _ in range(admitted):
+        clock.now += every
+        pacer.admitted()
+    return clock, pacer
+
+
 def test_the_pacer_sends_freely_until_the_first_throttle() -> None:
     clock = FakeClock()
     pacer = AdaptivePacer(clock)
@@ -185,12 +195,8 @@ def test_the_pacer_sends_freely_until_the_first_throttle() -> None:
 
 
 def test_a_throttle_sets_the_rate_to_what_was_admitted_and_then_paces() -> None:
-    clock = FakeClock()
-    pacer = AdaptivePacer(clock)
     # ECR admitted 100 calls over the last second, then throttled one.
-    for _ in range(100):
-        clock.now += 0.01
-        pacer.admitted()
+    clock, pacer = pacer_that_saw(100, every=0.01)
     pacer.throttled(sent_at=clock.now - 0.02)
     assert pacer.rate == pytest.approx(95, rel=0.02)
     slots = [pacer.slot() for _ in range(10)]
@@ -199,11 +205,7 @@ def test_a_throttle_sets_the_rate_to_what_was_admitted_and_then_paces() -> None:
 
 
 def test_calls_sent_before_a_cut_do_not_cut_again() -> None:
-    clock = FakeClock()
-    pacer = AdaptivePacer(clock)
-    for _ in range(100):
-        clock.now += 0.01
-        pacer.admitted()
+    clock, pacer = pacer_that_saw(100, every=0.01)
     sent = clock.now - 0.03
     pacer.throttled(sent_at=sent)
     after_first = pacer.rate
@@ -218,11 +220,7 @@ def test_calls_sent_before_a_cut_do_not_cut_again() -> None:
 
 
 def test_the_rate_grows_back_while_nothing_is_throttled() -> None:
-    clock = FakeClock()
-    pacer = AdaptivePacer(clock)
-    for _ in range(20):
-        clock.now += 0.05
-        pacer.admitted()
+    clock, pacer = pacer_that_saw(20, every=0.05)
     pacer.throttled(sent_at=clock.now)
     cut = pacer.rate
     assert cut == pytest.approx(19, rel=0.05)
@@ -233,10 +231,6 @@ def test_the_rate_grows_back_while_nothing_is_throttled() -> None:
 
 def test_an_early_throttle_is_measured_over_the_time_elapsed() -> None:
     # botocore's smoothed rate reads near 0 half a second in; this pacer counts what it saw.
-    clock = FakeClock()
-    pacer = AdaptivePacer(clock)
-    for _ in range(60):
-        clock.now += 0.005
-        pacer.admitted()
+    clock, pacer = pacer_that_saw(60, every=0.005)
     pacer.throttled(sent_at=clock.now)
     assert pacer.rate == pytest.approx(0.95 * 200, rel=0.02)

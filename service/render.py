@@ -101,10 +101,10 @@ class _LeftToPyYAML(Exception):
 
 # Strings PyYAML writes plain (unquoted) in block context: printable ASCII on one line, no
 # leading or trailing space, no indicator where it matters (a first character such as "-",
-# "#", "'" or "*"; ": "; " #"; a trailing ":"). Those that would read back as something else
-# are quoted instead: the words below, and strings starting with a digit, unless they hold a
-# "/", which no number or timestamp does.
-_PLAIN_SHAPE = re.compile(r"[A-Za-z0-9_/][!-~]*(?: [!-~]+)*\Z")
+# "#", "'" or "*"; a ":" not followed by a character; a space followed by "#" or another
+# space). Those that would read back as something else are quoted instead: the words below,
+# and strings starting with a digit, unless they hold a "/", which no number or timestamp does.
+_PLAIN = re.compile(r"[A-Za-z0-9_/](?:[!-9;-~]|:(?=[!-~])| (?=[!-\"$-~]))*\Z")
 _NOT_PLAIN = frozenset(
     variant
     for word in ("yes", "no", "true", "false", "on", "off", "null")
@@ -116,17 +116,14 @@ _LONGEST_PLAIN = 1000
 
 
 def _scalar(value: str) -> str:
-    if (
-        len(value) <= _LONGEST_PLAIN
-        and _PLAIN_SHAPE.match(value)
-        and ": " not in value
-        and " #" not in value
-        and value[-1] != ":"
-    ):
-        if _QUOTED.match(value):
-            return f"'{value}'"
-        if (not value[0].isdigit() or "/" in value) and value not in _NOT_PLAIN:
+    if len(value) <= _LONGEST_PLAIN and _PLAIN.match(value):
+        if not value[0].isdigit():
+            if value not in _NOT_PLAIN:
+                return value
+        elif "/" in value:
             return value
+        elif _QUOTED.match(value):
+            return f"'{value}'"
     return _scalar_as_pyyaml(value)
 
 
@@ -160,14 +157,15 @@ def _atom(value: object) -> str:
     raise _LeftToPyYAML
 
 
+@functools.lru_cache(maxsize=4096)
 def _key(key: object) -> str:
+    # Entities share most of their keys: each is worked out once.
     if not isinstance(key, str) or not key:
         raise _LeftToPyYAML
     form = _scalar(key)
     return form if form == key else _key_as_pyyaml(key)
 
 
-@functools.lru_cache(maxsize=4096)
 def _key_as_pyyaml(key: str) -> str:
     # A key PyYAML cannot write as a simple key becomes "? key" on a line of its own.
     text: str = yaml.dump({key: None}, Dumper=_CatalogDumper, allow_unicode=True, width=4096)

@@ -52,6 +52,7 @@ RECORDS_PER_FRAME = 500
 # How often the child reports its counts of AWS calls and cache lookups during a long read.
 TALLY_SECONDS = 1.0
 EXIT_WAIT_SECONDS = 5.0
+READER_NICENESS = 10
 
 
 class ReaderProcessError(RuntimeError):
@@ -468,6 +469,9 @@ def main() -> None:
     # Ctrl-C reaches the whole process group; the serving process decides when we end (by
     # closing our input), so a shutdown does not fail the reads it is still waiting for.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Reading is background work: when the CPU is contended, serving goes first. An idle
+    # machine (a cold start) still gives the reader all it asks for.
+    os.nice(READER_NICENESS)
     # Frames go to a private copy of stdout; anything else printed lands on stderr.
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

@@ -284,13 +284,36 @@ def _quality(params: Sequence[str]) -> float:
     return 1.0
 
 
-def _accepts_gzip(request: Request) -> bool:
-    accept_encoding = request.headers.get("accept-encoding", "")
+def _accepts_gzip(accept_encoding: str) -> bool:
     for entry in accept_encoding.split(",")[:MAX_ACCEPT_ENTRIES]:
         coding, *params = entry.split(";")
         if coding.strip().lower() in ("gzip", "x-gzip"):
             return _quality(params) > 0
     return False
+
+
+def response_headers(
+    store: SnapshotStore,
+    snapshot: Snapshot,
+    rendered: RenderedBody,
+    accept_encoding: str,
+    vary: str | None = None,
+    sources: Sequence[SourceId] | None = None,
+) -> tuple[dict[str, str], bool]:
+    """The headers of an answer with ``rendered``, and whether its body is the gzip one."""
+    gzip_etag = rendered.etag[:-1] + '-gzip"'
+    use_gzip = rendered.gzipped is not None and _accepts_gzip(accept_encoding)
+    headers = _snapshot_headers(store, snapshot, sources)
+    headers["ETag"] = gzip_etag if use_gzip else rendered.etag
+    varies = [v for v in (vary, "Accept-Encoding" if rendered.gzipped else None) if v]
+    if varies:
+        headers["Vary"] = ", ".join(varies)
+    return headers, use_gzip
+
+
+def not_modified(rendered: RenderedBody, if_none_match: str | None) -> bool:
+    """Whether ``If-None-Match`` names ``rendered`` (either of its encodings)."""
+    return _etag_matches(if_none_match, (rendered.etag, rendered.etag[:-1] + '-gzip"'))
 
 
 def _respond(
@@ -302,14 +325,10 @@ def _respond(
     vary: str | None = None,
     sources: Sequence[SourceId] | None = None,
 ) -> Response:
-    gzip_etag = rendered.etag[:-1] + '-gzip"'
-    use_gzip = rendered.gzipped is not None and _accepts_gzip(request)
-    headers = _snapshot_headers(store, snapshot, sources)
-    headers["ETag"] = gzip_etag if use_gzip else rendered.etag
-    varies = [v for v in (vary, "Accept-Encoding" if rendered.gzipped else None) if v]
-    if varies:
-        headers["Vary"] = ", ".join(varies)
-    if _etag_matches(request.headers.get("if-none-match"), (rendered.etag, gzip_etag)):
+    headers, use_gzip = response_headers(
+        store, snapshot, rendered, request.headers.get("accept-encoding", ""), vary, sources
+    )
+    if not_modified(rendered, request.headers.get("if-none-match")):
         return Response(status_code=304, headers=headers)
     if use_gzip:
         assert rendered.gzipped is not None

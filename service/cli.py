@@ -97,6 +97,7 @@ def _serve(
         import uvicorn
 
         from .app import create_app
+        from .revalidate import revalidating_protocol
 
         app = create_app(run_settings, factory)
         log.info("serving the catalog on http://%s:%d/entities.yaml", host, port)
@@ -104,6 +105,7 @@ def _serve(
             app,
             host=host,
             port=port,
+            http=revalidating_protocol(run_settings.server),
             log_config=None,
             access_log=False,
             # Client addresses are never used; parsing X-Forwarded-For on every request is not

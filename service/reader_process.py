@@ -115,11 +115,14 @@ def start_child() -> subprocess.Popen[bytes]:
 
 
 def discard_child(child: subprocess.Popen[bytes]) -> None:
-    """End a child from ``start_child`` that will not be used (closing its input ends it)."""
+    """End a child from ``start_child`` that will not be used: it has done nothing yet."""
     assert child.stdin is not None
     with contextlib.suppress(OSError):
         child.stdin.close()
+    child.terminate()
     child.wait()
+    if child.stdout is not None:
+        child.stdout.close()
 
 
 class ReaderProcess:

@@ -102,10 +102,14 @@ def test_render_fails_loudly_rather_than_printing_nothing(tmp_path: Path) -> Non
         ("{", b"not valid YAML"),
     ],
 )
-def test_bad_config_exits_2_with_a_clear_message(tmp_path: Path, text: str, message: bytes) -> None:
+# serve has started its reader process before it reads the config: it must end it quietly.
+@pytest.mark.parametrize("command", ["render", "serve"])
+def test_bad_config_exits_2_with_a_clear_message(
+    tmp_path: Path, text: str, message: bytes, command: str
+) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text, encoding="utf-8")
-    result = run_cli("render", "--config", str(path))
+    result = run_cli(command, "--config", str(path))
     assert result.returncode == 2
     assert message in result.stderr
     assert b"Traceback" not in result.stderr

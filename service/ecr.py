@@ -4,7 +4,7 @@ One aioboto3 Session per process; one long-lived client per account and region, 
 on an AsyncExitStack. botocore resolves each region's endpoint, provides and renews the
 credentials (assumed roles included) and makes the STS calls; the ECR calls themselves go
 through ``wire.WireClient`` (SigV4 + JSON 1.1), which costs a fraction of botocore's CPU per
-call and keeps botocore's adaptive retry mode. Every call runs under the client's semaphore,
+call, with adaptive retries of its own (wire.AdaptivePacer). Every call runs under the semaphore,
 which is never larger than its connection pool.
 """
 

@@ -164,8 +164,10 @@ class AdaptivePacer:
 
     Unlimited until ECR throttles; then the rate ECR admitted over the last second, less 5%,
     growing 10% for every second without a throttle, so that it finds more room when the load
-    that shares the account's quota (CI pushing and pulling) goes away. A throttle of a call
-    sent before the last cut is not counted again: those calls were already too many.
+    that shares the account's quota (CI pushing and pulling) goes away; unlimited again after
+    QUIET_SECONDS without one, since a cut taken while this API was nearly idle (a trickle of
+    calls between refreshes) would otherwise pace the next burst at that trickle. A throttle
+    of a call sent before the last cut is not counted again: those calls were already too many.
 
     botocore's adaptive limiter (CUBIC) cuts to 70% of a smoothed *send* rate, which is still
     near 0 in the first half second of a read: traced on a cold read against a limit of 100
@@ -177,6 +179,7 @@ class AdaptivePacer:
     CUT = 0.95
     GROWTH_PER_SECOND = 1.10
     MIN_RATE = 0.5
+    QUIET_SECONDS = 5.0
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -190,6 +193,8 @@ class AdaptivePacer:
     def slot(self) -> float:
         """When the next call may be sent (now, or later): the caller sleeps until then."""
         now = self.clock()
+        if self.rate is not None and now - self._cut_at > self.QUIET_SECONDS:
+            self.rate = None
         if self.rate is None:
             return now
         if now - self._grown_at >= 1.0:

@@ -185,6 +185,28 @@ def assume_role_credentials(moto_url: str, role_arn: str) -> tuple[str, str, str
 OPENAPI = Path(__file__).parents[1] / "openapi" / "openapi.yaml"
 
 
+def moto_service_config(moto_url: str, regions: list[str], **sections: Any) -> dict[str, Any]:
+    """A `serve` config reading ``regions`` of the test account from a moto server."""
+    return {
+        "aws": {
+            "endpoint_url": moto_url,
+            "targets": [{"regions": regions, "account_id": "123456789012"}],
+        },
+        **sections,
+    }
+
+
+def wait_healthy_sources(url: str, timeout: float = 30.0) -> dict[str, Any]:
+    """/readyz once the catalog is complete and every source healthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state: dict[str, Any] = httpx.get(f"{url}/readyz").json()
+        if state["complete"] and all(s["healthy"] for s in state["sources"]):
+            return state
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never became ready with every source healthy")
+
+
 @dataclass
 class ServiceProcess:
     """`ecr-catalog serve` (or a wrapper module) as a child process on loopback."""

@@ -18,7 +18,16 @@ from service.ecr import EcrError, StaticCredentials
 from service.model import SourceId
 from service.reader_process import ReaderProcess
 
-from .support import FaultProxy, MotoServer, moto_reader, moto_settings, spawn_service, stop_process
+from .support import (
+    FaultProxy,
+    MotoServer,
+    moto_reader,
+    moto_service_config,
+    moto_settings,
+    spawn_service,
+    stop_process,
+    wait_healthy_sources,
+)
 
 US = SourceId("123456789012", "us-east-1")
 EU = SourceId("123456789012", "eu-west-1")
@@ -165,16 +174,10 @@ def test_the_service_keeps_serving_when_its_reader_process_dies(
     moto: MotoServer, tmp_path: Path
 ) -> None:
     seed(moto, 3)
-    config = {
-        "aws": {
-            "endpoint_url": moto.url,
-            "targets": [{"regions": ["us-east-1"], "account_id": "123456789012"}],
-        },
-        "refresh": {"interval_seconds": 1},
-    }
+    config = moto_service_config(moto.url, ["us-east-1"], refresh={"interval_seconds": 1})
     service = spawn_service(tmp_path, config)
     try:
-        ready = wait_ready(service.url)
+        ready = wait_healthy_sources(service.url)
         etag = httpx.get(f"{service.url}/entities.yaml").headers["etag"]
         (child,) = children(service.process.pid)
         os.kill(child, signal.SIGKILL)
@@ -194,7 +197,7 @@ def test_the_service_keeps_serving_when_its_reader_process_dies(
             pytest.fail("the service never read ECR again after its reader process died")
         (replacement,) = children(service.process.pid)
         assert replacement != child
-        assert wait_ready(service.url)["sources"][0]["healthy"]
+        assert wait_healthy_sources(service.url)["sources"][0]["healthy"]
         assert ready["complete"]
     finally:
         stop_process(service.process)
@@ -204,13 +207,3 @@ def test_the_service_keeps_serving_when_its_reader_process_dies(
 
 def children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def wait_ready(url: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        state: dict[str, Any] = httpx.get(f"{url}/readyz").json()
-        if state["complete"] and all(s["healthy"] for s in state["sources"]):
-            return state
-        time.sleep(0.1)
-    pytest.fail("the service never became ready")

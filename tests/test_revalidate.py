@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,14 @@ import pytest
 
 from service.demo import DemoRepository, seed_registry
 
-from .support import MotoServer, ServiceProcess, spawn_service, stop_process
+from .support import (
+    MotoServer,
+    ServiceProcess,
+    moto_service_config,
+    spawn_service,
+    stop_process,
+    wait_healthy_sources,
+)
 
 
 @pytest.fixture
@@ -20,19 +26,10 @@ def service(moto: MotoServer, tmp_path: Path) -> Iterator[ServiceProcess]:
     seed_registry(
         moto.url, [DemoRepository(name=f"team/app-{i}", region="us-east-1") for i in (1, 2)]
     )
-    config = {
-        "aws": {
-            "endpoint_url": moto.url,
-            "targets": [{"regions": ["us-east-1"], "account_id": "123456789012"}],
-        },
-        "server": {"max_header_bytes": 4096},
-    }
+    config = moto_service_config(moto.url, ["us-east-1"], server={"max_header_bytes": 4096})
     started = spawn_service(tmp_path, config)
     try:
-        deadline = time.monotonic() + 30
-        while not httpx.get(f"{started.url}/readyz").json()["complete"]:
-            assert time.monotonic() < deadline, "the service never became ready"
-            time.sleep(0.1)
+        wait_healthy_sources(started.url)
         yield started
     finally:
         stop_process(started.process)

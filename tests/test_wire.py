@@ -224,9 +224,19 @@ def test_the_rate_grows_back_while_nothing_is_throttled() -> None:
     pacer.throttled(sent_at=clock.now)
     cut = pacer.rate
     assert cut == pytest.approx(19, rel=0.05)
-    clock.now += 10
+    clock.now += 4
     pacer.slot()
-    assert cut is not None and pacer.rate == pytest.approx(cut * 1.10**10)
+    assert cut is not None and pacer.rate == pytest.approx(cut * 1.10**4)
+
+
+def test_a_quiet_api_is_unlimited_again() -> None:
+    # Cut while it was nearly idle (2 calls a second); a burst later must not crawl at that.
+    clock, pacer = pacer_that_saw(3, every=0.5)
+    pacer.throttled(sent_at=clock.now)
+    assert pacer.rate is not None and pacer.rate < 3
+    clock.now += AdaptivePacer.QUIET_SECONDS + 0.1
+    assert [pacer.slot() for _ in range(20)] == [clock.now] * 20
+    assert pacer.rate is None
 
 
 def test_an_early_throttle_is_measured_over_the_time_elapsed() -> None:

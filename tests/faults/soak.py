@@ -42,7 +42,9 @@ FAULTS: list[tuple[str, dict[str, Any]]] = [
     ("http_500", {"error_rate": 0.5, "error_status": 500}),
     ("http_503", {"error_rate": 0.5, "error_status": 503}),
     ("reset", {"reset_rate": 0.3}),
-    ("hang", {"hang_rate": 0.2, "hang_seconds": 6}),
+    # A hang holds its read for 6 s, so a short cycle sees few calls: the rate is high enough
+    # that one of them hangs (at 0.2 a 36 s soak once went by without any).
+    ("hang", {"hang_rate": 0.5, "hang_seconds": 6}),
     ("access_denied", {"deny_regions": ["eu-west-1"]}),
     ("garbage", {"garbage_rate": 0.3}),
     ("truncated", {"truncate_rate": 0.3}),

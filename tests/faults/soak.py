@@ -42,9 +42,10 @@ FAULTS: list[tuple[str, dict[str, Any]]] = [
     ("http_500", {"error_rate": 0.5, "error_status": 500}),
     ("http_503", {"error_rate": 0.5, "error_status": 503}),
     ("reset", {"reset_rate": 0.3}),
-    # A hang holds its read for 6 s, so a short cycle sees few calls: the rate is high enough
-    # that one of them hangs (at 0.2 a 36 s soak once went by without any).
-    ("hang", {"hang_rate": 0.5, "hang_seconds": 6}),
+    # A hung call holds its whole refresh, so a short cycle sees few calls: the rate is high
+    # enough that one of them hangs (at 0.2 a 36 s soak once went by without any), and the hang
+    # short enough not to run through the next cycle (at 6 s, access_denied once saw no call).
+    ("hang", {"hang_rate": 0.5, "hang_seconds": 2}),
     ("access_denied", {"deny_regions": ["eu-west-1"]}),
     ("garbage", {"garbage_rate": 0.3}),
     ("truncated", {"truncate_rate": 0.3}),
@@ -211,6 +212,28 @@ async def _served_names(http: httpx.AsyncClient) -> set[str]:
     return {i["metadata"]["name"] for i in items if i["spec"].get("type") == "ecr-repository"}
 
 
+# What the proxy counts each fault as (latency is not counted).
+INJECTED_AS = {"refuse": "refused", "latency": None}
+
+
+async def _until_injected(proxy: Any, fault: str, cap_seconds: float) -> None:
+    """Keep a fault on until the proxy has injected it once (up to ``cap_seconds`` more).
+
+    A fault that only some calls get (a hang, 1 in 2) could otherwise go by unseen in a short
+    cycle: reads are few while the catalog is cached, and a slow read before it (resets and
+    their backoff) can take the whole cycle.
+    """
+    counted = INJECTED_AS.get(fault, fault)
+    if counted is None:
+        return
+    deadline = time.monotonic() + cap_seconds
+    while time.monotonic() < deadline:
+        stats = await asyncio.to_thread(proxy.stats)
+        if stats["injected"].get(counted, 0) > 0:
+            return
+        await asyncio.sleep(0.2)
+
+
 async def _run(soak: Soak, moto: MotoServer, service_url: str, proxy: Any, pid: int) -> None:
     limits = httpx.Limits(max_connections=soak.clients + 4)
     async with httpx.AsyncClient(base_url=service_url, timeout=30, limits=limits) as http:
@@ -219,10 +242,12 @@ async def _run(soak: Soak, moto: MotoServer, service_url: str, proxy: Any, pid: 
         cycle_seconds = soak.seconds / (len(FAULTS) * 1.5)
         deadline = time.monotonic() + soak.seconds
         index = 0
-        while time.monotonic() < deadline:
+        # Every fault at least once, however long the waits for injections made the cycles.
+        while index < len(FAULTS) or time.monotonic() < deadline:
             name, faults = FAULTS[index % len(FAULTS)]
             proxy.set(**faults, seed=index)
             await asyncio.sleep(cycle_seconds)
+            await _until_injected(proxy, name, cap_seconds=4 * cycle_seconds)
             proxy.clear()
             await asyncio.sleep(cycle_seconds / 2)
             soak.report.cycles += 1

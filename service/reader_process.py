@@ -125,6 +125,18 @@ def discard_child(child: subprocess.Popen[bytes]) -> None:
         child.stdout.close()
 
 
+async def _ended(child: subprocess.Popen[bytes]) -> int:
+    """Close the child's input (it exits when it sees that), wait, kill it if it lingers."""
+    assert child.stdin is not None
+    with contextlib.suppress(OSError):
+        child.stdin.close()
+    try:
+        return await asyncio.to_thread(child.wait, EXIT_WAIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        return await asyncio.to_thread(child.wait)
+
+
 class ReaderProcess:
     """Starts the child at once, so that it imports and begins reading while the server starts.
 
@@ -142,7 +154,6 @@ class ReaderProcess:
         """``started``: a child from ``start_child``, started before the settings were loaded."""
         self._launch = (settings, credentials)
         self._child: subprocess.Popen[bytes] | None = self._spawn(started)
-        self._stdout: asyncio.StreamReader | None = None
         self._receiving: asyncio.Task[None] | None = None
         self._pending: dict[int, tuple[asyncio.Future[Any], SourceId | None]] = {}
         self._received: dict[int, list[RepositoryRecord]] = {}
@@ -176,9 +187,9 @@ class ReaderProcess:
             self._receiving = None
         if self._receiving is None:
             assert self._child.stdout is not None
-            self._stdout = await _pipe_reader(self._child.stdout)
+            stdout = await _pipe_reader(self._child.stdout)
             self._receiving = asyncio.create_task(
-                self._receive(self._child, self._stdout), name="ecr-catalog-reader-process"
+                self._receive(self._child, stdout), name="ecr-catalog-reader-process"
             )
         return self._child
 
@@ -221,15 +232,8 @@ class ReaderProcess:
         except Exception:
             log.exception("cannot read the reader process's answers; ending it")
         finally:
-            try:
-                code = await asyncio.to_thread(child.wait, EXIT_WAIT_SECONDS)
-            except subprocess.TimeoutExpired:
-                # Our end of the pipe broke but the child lives on: it cannot be talked to.
-                child.kill()
-                code = await asyncio.to_thread(child.wait)
-            if child.stdin is not None:
-                with contextlib.suppress(OSError):
-                    child.stdin.close()
+            # Its output ended: it exited, or it lives on but cannot be talked to.
+            code = await _ended(child)
             self._received.clear()
             self._repositories.clear()
             for call_id, (answer, source) in list(self._pending.items()):
@@ -297,14 +301,7 @@ class ReaderProcess:
         child, self._child = self._child, None
         if child is None:
             return
-        assert child.stdin is not None
-        with contextlib.suppress(OSError):
-            child.stdin.close()
-        try:
-            await asyncio.wait_for(asyncio.to_thread(child.wait), EXIT_WAIT_SECONDS)
-        except TimeoutError:
-            child.kill()
-            await asyncio.to_thread(child.wait)
+        await _ended(child)
         if self._receiving is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._receiving
@@ -336,19 +333,22 @@ class _Child:
         self.out = out
         self.tally = tally
         self.reading: dict[SourceId, asyncio.Task[SourceRecords]] = {}
-        # What the serving process holds of each source: the last answer's records by ARN.
-        self.sent: dict[SourceId, dict[str, RepositoryRecord]] = {}
-        self.sent_order: dict[SourceId, tuple[str, ...]] = {}
+        # What the serving process holds of each source: the records of the last answer.
+        self.sent: dict[SourceId, tuple[RepositoryRecord, ...]] = {}
         self.first_listing: asyncio.Task[SourceListing] | None = None
 
     def send(self, message: object) -> None:
         # Blocking writes: the serving process reads its end all the time, and a full pipe
         # only means waiting for it, which is what should happen.
+        self._write_tally()
+        self.out.write(_frame(message))
+        self.out.flush()
+
+    def _write_tally(self) -> None:
+        # Counts go before an answer, so the metrics are up to date when its caller resumes.
         counts = self.tally.taken()
         if counts:
             self.out.write(_frame(("tally", counts)))
-        self.out.write(_frame(message))
-        self.out.flush()
 
     def read(self, source: SourceId) -> asyncio.Task[SourceRecords]:
         # One read per source at a time: a request for a source being read (the read started
@@ -395,12 +395,17 @@ class _Child:
             self.send(("result", call_id, value))
 
     def send_records(self, call_id: int, records: SourceRecords) -> None:
-        sent = self.sent.setdefault(records.source, {})
-        changed = [r for r in records.repositories if sent.get(r.arn) is not r]
-        order = tuple(r.arn for r in records.repositories)
-        for chunk in _chunks(changed, RECORDS_PER_FRAME):
-            self.out.write(_frame(_Records(call_id, chunk)))
-        same = not changed and order == self.sent_order.get(records.source)
+        previous = self.sent.get(records.source, ())
+        current = records.repositories
+        # The reader hands back the very objects of unchanged repositories.
+        same = len(previous) == len(current) and all(
+            a is b for a, b in zip(previous, current, strict=True)
+        )
+        if not same:
+            known = {record.arn: record for record in previous}
+            changed = [record for record in current if known.get(record.arn) is not record]
+            for chunk in _chunks(changed, RECORDS_PER_FRAME):
+                self.out.write(_frame(_Records(call_id, chunk)))
         self.send(
             (
                 "read",
@@ -410,20 +415,17 @@ class _Child:
                     records.registry,
                     records.read_at,
                     records.skipped,
-                    None if same else order,
+                    None if same else tuple(record.arn for record in current),
                 ),
             )
         )
-        self.sent[records.source] = {r.arn: r for r in records.repositories}
-        self.sent_order[records.source] = order
+        self.sent[records.source] = current
 
     async def report_tally(self) -> None:
         while True:
             await asyncio.sleep(TALLY_SECONDS)
-            counts = self.tally.taken()
-            if counts:
-                self.out.write(_frame(("tally", counts)))
-                self.out.flush()
+            self._write_tally()
+            self.out.flush()
 
 
 def _chunks(items: list[RepositoryRecord], size: int) -> Iterator[tuple[RepositoryRecord, ...]]:

@@ -4,8 +4,8 @@ One aioboto3 Session per process; one long-lived client per account and region, 
 on an AsyncExitStack. botocore resolves each region's endpoint, provides and renews the
 credentials (assumed roles included) and makes the STS calls; the ECR calls themselves go
 through ``wire.WireClient`` (SigV4 + JSON 1.1), which costs a fraction of botocore's CPU per
-call, with adaptive retries of its own (wire.AdaptivePacer). Every call runs under the semaphore,
-which is never larger than its connection pool.
+call, with adaptive retries of its own (``wire.AdaptivePacer``). Every call runs under its
+client's semaphore, which is never larger than its connection pool.
 """
 
 from __future__ import annotations

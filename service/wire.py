@@ -207,15 +207,13 @@ class AdaptivePacer:
     def admitted(self) -> None:
         now = self.clock()
         self._admitted.append(now)
-        while self._admitted and self._admitted[0] < now - self.WINDOW_SECONDS:
-            self._admitted.popleft()
+        self._forget_before(now - self.WINDOW_SECONDS)
 
     def throttled(self, sent_at: float) -> None:
         now = self.clock()
         if sent_at < self._cut_at:
             return
-        while self._admitted and self._admitted[0] < now - self.WINDOW_SECONDS:
-            self._admitted.popleft()
+        self._forget_before(now - self.WINDOW_SECONDS)
         # Over the span the admitted calls cover, not the whole window: an API that has only
         # just begun (or was idle) must not read as a slow one.
         if len(self._admitted) >= 2:
@@ -227,6 +225,10 @@ class AdaptivePacer:
         self.rate = new_rate if self.rate is None else min(self.rate * self.CUT, new_rate)
         self._cut_at = self._grown_at = now
         self._next_slot = max(self._next_slot, now)
+
+    def _forget_before(self, moment: float) -> None:
+        while self._admitted and self._admitted[0] < moment:
+            self._admitted.popleft()
 
 
 def _error_code(status: int, headers: Any, body: bytes) -> tuple[str, str]:

@@ -301,10 +301,9 @@ def response_headers(
     sources: Sequence[SourceId] | None = None,
 ) -> tuple[dict[str, str], bool]:
     """The headers of an answer with ``rendered``, and whether its body is the gzip one."""
-    gzip_etag = rendered.etag[:-1] + '-gzip"'
     use_gzip = rendered.gzipped is not None and _accepts_gzip(accept_encoding)
     headers = _snapshot_headers(store, snapshot, sources)
-    headers["ETag"] = gzip_etag if use_gzip else rendered.etag
+    headers["ETag"] = _gzip_etag(rendered) if use_gzip else rendered.etag
     varies = [v for v in (vary, "Accept-Encoding" if rendered.gzipped else None) if v]
     if varies:
         headers["Vary"] = ", ".join(varies)
@@ -313,7 +312,12 @@ def response_headers(
 
 def not_modified(rendered: RenderedBody, if_none_match: str | None) -> bool:
     """Whether ``If-None-Match`` names ``rendered`` (either of its encodings)."""
-    return _etag_matches(if_none_match, (rendered.etag, rendered.etag[:-1] + '-gzip"'))
+    return _etag_matches(if_none_match, (rendered.etag, _gzip_etag(rendered)))
+
+
+def _gzip_etag(rendered: RenderedBody) -> str:
+    # The gzip encoding is other bytes, so it has its own strong tag.
+    return rendered.etag[:-1] + '-gzip"'
 
 
 def _respond(

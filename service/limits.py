@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["RequestSizeLimit"]
+__all__ = ["RequestSizeLimit", "header_bytes"]
+
+
+def header_bytes(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """The size of a header block, as ``server.max_header_bytes`` bounds it."""
+    return sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 class RequestSizeLimit:
@@ -21,7 +28,7 @@ class RequestSizeLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             target = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
-            headers = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            headers = header_bytes(scope["headers"])
             if target > self.max_url_length:
                 await _refuse(send, 414, b"URI too long")
                 return

@@ -13,8 +13,8 @@ unusual about this request (a query, a body, pipelining behind an unfinished req
 tag), goes through uvicorn and the app as before.
 
 It relies on uvicorn's ``HttpToolsProtocol`` parser callbacks (pyproject pins the minor
-version); ``tests/test_revalidate.py`` checks the answers against the app's own, byte for byte
-but for the date, over loopback.
+version); ``tests/test_revalidate.py`` checks the answers against the app's own, header for
+header but for Date and Age (which tick with the clock), over loopback.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .api import EntitiesFastPath, not_modified, response_headers
 from .config import ServerSettings
+from .limits import header_bytes
 
 __all__ = ["revalidating_protocol"]
 
@@ -49,22 +50,12 @@ class _Answers:
         self.by_request: dict[tuple[bytes | None, bytes | None], bytes | None] = {}
         self.counter: Any = None
 
-
-_current: list[_Answers] = []
-
-
-def _answers_for(snapshot: object, refreshed_at: object, default_headers: object) -> _Answers:
-    if _current:
-        answers = _current[0]
-        if (
-            answers.snapshot() is snapshot
-            and answers.refreshed_at is refreshed_at
-            and answers.default_headers is default_headers
-        ):
-            return answers
-    answers = _Answers(snapshot, refreshed_at, default_headers)
-    _current[:] = [answers]
-    return answers
+    def are_of(self, snapshot: object, refreshed_at: object, default_headers: object) -> bool:
+        return (
+            self.snapshot() is snapshot
+            and self.refreshed_at is refreshed_at
+            and self.default_headers is default_headers
+        )
 
 
 def revalidating_protocol(server: ServerSettings) -> type[HttpToolsProtocol]:
@@ -73,6 +64,8 @@ def revalidating_protocol(server: ServerSettings) -> type[HttpToolsProtocol]:
 
     class RevalidatingProtocol(HttpToolsProtocol):
         _answered = False
+        # The current generation's answers, shared by every connection.
+        answers: _Answers | None = None
 
         def on_headers_complete(self) -> None:
             answer = self._not_modified()
@@ -106,18 +99,18 @@ def revalidating_protocol(server: ServerSettings) -> type[HttpToolsProtocol]:
                 or (self.cycle is not None and not self.cycle.response_complete)
             ):
                 return None
+            if len(self.url) > server.max_url_length or (
+                header_bytes(self.headers) > server.max_header_bytes
+            ):
+                return None
             if_none_match = accept_encoding = None
-            size = 0
             for name, value in self.headers:
-                size += len(name) + len(value) + 4
                 if name == b"if-none-match":
                     if_none_match = value
                 elif name == b"accept-encoding":
                     accept_encoding = value
                 elif name in (b"content-length", b"transfer-encoding"):
                     return None
-            if size > server.max_header_bytes or len(self.url) > server.max_url_length:
-                return None
             store = self.app_state.get("store")
             metrics = self.app_state.get("metrics")
             if store is None or metrics is None:
@@ -125,7 +118,10 @@ def revalidating_protocol(server: ServerSettings) -> type[HttpToolsProtocol]:
             snapshot = store.snapshot
             if snapshot is None or not snapshot.complete:
                 return None
-            answers = _answers_for(snapshot, store.refreshed_at, self.default_headers())
+            answers = RevalidatingProtocol.answers
+            generation = (snapshot, store.refreshed_at, self.default_headers())
+            if answers is None or not answers.are_of(*generation):
+                answers = RevalidatingProtocol.answers = _Answers(*generation)
             key = (if_none_match, accept_encoding)
             if key in answers.by_request:
                 answer = answers.by_request[key]

@@ -288,15 +288,7 @@ def bare_304() -> dict[str, float]:
         [sys.executable, "-m", "bench.bare_304", "--port", str(port)], cwd=ROOT
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_for_http(f"http://127.0.0.1:{port}/")
         return wrk(f"http://127.0.0.1:{port}/entities.yaml", {"If-None-Match": '"x"'})
     finally:
         stop_process(process)

@@ -90,7 +90,6 @@ def _reader_factory(
 def _serve(
     settings: Settings, args: argparse.Namespace, child: subprocess.Popen[bytes] | None
 ) -> int:
-
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     with _reader_factory(settings, args.demo, child) as (run_settings, factory):
@@ -139,6 +138,13 @@ def _render(settings: Settings, args: argparse.Namespace) -> int:
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
     return 0
+
+
+def _refused(child: subprocess.Popen[bytes] | None, message: str) -> int:
+    """Bad settings: end the reader process started for them, then say what is wrong."""
+    if child is not None:
+        discard_child(child)
+    return _usage_error(message)
 
 
 def _usage_error(message: str) -> int:
@@ -258,12 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         if not args.demo and not getattr(args, "url", None):
             settings.aws.resolved_targets()
-    except (ConfigError, ValidationError) as exc:
-        if child is not None:
-            discard_child(child)
-        if isinstance(exc, ConfigError):
-            return _usage_error(str(exc))
-        return _usage_error(f"invalid configuration:\n{exc}")
+    except ConfigError as exc:
+        return _refused(child, str(exc))
+    except ValidationError as exc:
+        return _refused(child, f"invalid configuration:\n{exc}")
     configure_logging(settings.log_format)
     if args.command == "serve":
         if child is not None and not settings.aws.reader_process:

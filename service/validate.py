@@ -19,6 +19,7 @@ from .model import Entity
 __all__ = [
     "EntityRef",
     "Rejection",
+    "EntityValidator",
     "ValidationOutcome",
     "entity_problems",
     "entity_ref",
@@ -306,30 +307,50 @@ def _describe(entity: object) -> str:
     return "<not an entity>"
 
 
+class EntityValidator:
+    """Validates entities one at a time, so that a build need not hold them all at once.
+
+    Keeps the refs seen so far (refs must be unique, ignoring case) and the rejections.
+    """
+
+    def __init__(self) -> None:
+        self.rejected: list[Rejection] = []
+        self._seen: set[EntityRef] = set()
+
+    def admit(
+        self, entity: Entity, origin: str | None = None, *, known_valid: bool = False
+    ) -> bool:
+        """Whether Backstage accepts ``entity`` after those admitted before it.
+
+        ``origin`` names where it came from (a repository ARN, say), for the rejection log.
+        ``known_valid`` says it equals one that passed before: its own rules are not checked
+        again (they depend on nothing else), only the uniqueness of its ref.
+        """
+        origin = origin if origin is not None else _describe(entity)
+        problems = [] if known_valid else entity_problems(entity)
+        if problems:
+            self.rejected.append(Rejection(_describe(entity), origin, tuple(problems)))
+            return False
+        ref = entity_ref(entity)
+        if ref in self._seen:
+            self.rejected.append(Rejection(str(ref), origin, (f"ref {ref} is emitted twice",)))
+            return False
+        self._seen.add(ref)
+        return True
+
+
 def validate_entities(
     entities: Iterable[Entity],
     origins: Sequence[str] | None = None,
     known_valid: Callable[[int], bool] = lambda _index: False,
 ) -> ValidationOutcome:
-    """Keep the entities Backstage accepts; refs must also be unique, ignoring case.
-
-    ``origins`` names where each entity came from (a repository ARN, say), for the rejection log.
-    ``known_valid(i)`` says the i-th entity equals one that passed before: its own rules are
-    not checked again (they depend on nothing else), only the uniqueness of its ref.
-    """
-    accepted: list[Entity] = []
-    rejected: list[Rejection] = []
-    seen: set[EntityRef] = set()
-    for index, entity in enumerate(entities):
-        origin = origins[index] if origins is not None else _describe(entity)
-        problems = [] if known_valid(index) else entity_problems(entity)
-        if problems:
-            rejected.append(Rejection(_describe(entity), origin, tuple(problems)))
-            continue
-        ref = entity_ref(entity)
-        if ref in seen:
-            rejected.append(Rejection(str(ref), origin, (f"ref {ref} is emitted twice",)))
-            continue
-        seen.add(ref)
-        accepted.append(entity)
-    return ValidationOutcome(tuple(accepted), tuple(rejected))
+    """Keep the entities Backstage accepts (see EntityValidator.admit)."""
+    validator = EntityValidator()
+    accepted = [
+        entity
+        for index, entity in enumerate(entities)
+        if validator.admit(
+            entity, origins[index] if origins is not None else None, known_valid=known_valid(index)
+        )
+    ]
+    return ValidationOutcome(tuple(accepted), tuple(validator.rejected))

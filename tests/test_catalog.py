@@ -7,7 +7,12 @@ import os
 import pytest
 import yaml
 
-from service.catalog import build_catalog, registry_entity_name, repository_entity_name
+from service.catalog import (
+    build_catalog,
+    plan_catalog,
+    registry_entity_name,
+    repository_entity_name,
+)
 from service.config import CatalogSettings
 from service.model import LifecyclePolicy, SourceId
 from service.render import join_yaml, to_yaml_document
@@ -76,6 +81,32 @@ def test_output_is_sorted_and_independent_of_input_order() -> None:
     forward = build_catalog(golden_sources(), OPTIONS).entities
     backward = build_catalog(list(reversed(golden_sources())), OPTIONS).entities
     assert forward == backward
+
+
+def test_the_planned_order_is_the_order_of_the_built_names() -> None:
+    # The plan sorts by names it works out before building anything: they must be the names
+    # the entities then carry, also for mapped, hashed and mixed-case ones.
+    repositories = [
+        repository(name)
+        for name in ("b/a", "b-a", "ba", "a.b/c", "Z-upper", "x" * 90, "_odd", "a--b", "0")
+    ]
+    options = CatalogSettings(domain="zz-domain", system="A-system", component="m")
+    entities = build_catalog([source(*repositories), source(region="eu-west-1")], options).entities
+    order = {"Domain": 0, "System": 1, "Component": 2, "Resource": 3}
+    keys = [(order[e["kind"]], e["metadata"]["name"].lower()) for e in entities]
+    assert keys == sorted(keys)
+    assert len(entities) == 3 + 2 + len(repositories)
+
+
+def test_a_plan_builds_each_entity_only_when_iterated() -> None:
+    sources = [source(repository("svc", tags={"owner": "not a ref!", "team": "a b c"}))]
+    plan = plan_catalog(sources, OPTIONS)
+    assert len(plan) == 4 + 1 and plan.repairs == ()
+    entities = plan.entities()
+    assert [next(entities)["kind"] for _ in range(3)] == ["Domain", "System", "Component"]
+    assert plan.repairs == ()
+    assert list(entities) == list(build_catalog(sources, OPTIONS).entities[3:])
+    assert plan.repairs == build_catalog(sources, OPTIONS).repairs != ()
 
 
 def test_names_and_owners_are_configurable() -> None:

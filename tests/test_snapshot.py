@@ -206,7 +206,7 @@ async def test_a_rebuild_reuses_unchanged_documents_and_bodies_and_renders_the_s
     new_items = [
         item.name
         for item, old in zip(changed.entities, first.entities, strict=True)
-        if item.json_document is not old.json_document
+        if item.deflated_json is not old.deflated_json
     ]
     assert new_items == ["svc--r029.us-east-1.123456789012"]
     assert changed.yaml is not first.yaml

@@ -243,6 +243,7 @@ def serving(repositories: int, regions: int) -> dict[str, Any]:
                 "identity": wrk(url, {"Accept-Encoding": "identity"}),
             }
             refreshed = refreshes(service.url) - before
+            rss = service.peak_rss()
         finally:
             stop_process(service.process)
         (nginx_dir / "www").mkdir()
@@ -273,6 +274,7 @@ http {{ access_log off; gzip_static on;
             "bare_304": bare_304(),
             "bytes": len(body),
             "refreshes": refreshed,
+            "rss": rss,
         }
     finally:
         if nginx is not None:
@@ -292,6 +294,11 @@ def bare_304() -> dict[str, float]:
         return wrk(f"http://127.0.0.1:{port}/entities.yaml", {"If-None-Match": '"x"'})
     finally:
         stop_process(process)
+
+
+def rss_sum(peaks: list[int]) -> str:
+    each = " + ".join(f"{rss / 1e6:.0f}" for rss in peaks)
+    return f"{each} = {sum(peaks) / 1e6:.0f} MB (server + reader; target < 250 MB)"
 
 
 def cold_rows(
@@ -341,8 +348,7 @@ def main() -> None:
             ("CPU (server + reader)", f"{r['cpu']:.1f} s"),
             (
                 "peak RSS",
-                " + ".join(f"{rss / 1e6:.0f}" for rss in r["rss"])
-                + f" = {sum(r['rss']) / 1e6:.0f} MB (server + reader; target < 250 MB)",
+                rss_sum(r["rss"]),
             ),
         )
         # The same in one process (aws.reader_process: false), for its memory.
@@ -382,6 +388,7 @@ def main() -> None:
             ),
             ("serving 10k: body size", f"{r['bytes'] / 1e6:.1f} MB"),
             ("serving 10k: refreshes during the runs", f"{r['refreshes']:.0f}"),
+            ("serving 10k: peak RSS, whole run", rss_sum(r["rss"])),
         ]
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))

@@ -47,7 +47,7 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
         from .ecr import AwsEcrReader
 
         def open_reader(observer: ReadObserver | None) -> AbstractAsyncContextManager[EcrReader]:
-            return AwsEcrReader.open(settings, observer=observer)
+            return AwsEcrReader.open(settings.reader_settings(), observer=observer)
 
     reader_factory: ReaderFactory = open_reader
 

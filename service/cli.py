@@ -46,10 +46,10 @@ def _opener(
 ) -> ReaderFactory:
     if child is not None:
         # Told its settings now, before the app is imported: it begins reading meanwhile.
-        return ReaderProcess(settings, credentials, child).attached
+        return ReaderProcess(settings.reader_settings(), credentials, child).attached
     from .ecr import AwsEcrReader
 
-    return lambda observer: AwsEcrReader.open(settings, credentials, observer)
+    return lambda observer: AwsEcrReader.open(settings.reader_settings(), credentials, observer)
 
 
 @contextmanager

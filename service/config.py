@@ -20,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from .reading import ReaderSettings, ReadTarget
 from .validate import parse_entity_ref
 
 __all__ = [
@@ -255,6 +256,25 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # Where each source's last good data is kept across restarts; None keeps it in memory only.
     state_dir: Path | None = None
+
+    def reader_settings(self, environ: dict[str, str] | None = None) -> ReaderSettings:
+        """The ECR reader's part, as plain data; raises ConfigError when no region is known."""
+        targets = tuple(
+            ReadTarget(
+                regions=tuple(target.regions),
+                account_id=target.account_id,
+                role_arn=target.role_arn,
+                external_id=target.external_id.get_secret_value() if target.external_id else None,
+                session_name=target.session_name,
+            )
+            for target in self.aws.resolved_targets(environ)
+        )
+        return ReaderSettings(
+            targets=targets,
+            **self.aws.model_dump(exclude={"targets", "reader_process"}),
+            **self.cache.model_dump(),
+            log_format=self.log_format,
+        )
 
     @classmethod
     def settings_customise_sources(

@@ -32,7 +32,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import __version__
 from .cache import AsyncTTLCache
-from .config import CacheSettings, Settings, TargetSettings
 from .model import (
     ImageSummary,
     LatestImage,
@@ -45,7 +44,9 @@ from .model import (
 from .reading import (
     EcrError,
     EcrReader,
+    ReaderSettings,
     ReadObserver,
+    ReadTarget,
     SourceListing,
     StaticCredentials,
     Unobserved,
@@ -198,7 +199,7 @@ class _RegionClient:
 
 @dataclass
 class _Target:
-    settings: TargetSettings
+    settings: ReadTarget
     sts: Any
     clients: dict[str, JsonClient]
     # The account the credentials belong to, once sts:GetCallerIdentity has answered.
@@ -217,13 +218,12 @@ class AwsEcrReader:
     def __init__(
         self,
         targets: Sequence[_Target],
-        aws_concurrency: int,
-        cache: CacheSettings,
+        settings: ReaderSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observer: ReadObserver | None = None,
     ) -> None:
         self._targets = list(targets)
-        self._concurrency = aws_concurrency
+        self._concurrency = settings.concurrency
         self._clock = clock
         self._regions: dict[SourceId, _RegionClient] = {}
         self._known_arns: dict[SourceId, set[str]] = {}
@@ -233,35 +233,34 @@ class AwsEcrReader:
         def new_cache(kind: str, ttl: float) -> Any:
             return AsyncTTLCache(
                 ttl,
-                maxsize=cache.max_entries,
-                jitter=cache.jitter,
+                maxsize=settings.max_entries,
+                jitter=settings.jitter,
                 on_lookup=lambda hit: watch.cache_lookup(kind, hit),
             )
 
         self.registry_cache: AsyncTTLCache[SourceId, RegistryRecord] = new_cache(
-            "registry", cache.registry_ttl_seconds
+            "registry", settings.registry_ttl_seconds
         )
         self.tags_cache: AsyncTTLCache[str, tuple[tuple[str, str], ...]] = new_cache(
-            "tags", cache.tags_ttl_seconds
+            "tags", settings.tags_ttl_seconds
         )
         self.images_cache: AsyncTTLCache[str, ImageSummary] = new_cache(
-            "images", cache.images_ttl_seconds
+            "images", settings.images_ttl_seconds
         )
         self.lifecycle_cache: AsyncTTLCache[str, LifecyclePolicy] = new_cache(
-            "lifecycle_policy", cache.lifecycle_policy_ttl_seconds
+            "lifecycle_policy", settings.lifecycle_policy_ttl_seconds
         )
 
     @classmethod
     @asynccontextmanager
     async def open(
         cls,
-        settings: Settings,
+        settings: ReaderSettings,
         credentials: StaticCredentials | None = None,
         observer: ReadObserver | None = None,
     ) -> AsyncIterator[AwsEcrReader]:
         """Enter one client per target and region for the life of the context."""
-        aws = settings.aws
-        endpoint = {"endpoint_url": aws.endpoint_url} if aws.endpoint_url else {}
+        endpoint = {"endpoint_url": settings.endpoint_url} if settings.endpoint_url else {}
         # One botocore session for the process's own credentials; assumed roles get a session
         # each, since credentials belong to a session.
         watch = observer or Unobserved()
@@ -269,22 +268,22 @@ class AwsEcrReader:
         if credentials:
             base.set_credentials(credentials.access_key_id, credentials.secret_access_key)
         timeout = aiohttp.ClientTimeout(
-            sock_connect=aws.connect_timeout_seconds, sock_read=aws.read_timeout_seconds
+            sock_connect=settings.connect_timeout_seconds, sock_read=settings.read_timeout_seconds
         )
 
         def config(region: str) -> AioConfig:
             return AioConfig(
                 region_name=region,
-                retries={"mode": "adaptive", "total_max_attempts": aws.total_max_attempts},
-                max_pool_connections=aws.max_pool_connections,
-                connect_timeout=aws.connect_timeout_seconds,
-                read_timeout=aws.read_timeout_seconds,
+                retries={"mode": "adaptive", "total_max_attempts": settings.total_max_attempts},
+                max_pool_connections=settings.max_pool_connections,
+                connect_timeout=settings.connect_timeout_seconds,
+                read_timeout=settings.read_timeout_seconds,
                 user_agent_extra=f"ecr-catalog/{__version__}",
             )
 
         async with AsyncExitStack() as stack:
             targets = []
-            for target in aws.resolved_targets():
+            for target in settings.targets:
                 botocore_session = (
                     await _assumed_role_session(
                         base, target, endpoint.get("endpoint_url"), config(target.regions[0])
@@ -304,7 +303,7 @@ class AwsEcrReader:
                         endpoint_url = str(ecr.meta.endpoint_url)
                     http = await stack.enter_async_context(
                         aiohttp.ClientSession(
-                            connector=aiohttp.TCPConnector(limit=aws.max_pool_connections),
+                            connector=aiohttp.TCPConnector(limit=settings.max_pool_connections),
                             timeout=timeout,
                             headers={"user-agent": f"ecr-catalog/{__version__}"},
                             skip_auto_headers=("Content-Type",),
@@ -315,12 +314,12 @@ class AwsEcrReader:
                         region=region,
                         credentials=_frozen_credentials(botocore_session),
                         http=http,
-                        max_attempts=aws.total_max_attempts,
-                        max_calls_per_second=aws.max_calls_per_second,
+                        max_attempts=settings.total_max_attempts,
+                        max_calls_per_second=settings.max_calls_per_second,
                         on_attempt=watch.aws_call,
                     )
                 targets.append(_Target(target, sts, clients))
-            yield cls(targets, aws.concurrency, settings.cache, observer=watch)
+            yield cls(targets, settings, observer=watch)
 
     async def _verify(self, target: _Target) -> None:
         """Ask STS whose credentials these are; refuse a target of another account."""
@@ -599,7 +598,7 @@ def _frozen_credentials(session: AioSession) -> Callable[[], Awaitable[FrozenCre
 
 
 async def _assumed_role_session(
-    base: Any, target: TargetSettings, endpoint_url: str | None, config: AioConfig
+    base: Any, target: ReadTarget, endpoint_url: str | None, config: AioConfig
 ) -> AioSession:
     """A session whose credentials come from AssumeRole and renew themselves before expiry."""
     assert target.role_arn is not None
@@ -608,7 +607,7 @@ async def _assumed_role_session(
         "DurationSeconds": ASSUME_ROLE_SECONDS,
     }
     if target.external_id:
-        extra_args["ExternalId"] = target.external_id.get_secret_value()
+        extra_args["ExternalId"] = target.external_id
 
     def sts_client(service: str, **kwargs: Any) -> Any:
         # The same timeouts and retries as every other call: botocore's defaults would let an

@@ -37,9 +37,8 @@ from .reading import EcrError
 if TYPE_CHECKING:
     # Imported where used: the serving process starts the child before it imports botocore
     # and aiohttp, so that both processes import at once (on separate cores).
-    from .config import Settings
     from .ecr import AwsEcrReader
-    from .reading import ReadObserver, SourceListing, StaticCredentials
+    from .reading import ReaderSettings, ReadObserver, SourceListing, StaticCredentials
 
 __all__ = ["ReaderProcess", "ReaderProcessError", "discard_child", "start_child"]
 
@@ -147,7 +146,7 @@ class ReaderProcess:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ReaderSettings,
         credentials: StaticCredentials | None = None,
         started: subprocess.Popen[bytes] | None = None,
     ) -> None:

@@ -6,8 +6,8 @@ Kept apart from ``ecr`` so that the serving process, which reads through a child
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 from .model import SourceId, SourceRecords
 
@@ -15,6 +15,8 @@ __all__ = [
     "EcrError",
     "EcrReader",
     "ReadObserver",
+    "ReadTarget",
+    "ReaderSettings",
     "SourceListing",
     "StaticCredentials",
     "Unobserved",
@@ -91,3 +93,42 @@ class StaticCredentials:
 
     access_key_id: str
     secret_access_key: str
+
+
+@dataclass(frozen=True)
+class ReadTarget:
+    """One set of credentials (ambient, or an assumed role) and the regions read with it."""
+
+    regions: tuple[str, ...]
+    account_id: str | None
+    role_arn: str | None
+    # A secret: never logged or shown.
+    external_id: str | None = field(repr=False)
+    session_name: str
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    """What the ECR reader needs of Settings, as plain data: ``Settings.reader_settings()``.
+
+    The fields are those of ``aws`` and ``cache`` (validated there), with the targets resolved.
+    The reader process unpickles this without importing pydantic, which Settings would bring
+    along: ~12 MB of that process's RSS.
+    """
+
+    targets: tuple[ReadTarget, ...]
+    endpoint_url: str | None
+    max_pool_connections: int
+    concurrency: int
+    total_max_attempts: int
+    max_calls_per_second: float | None
+    connect_timeout_seconds: float
+    read_timeout_seconds: float
+    images_ttl_seconds: float
+    tags_ttl_seconds: float
+    lifecycle_policy_ttl_seconds: float
+    registry_ttl_seconds: float
+    # Of every cache: see CacheSettings.
+    jitter: float
+    max_entries: int
+    log_format: Literal["text", "json"]

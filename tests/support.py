@@ -102,7 +102,8 @@ def moto_settings(url: str, regions: list[str], **aws: Any) -> Settings:
 
 @asynccontextmanager
 async def moto_reader(settings: Settings) -> Any:
-    async with AwsEcrReader.open(settings, StaticCredentials(*DEMO_CREDENTIALS)) as reader:
+    reader_settings = settings.reader_settings()
+    async with AwsEcrReader.open(reader_settings, StaticCredentials(*DEMO_CREDENTIALS)) as reader:
         yield reader
 
 

@@ -93,3 +93,35 @@ def test_ambient_target_takes_the_region_from_the_environment() -> None:
     assert Settings().aws.resolved_targets({"AWS_REGION": "eu-west-1"})[0].regions == ["eu-west-1"]
     with pytest.raises(ConfigError, match="no ECR region"):
         Settings().aws.resolved_targets({})
+
+
+def test_the_readers_part_is_plain_data_with_the_targets_resolved() -> None:
+    settings = Settings.model_validate(
+        {
+            "aws": {
+                "targets": [
+                    {
+                        "regions": ["eu-west-1"],
+                        "role_arn": "arn:aws:iam::123456789012:role/reader",
+                        "external_id": "s3cret-id",
+                    }
+                ],
+                "concurrency": 4,
+                "max_calls_per_second": 7.5,
+            },
+            "cache": {"tags_ttl_seconds": 99, "jitter": 0.2},
+            "log_format": "json",
+        }
+    )
+    part = settings.reader_settings()
+    (target,) = part.targets
+    assert target.regions == ("eu-west-1",) and target.external_id == "s3cret-id"
+    assert target.role_arn == "arn:aws:iam::123456789012:role/reader"
+    assert "s3cret-id" not in repr(part)
+    assert (part.concurrency, part.max_calls_per_second, part.log_format) == (4, 7.5, "json")
+    assert (part.tags_ttl_seconds, part.jitter, part.images_ttl_seconds) == (99, 0.2, 600)
+    # No targets: one ambient target in AWS_REGION, as the reader in process would read.
+    ambient = Settings().reader_settings({"AWS_REGION": "ap-south-1"}).targets
+    assert [(t.regions, t.role_arn) for t in ambient] == [(("ap-south-1",), None)]
+    with pytest.raises(ConfigError):
+        Settings().reader_settings({})

@@ -62,7 +62,7 @@ def seed(moto: MotoServer, count: int, region: str = "us-east-1") -> None:
 
 def reader_process(url: str, regions: list[str], **aws: Any) -> ReaderProcess:
     settings = moto_settings(url, regions, **aws)
-    return ReaderProcess(settings, StaticCredentials(*DEMO_CREDENTIALS))
+    return ReaderProcess(settings.reader_settings(), StaticCredentials(*DEMO_CREDENTIALS))
 
 
 def alive(pid: int) -> bool:
@@ -207,3 +207,16 @@ def test_the_service_keeps_serving_when_its_reader_process_dies(
 
 def children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+async def test_the_child_reads_without_importing_pydantic(moto: MotoServer) -> None:
+    # Its settings arrive as plain data (ReaderSettings): pydantic would cost it ~12 MB.
+    seed(moto, 2)
+    process = reader_process(moto.url, ["us-east-1"])
+    async with process.attached(None) as reader:
+        await reader.list_sources()
+        assert len((await reader.read_source(US)).repositories) == 2
+        assert process.pid is not None
+        mapped = await asyncio.to_thread(Path(f"/proc/{process.pid}/maps").read_text)
+    assert "aiohttp" in mapped  # the files of the child's own compiled modules are listed
+    assert "pydantic" not in mapped

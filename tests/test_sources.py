@@ -84,7 +84,10 @@ def names(directory: Path, pattern: str) -> list[str]:
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     credentials = StaticCredentials(*DEMO_CREDENTIALS)
-    app = create_app(settings, lambda observer: AwsEcrReader.open(settings, credentials, observer))
+    reader_settings = settings.reader_settings()
+    app = create_app(
+        settings, lambda observer: AwsEcrReader.open(reader_settings, credentials, observer)
+    )
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:

@@ -1,8 +1,9 @@
-"""Backstage's revalidation answered inside uvicorn's protocol: the same answer as the app's."""
+"""Backstage's poll answered inside uvicorn's protocol: the same answers as the app's."""
 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,10 +36,14 @@ def service(moto: MotoServer, tmp_path: Path) -> Iterator[ServiceProcess]:
         stop_process(started.process)
 
 
-def exchange(port: int, raw: bytes, responses: int) -> list[bytes]:
-    """Send ``raw`` on one connection and read ``responses`` HTTP responses back, in order."""
+def exchange(port: int, raw: bytes, responses: int, wait: float = 0) -> list[bytes]:
+    """Send ``raw`` on one connection and read ``responses`` HTTP responses back, in order.
+
+    ``wait``: seconds between sending and reading, for the server's buffers to fill.
+    """
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(raw)
+        time.sleep(wait)
         received = b""
         answers: list[bytes] = []
         while len(answers) < responses:
@@ -98,6 +103,39 @@ def test_the_protocols_304_is_the_apps_304(service: ServiceProcess, encoding: st
     assert [line for line in header_lines(early, ()) if line.startswith(b"connection")] == []
 
 
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_the_protocols_full_answer_is_the_apps(service: ServiceProcess, encoding: str) -> None:
+    early, apps = exchange(
+        service.port,
+        request("/entities.yaml", f"Accept-Encoding: {encoding}")
+        + request("/entities.yaml", f"Accept-Encoding: {encoding}", close=True),
+        2,
+    )
+    assert early.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert header_lines(early) == header_lines(apps)
+    assert early.split(b"\r\n\r\n", 1)[1] == apps.split(b"\r\n\r\n", 1)[1]
+    assert (b"content-encoding: gzip" in header_lines(early)) == (encoding == "gzip")
+
+
+def test_a_client_that_does_not_read_gets_every_answer_in_order(service: ServiceProcess) -> None:
+    # Polls sent without reading the answers: once the connection's buffers fill, uvicorn
+    # answers the rest after its transport drains, interleaved with early answers.
+    etag = httpx.get(f"{service.url}/entities.yaml").headers["etag"]
+    polls = [
+        request("/entities.yaml", f"If-None-Match: {etag}")
+        if index % 3 == 0
+        else request("/entities.yaml", "Accept-Encoding: identity")
+        for index in range(1500)
+    ]
+    answers = exchange(service.port, b"".join(polls), len(polls), wait=1)
+    statuses = [answer.split(b"\r\n", 1)[0] for answer in answers]
+    assert statuses == [
+        b"HTTP/1.1 304 Not Modified" if index % 3 == 0 else b"HTTP/1.1 200 OK"
+        for index in range(1500)
+    ]
+    assert all(b"team/app-2" in answer for answer in answers[1::3])
+
+
 def test_pipelined_requests_are_answered_in_order_early_or_not(service: ServiceProcess) -> None:
     etag = httpx.get(f"{service.url}/entities.yaml").headers["etag"]
     answers = exchange(
@@ -125,17 +163,21 @@ def test_pipelined_requests_are_answered_in_order_early_or_not(service: ServiceP
 def test_early_answers_are_counted_and_bounds_still_hold(service: ServiceProcess) -> None:
     etag = httpx.get(f"{service.url}/entities.yaml").headers["etag"]
 
-    def counted_304s() -> float:
+    def counted(status: str) -> float:
         for line in httpx.get(f"{service.url}/metrics").text.splitlines():
             if line.startswith(
-                'ecr_catalog_http_requests_total{route="/entities.yaml",status="304"}'
+                f'ecr_catalog_http_requests_total{{route="/entities.yaml",status="{status}"}}'
             ):
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
 
-    before = counted_304s()
-    exchange(service.port, request("/entities.yaml", f"If-None-Match: {etag}") * 3, 3)
-    assert counted_304s() == before + 3
+    before = counted("304"), counted("200")
+    exchange(
+        service.port,
+        request("/entities.yaml", f"If-None-Match: {etag}") * 3 + request("/entities.yaml") * 2,
+        5,
+    )
+    assert (counted("304"), counted("200")) == (before[0] + 3, before[1] + 2)
     # Oversized headers are never answered early: the request bounds answer them.
     (refused,) = exchange(
         service.port, request("/entities.yaml", f"If-None-Match: {etag}", "X-Pad: " + "a" * 5000), 1

@@ -108,6 +108,10 @@ async def test_metrics_count_calls_throttles_retries_cache_and_refreshes(
 def test_json_logs_carry_the_summary_fields_and_no_secrets(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    root = logging.getLogger()
+    # Put back afterwards, not configured again: a handler made now would write to this
+    # test's captured stderr, which pytest closes, for every later test's log records.
+    handlers, level = root.handlers[:], root.level
     configure_logging("json")
     try:
         logging.getLogger("service.metrics").info(
@@ -116,7 +120,8 @@ def test_json_logs_carry_the_summary_fields_and_no_secrets(
         settings = Settings(server={"refresh_token": "s3cret-token"}, events={"token": "ev-token"})
         logging.getLogger("service").info("settings: %s", settings)
     finally:
-        configure_logging("text")
+        root.handlers[:] = handlers
+        root.setLevel(level)
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert lines[0]["message"] == "refresh ok"
     assert lines[0]["level"] == "INFO" and lines[0]["logger"] == "service.metrics"

@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 BACKSTAGE := tests/backstage
 BACKSTAGE_INSTALLED := $(BACKSTAGE)/node_modules/.installed
 
-.PHONY: install backstage-deps run test lint typecheck pytest openapi soak load bench bench-tools clean
+.PHONY: install backstage-deps run test lint typecheck pytest openapi golden soak load bench bench-tools clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-tools:
 ## Cold refresh vs the sequential baseline, at scale, steady-state calls, serving vs nginx.
 bench: install bench-tools
 	$(BIN)/python -m bench.run
+
+## Rewrite the golden catalog file from the golden sources (then review `git diff`).
+golden: install
+	$(BIN)/python -m tests.update_golden
 
 ## Regenerate the committed OpenAPI spec.
 openapi: install

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.faults.aws_wire import TokenBuckets, aws_error
+from tests.faults.aws_wire import TokenBuckets, aws_error, run_announced
 
 ACCOUNT = "123456789012"
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
@@ -143,6 +143,8 @@ class Limits:
     latency_ms: float = 0.0
     rate: float | None = None
     burst: float = 10.0
+    # ECR may answer with fewer items than maxResults; small pages make paging cheap to test.
+    max_page_size: int = 1000
 
 
 @dataclass
@@ -202,9 +204,8 @@ class FakeEcr:
         )
         return web.Response(body=xml.encode(), content_type="text/xml")
 
-    @staticmethod
-    def _page(items: list[Any], params: dict[str, Any], key: str) -> dict[str, Any]:
-        size = max(1, min(int(params.get("maxResults", 100)), 1000))
+    def _page(self, items: list[Any], params: dict[str, Any], key: str) -> dict[str, Any]:
+        size = max(1, min(int(params.get("maxResults", 100)), self.limits.max_page_size))
         start = int(params.get("nextToken") or 0)
         page: dict[str, Any] = {key: items[start : start + size]}
         if start + size < len(items):
@@ -286,24 +287,25 @@ def make_app(fake: FakeEcr) -> web.Application:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, required=True, help="0: any free port (printed)")
     parser.add_argument("--regions", type=int, default=2)
     parser.add_argument("--repositories", type=int, default=1000)
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--rate", type=float, default=None)
+    parser.add_argument("--max-page-size", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", help="a JSON list of repositories instead of generated ones")
     args = parser.parse_args()
     regions = REGION_NAMES[: args.regions]
-    limits = Limits(latency_ms=args.latency_ms, rate=args.rate)
+    limits = Limits(latency_ms=args.latency_ms, rate=args.rate, max_page_size=args.max_page_size)
     if args.data:
         with open(args.data) as handle:
             document = json.load(handle)
         fake = FakeEcr(from_spec(document["repositories"]), document.get("replication", {}), limits)
     else:
         fake = FakeEcr(generate(regions, args.repositories, args.images, args.seed), limits=limits)
-    web.run_app(make_app(fake), host="127.0.0.1", port=args.port, print=None, access_log=None)
+    run_announced(make_app(fake), "127.0.0.1", args.port, access_log=None)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import free_port, spawn_service, stop_process, wait_for_http
+from tests.support import free_port, spawn_service, start_fake_ecr, stop_process, wait_for_http
 
 from .fake_ecr import REGION_NAMES
 
@@ -47,15 +47,9 @@ class Fake:
 
 
 def start_fake(regions: int, repositories: int, latency_ms: float, rate: float | None) -> Fake:
-    port = free_port()
-    command = [sys.executable, "-m", "bench.fake_ecr", "--port", str(port)]
-    command += ["--regions", str(regions), "--repositories", str(repositories)]
-    command += ["--latency-ms", str(latency_ms)] + (["--rate", str(rate)] if rate else [])
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/__stats__", timeout=120)
+    options = ["--regions", str(regions), "--repositories", str(repositories)]
+    options += ["--latency-ms", str(latency_ms)] + (["--rate", str(rate)] if rate else [])
+    process, url = start_fake_ecr(*options)
     return Fake(url, process)
 
 

@@ -664,6 +664,14 @@ async def readyz(store: StoreDep) -> JSONResponse:
         "snapshot": None,
         "sources": [status.as_dict() for _, status in sorted(store.statuses.items())],
         "last_refresh": store.last_refresh.as_dict() if store.last_refresh else None,
+        "refresh_pending": store.refresh_pending,
+        "state": None
+        if store.state is None
+        else {
+            "path": str(store.state.path),
+            "writes_failed": store.state_writes["failed"],
+            "last_write_error": store.last_state_error,
+        },
     }
     if snapshot is not None:
         refreshed = store.refreshed_at or snapshot.built_at

@@ -60,7 +60,7 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
             store = SnapshotStore(
                 reader, settings.catalog, settings.refresh, state, on_refresh=metrics.refreshed
             )
-            await store.load_state()
+            await store.load_state(settings.aws.may_read)
             collector = metrics.watch(store)
             # Everything alive now (modules, botocore's service models, the clients) lives as
             # long as the process. Moving it out of the collector's reach keeps full

@@ -20,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from .model import SourceId
 from .reading import ReaderSettings, ReadTarget
 from .validate import parse_entity_ref
 
@@ -133,6 +134,21 @@ class AwsSettings(_Strict):
                 "or AWS_REGION / AWS_DEFAULT_REGION"
             )
         return [TargetSettings(regions=[region])]
+
+    def may_read(self, source: SourceId) -> bool:
+        """Whether a target could name ``source``: its region, and its account if configured.
+
+        Saved data of anything else belongs to a source that is no longer configured.
+        """
+        try:
+            targets = self.resolved_targets()
+        except ConfigError:
+            return False
+        return any(
+            source.region in target.regions
+            and (target.account_id is None or target.account_id == source.account_id)
+            for target in targets
+        )
 
 
 class CatalogSettings(_Strict):

@@ -199,6 +199,14 @@ class StoreCollector(Collector):
             outcomes.add_metric([*labels, "failure"], status.failures)
         yield age
         yield outcomes
+        writes = CounterMetricFamily(
+            f"{NAMESPACE}_state_writes",
+            "Saves of a source's data to state_dir, by outcome (ok, failed).",
+            labels=["outcome"],
+        )
+        for outcome in ("ok", "failed"):
+            writes.add_metric([outcome], store.state_writes[outcome])
+        yield writes
 
 
 class HttpMetricsMiddleware:

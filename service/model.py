@@ -1,6 +1,8 @@
 """Our own frozen records of what ECR holds: the reader makes them, the transform reads them.
 
 Slotted: at 10,000 repositories the records are held in both processes (service/reader_process.py).
+Each record also tells pydantic how to check it (``__pydantic_config__``, read only by
+``service/persist.py``): a state file from disk must match these fields exactly, types included.
 """
 
 from __future__ import annotations
@@ -23,10 +25,15 @@ __all__ = [
 # A Backstage entity as plain JSON-shaped data: what is validated, rendered and served.
 Entity = dict[str, Any]
 
+# pydantic's ConfigDict, as the plain dict it is: this module does not import pydantic.
+_STRICT = {"extra": "forbid", "strict": True}
+
 
 @dataclass(frozen=True, order=True, slots=True)
 class SourceId:
     """One account in one region: the unit that is read, cached and fails on its own."""
+
+    __pydantic_config__ = _STRICT
 
     account_id: str
     region: str
@@ -38,6 +45,8 @@ class SourceId:
 @dataclass(frozen=True, slots=True)
 class LatestImage:
     """The most recently pushed image of a repository."""
+
+    __pydantic_config__ = _STRICT
 
     digest: str
     tags: tuple[str, ...]
@@ -52,6 +61,8 @@ class LatestImage:
 class ImageSummary:
     """What DescribeImages told us about one repository."""
 
+    __pydantic_config__ = _STRICT
+
     image_count: int
     latest: LatestImage | None
 
@@ -60,6 +71,8 @@ class ImageSummary:
 class LifecyclePolicy:
     """Whether a lifecycle policy exists and how many rules it has."""
 
+    __pydantic_config__ = _STRICT
+
     present: bool
     rule_count: int = 0
 
@@ -67,6 +80,8 @@ class LifecyclePolicy:
 @dataclass(frozen=True, slots=True)
 class RepositoryRecord:
     """One ECR repository with the answers of its per-repository calls."""
+
+    __pydantic_config__ = _STRICT
 
     name: str
     arn: str
@@ -84,6 +99,8 @@ class RepositoryRecord:
 class RegistryRecord:
     """Registry-wide settings of one source."""
 
+    __pydantic_config__ = _STRICT
+
     # Replication destinations as "region" or "region@account", sorted.
     replication_destinations: tuple[str, ...] = ()
     scan_type: str | None = None
@@ -92,6 +109,8 @@ class RegistryRecord:
 @dataclass(frozen=True, slots=True)
 class SourceRecords:
     """Everything one successful read of a source returned."""
+
+    __pydantic_config__ = _STRICT
 
     source: SourceId
     registry: RegistryRecord

@@ -33,7 +33,7 @@ from cachetools import LRUCache
 from .catalog import API_VERSION, REPOSITORY_ORIGIN, plan_catalog
 from .config import CatalogSettings, RefreshSettings
 from .model import Entity, SourceId, SourceRecords
-from .persist import StateDir
+from .persist import StateDir, StateWriteFailed
 from .reading import EcrError, EcrReader, SourceListing
 from .render import (
     RenderedBody,
@@ -601,12 +601,18 @@ class SnapshotStore:
     # What the current snapshot was built from (see _publish).
     _built_from: tuple[Any, ...] | None = None
     _reading: dict[SourceId, asyncio.Task[None]] = field(default_factory=dict)
+    # Saves to ``state``, by outcome (ok, failed), and the last failure while it lasts.
+    state_writes: Counter[str] = field(default_factory=Counter)
+    last_state_error: str | None = None
 
-    async def load_state(self) -> None:
-        """Serve what the last run saved, marked stale, before AWS has answered anything."""
+    async def load_state(self, wanted: Callable[[SourceId], bool] = lambda _s: True) -> None:
+        """Serve what the last run saved, marked stale, before AWS has answered anything.
+
+        Only sources that are ``wanted`` (still configured) are loaded; see StateDir.load.
+        """
         if self.state is None:
             return
-        saved = await asyncio.to_thread(self.state.load)
+        saved = await asyncio.to_thread(self.state.load, wanted)
         for records in saved:
             self._last_good[records.source] = records
             self.statuses[records.source] = SourceStatus(
@@ -633,7 +639,7 @@ class SnapshotStore:
         so the debounced refresh waits for it to end and then runs a new one. False when one
         is already scheduled.
         """
-        if self._soon is not None and not self._soon.done():
+        if self.refresh_pending:
             return False
 
         async def later() -> None:
@@ -646,6 +652,11 @@ class SnapshotStore:
         self._soon = asyncio.create_task(later(), name="ecr-catalog-debounced-refresh")
         self._soon.add_done_callback(lambda done: done.cancelled() or done.exception())
         return True
+
+    @property
+    def refresh_pending(self) -> bool:
+        """Whether a debounced refresh (``refresh_soon``) is scheduled and has not run yet."""
+        return self._soon is not None and not self._soon.done()
 
     async def close(self) -> None:
         """Cancel a scheduled refresh (at shutdown)."""
@@ -673,7 +684,20 @@ class SnapshotStore:
         status.last_error = None
         status.repositories = len(records.repositories)
         if self.state is not None:
+            await self._save(records)
+
+    async def _save(self, records: SourceRecords) -> None:
+        assert self.state is not None
+        try:
             await asyncio.to_thread(self.state.save, records)
+        except StateWriteFailed as exc:
+            # The data is read and served all the same; only a restart would miss it.
+            self.state_writes["failed"] += 1
+            self.last_state_error = str(exc)
+            log.error("%s; serving goes on, but a restart would not have this data", exc)
+        else:
+            self.state_writes["ok"] += 1
+            self.last_state_error = None
 
     def _failed(self, status: SourceStatus, error: str) -> None:
         status.failures += 1

@@ -12,9 +12,9 @@ from .support import FaultProxy, MotoServer, start_moto, start_proxy, stop_proce
 
 @pytest.fixture(autouse=True)
 def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test may reach real AWS or pick up a developer's configuration."""
+    """No test may reach real AWS or pick up a developer's configuration (or old switches)."""
     for name in list(os.environ):
-        if name.startswith(("AWS_", "ECR_CATALOG_")):
+        if name.startswith(("AWS_", "ECR_CATALOG_")) or name == "UPDATE_GOLDEN":
             monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)

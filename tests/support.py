@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
+import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,22 +32,105 @@ def command_env() -> dict[str, str]:
 
 
 def free_port() -> int:
+    """A port free now, for a process that cannot pick its own: see start_announcing."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def wait_for_http(url: str, timeout: float = 30.0) -> None:
+# How the processes the tests start announce the port they bound to port 0: moto's werkzeug
+# (" * Running on http://127.0.0.1:PORT"), uvicorn ("Uvicorn running on http://..."), and the
+# fault proxy and fake ECR ("listening on http://...").
+ANNOUNCED_PORT = re.compile(r"(?:[Rr]unning|listening) on https?://[^\s/]*:(\d+)")
+ROOT = Path(__file__).parents[1]
+
+
+def _log_tail(log: Path, size: int = 3000) -> str:
+    return log.read_text(encoding="utf-8", errors="replace")[-size:] if log.exists() else ""
+
+
+def wait_for_announced_port(
+    process: subprocess.Popen[bytes], log: Path, what: str, timeout: float = 60.0
+) -> int:
+    """The port ``process`` says, in ``log``, that it listens on; fails at once if it exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = ANNOUNCED_PORT.search(_log_tail(log, 1_000_000))
+        if found:
+            return int(found.group(1))
+        if process.poll() is not None:
+            raise AssertionError(
+                f"{what} exited ({process.returncode}) before it listened:\n{_log_tail(log)}"
+            )
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} never said where it listens within {timeout:g} s")
+        time.sleep(0.05)
+
+
+def start_announcing(
+    argv: list[str],
+    log: Path,
+    what: str,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a process that binds port 0 and reports it: no race for a port chosen before."""
+    with log.open("wb") as handle:
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        port = wait_for_announced_port(process, log, what, timeout)
+    except BaseException:
+        stop_process(process)
+        raise
+    return process, port
+
+
+def wait_for_http(
+    url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Until ``url`` answers at all; fails at once, saying so, if ``process`` exits first."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             httpx.get(url, timeout=1.0)
             return
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            if process is not None and process.poll() is not None:
+                raise AssertionError(
+                    f"the process behind {url} exited ({process.returncode})"
+                ) from exc
             if time.monotonic() > deadline:
-                raise
+                raise AssertionError(f"{url} did not answer within {timeout:g} s") from exc
             time.sleep(0.1)
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll ``condition`` until it gives something true; fail, naming ``what``, at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.05)
+
+
+async def until_true(condition: Callable[[], Any], what: str, within: float = 30.0) -> Any:
+    """``wait_until`` for the event loop: ``condition`` may be sync or return an awaitable."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} did not happen within {within:g} s")
+        await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -67,15 +155,14 @@ class MotoServer:
         )
 
 
-def start_moto(port: int | None = None) -> MotoServer:
-    port = port or free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def start_moto() -> MotoServer:
+    """A moto server process on a port it picks itself."""
+    log = Path(tempfile.mkdtemp(prefix="moto-")) / "moto.log"
+    process, port = start_announcing(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"], log, "moto"
     )
     url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/moto-api/")
+    wait_for_http(f"{url}/moto-api/", process=process)
     return MotoServer(url, process)
 
 
@@ -156,16 +243,27 @@ class FaultProxy:
 
 
 def start_proxy(upstream: str) -> FaultProxy:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.faults.proxy", "--upstream", upstream, "--port", str(port)],
-        cwd=Path(__file__).parents[1],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    log = Path(tempfile.mkdtemp(prefix="proxy-")) / "proxy.log"
+    process, port = start_announcing(
+        [sys.executable, "-m", "tests.faults.proxy", "--upstream", upstream, "--port", "0"],
+        log,
+        "the fault proxy",
+    )
+    return FaultProxy(f"http://127.0.0.1:{port}", process)
+
+
+def start_fake_ecr(*options: str, log: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """bench/fake_ecr.py as a process on a port of its own; its URL once it answers."""
+    log = log or Path(tempfile.mkdtemp(prefix="fake-ecr-")) / "fake-ecr.log"
+    process, port = start_announcing(
+        [sys.executable, "-m", "bench.fake_ecr", "--port", "0", *options],
+        log,
+        "the fake ECR",
+        timeout=180,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/__faults__/stats")
-    return FaultProxy(url, process)
+    wait_for_http(f"{url}/__stats__", process=process)
+    return process, url
 
 
 def assume_role_credentials(moto_url: str, role_arn: str) -> tuple[str, str, str]:
@@ -225,25 +323,25 @@ def spawn_service(
     module: str = "service.cli",
     extra_env: dict[str, str] | None = None,
 ) -> ServiceProcess:
-    """Write ``config`` to ``workdir``, start the service with it and wait for /healthz."""
+    """Write ``config`` to ``workdir``, start the service with it and wait for /healthz.
+
+    It listens on a port of its own choosing (``--port 0``), which uvicorn's log names.
+    """
     import yaml
 
+    workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "ecr-catalog.yaml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = free_port()
     started = time.monotonic()
-    with (workdir / "service.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", module, "serve", "--config", str(config_path)]
-            + ["--port", str(port)],
-            cwd=Path(__file__).parents[1],
-            env={**command_env(), **(extra_env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process, port = start_announcing(
+        [sys.executable, "-m", module, "serve", "--config", str(config_path), "--port", "0"],
+        workdir / "service.log",
+        "ecr-catalog serve",
+        env={**command_env(), **(extra_env or {})},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{url}/healthz", timeout=60)
+        wait_for_http(f"{url}/healthz", timeout=60, process=process)
     except BaseException:
         stop_process(process)
         raise

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 
@@ -17,7 +16,7 @@ from service.config import Settings
 from service.ecr import EcrError
 
 from .records import repository, source
-from .support import FakeReader
+from .support import FakeReader, until_true
 
 US = source(
     repository("team-a/api", tags={"owner": "team-a", "description": "Payments API"}),
@@ -34,11 +33,12 @@ async def serving(reader: FakeReader, *, wait: bool = True) -> AsyncIterator[htt
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             if wait:
-                for _ in range(200):
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                    await asyncio.sleep(0.01)
+                await until_true(lambda: ready_status(client, 200), "a ready service", within=10)
             yield client
+
+
+async def ready_status(client: httpx.AsyncClient, status: int) -> bool:
+    return (await client.get("/readyz")).status_code == status
 
 
 @pytest.fixture
@@ -63,7 +63,12 @@ async def test_failed_first_reads_never_give_an_empty_200() -> None:
     reader = FakeReader(US)
     reader.answers[US.source] = EcrError("1", "us-east-1", "op", "AccessDenied", "no")
     async with serving(reader, wait=False) as client:
-        await asyncio.sleep(0.2)
+
+        async def failed_once() -> bool:
+            sources = (await client.get("/readyz")).json()["sources"]
+            return bool(sources and sources[0]["last_error"])
+
+        await until_true(failed_once, "a failed first read")
         response = await client.get("/entities.yaml")
         assert response.status_code == 503
         assert "AccessDenied" in response.json()["detail"]
@@ -227,7 +232,9 @@ async def test_readyz_reports_sources_and_counts(client: httpx.AsyncClient) -> N
         ("123456789012", "us-east-1", True),
     ]
     assert body["last_refresh"]["published"] is True
-    assert json.dumps(body)
+    served = await client.get("/entities.yaml", headers={"Accept-Encoding": "identity"})
+    assert body["snapshot"]["etag"] == served.headers["etag"]
+    assert body["state"] is None
 
 
 async def test_metrics_count_requests_by_route_template_and_status(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,15 @@ import yaml
 
 from service.demo import DemoRepository, seed_registry
 
-from .support import MotoServer, command_env, free_port, stop_process, wait_for_http
+from .support import (
+    MotoServer,
+    command_env,
+    spawn_service,
+    start_announcing,
+    stop_process,
+    wait_healthy_sources,
+    wait_until,
+)
 
 DATA = [
     DemoRepository(
@@ -116,37 +123,21 @@ def test_bad_config_exits_2_with_a_clear_message(
 
 
 @pytest.fixture
-def served(config: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service.cli",
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-        ],
+def served(config: Path, tmp_path: Path) -> Iterator[str]:
+    process, port = start_announcing(
+        [sys.executable, "-m", "service.cli", "serve", "--config", str(config), "--port", "0"],
+        tmp_path / "serve.log",
+        "ecr-catalog serve",
         env=command_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{url}/healthz")
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
         stop_process(process)
 
 
 def wait_ready(url: str) -> None:
-    for _ in range(300):
-        if httpx.get(f"{url}/readyz").status_code == 200:
-            return
-        time.sleep(0.1)
-    raise AssertionError("never became ready")
+    wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200, f"{url} ready")
 
 
 def test_serve_over_real_http_with_etag_and_live_changes(served: str, moto: MotoServer) -> None:
@@ -161,13 +152,18 @@ def test_serve_over_real_http_with_etag_and_live_changes(served: str, moto: Moto
         == 304
     )
     moto.ecr("us-east-1").delete_repository(repositoryName="alpha/web", force=True)
-    for _ in range(100):
-        response = httpx.get(
-            f"{served}/entities.yaml", headers={"If-None-Match": first.headers["etag"]}
-        )
-        if response.status_code == 200:
-            break
-        time.sleep(0.1)
+    response = wait_until(
+        lambda: (
+            (
+                answer := httpx.get(
+                    f"{served}/entities.yaml", headers={"If-None-Match": first.headers["etag"]}
+                )
+            ).status_code
+            == 200
+            and answer
+        ),
+        "a new body after the deletion",
+    )
     titles = [d["metadata"].get("title") for d in yaml.safe_load_all(response.text)]
     assert "alpha/web" not in titles and "alpha/api" in titles
 
@@ -179,3 +175,53 @@ def test_demo_seed_fills_any_ecr_endpoint(moto: MotoServer) -> None:
         r["repositoryName"] for r in moto.ecr("eu-west-1").describe_repositories()["repositories"]
     }
     assert "shared/nginx" in names and len(names) == 11
+
+
+def test_serve_starts_whatever_its_state_files_hold(moto: MotoServer, tmp_path: Path) -> None:
+    """Stop a service, corrupt its state files as an operator might, start it again."""
+    seed_registry(moto.url, DATA)
+    state = tmp_path / "state"
+    config = {
+        "aws": {
+            "endpoint_url": moto.url,
+            "targets": [{"regions": ["us-east-1", "ap-southeast-2"]}],
+        },
+        "refresh": {"interval_seconds": 2},
+        "state_dir": str(state),
+    }
+    first = spawn_service(tmp_path, config)
+    try:
+        wait_healthy_sources(first.url)
+    finally:
+        stop_process(first.process)
+    saved = sorted(p.name for p in state.iterdir())
+    assert saved == ["123456789012-ap-southeast-2.json", "123456789012-us-east-1.json"]
+    kept = (state / saved[0]).read_bytes().replace(b"ap-southeast-2", b"eu-west-2")
+    corrupt = {
+        "123456789012-us-east-1.json": b"null",
+        "123456789012-ap-southeast-2.json": b"[]",
+        "123456789012-eu-west-3.json": b"1",
+        "123456789012-eu-north-1.json": b'"x"',
+        "123456789012-sa-east-1.json": b'{"format": 2, "records": {}}',
+    }
+    for name, content in corrupt.items():
+        (state / name).write_bytes(content)
+    # A source that is no longer configured: kept as it is, not loaded.
+    (state / "123456789012-eu-west-2.json").write_bytes(kept)
+
+    second = spawn_service(tmp_path, config)
+    try:
+        ready = wait_healthy_sources(second.url)
+        assert {s["region"] for s in ready["sources"]} == {"us-east-1", "ap-southeast-2"}
+        body = httpx.get(f"{second.url}/entities.yaml").text
+        assert len(list(yaml.safe_load_all(body))) == 8
+    finally:
+        stop_process(second.process)
+    log = (tmp_path / "service.log").read_text(encoding="utf-8")
+    assert "Traceback" not in log and "startup failed" not in log
+    assert log.count("is unreadable and set aside") == len(corrupt)
+    assert "eu-west-2, which is no longer configured: kept, not loaded" in log
+    assert sorted(p.name for p in state.glob("*.corrupt")) == sorted(
+        name.replace(".json", ".corrupt") for name in corrupt
+    )
+    assert (state / "123456789012-eu-west-2.json").read_bytes() == kept

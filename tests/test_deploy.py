@@ -9,13 +9,13 @@ import json
 import re
 import subprocess
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema
+import pytest
 import yaml
 from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,7 +25,15 @@ from service.config import Settings, load_settings
 from service.demo import DEMO_ACCOUNT, DemoRepository, seed_registry
 
 from .records import repository, source
-from .support import FakeReader, MotoServer, command_env, free_port, stop_process, wait_for_http
+from .support import (
+    FakeReader,
+    MotoServer,
+    command_env,
+    start_announcing,
+    stop_process,
+    wait_for_http,
+    wait_until,
+)
 
 US = source(repository("team/api"))
 
@@ -58,7 +66,31 @@ def test_compose_file_is_valid_compose() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_image_command_serves_with_the_image_environment(
+def read_only_root(command: list[str], writable: Path) -> list[str]:
+    """``command`` in a mount namespace of its own where only ``writable`` can be written.
+
+    As the Deployment runs the image: a read-only root filesystem and the state volume.
+    """
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"no mount namespaces here: {probe.stderr.decode().strip()}")
+    script = (
+        'mount --bind "$1" "$1" && mount -o remount,bind,ro / '
+        '&& mount -o remount,bind,ro /dev/shm && shift && exec "$@"'
+    )
+    return ["unshare", "--mount", "--propagation", "private"] + [
+        "sh",
+        "-c",
+        script,
+        "sh",
+        str(writable),
+        *command,
+    ]
+
+
+def test_the_image_command_serves_with_the_image_environment_on_a_read_only_root(
     moto: MotoServer, tmp_path: Path
 ) -> None:
     text = dockerfile()
@@ -68,41 +100,40 @@ def test_the_image_command_serves_with_the_image_environment(
     assert env_block is not None
     image_env = dict(re.findall(r"(\w+)=(\S+)", env_block.group(1)))
     assert image_env["ECR_CATALOG_STATE_DIR"] == "/var/lib/ecr-catalog"
-    port = free_port()
     seed_registry(moto.url, [DemoRepository(name="image/check", region="us-east-1")])
+    state = tmp_path / "state"
+    state.mkdir()
     env = command_env() | image_env
     env |= {
-        # Only the host-specific values change: a loopback port and a writable state_dir.
+        # Only the host-specific values change: loopback, any free port, and the state volume.
         "ECR_CATALOG_SERVER__HOST": "127.0.0.1",
-        "ECR_CATALOG_SERVER__PORT": str(port),
-        "ECR_CATALOG_STATE_DIR": str(tmp_path / "state"),
+        "ECR_CATALOG_SERVER__PORT": "0",
+        "ECR_CATALOG_STATE_DIR": str(state),
         "AWS_ENDPOINT_URL": moto.url,
         "ECR_CATALOG_AWS__TARGETS": json.dumps(
             [{"regions": ["us-east-1"], "account_id": DEMO_ACCOUNT}]
         ),
     }
-    process = subprocess.Popen(
-        [str(BIN / command[0]), *command[1:]],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    log = tmp_path / "service.log"
+    process, port = start_announcing(
+        read_only_root([str(BIN / command[0]), *command[1:]], state), log, "the image", env=env
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/healthz", timeout=60)
+        wait_for_http(f"{url}/healthz", timeout=60, process=process)
         healthcheck = re.search(r'CMD \["python", "-c", "(.*)"\]', text)
         assert healthcheck is not None
         probe = healthcheck.group(1).replace("8080", str(port))
         assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
-        for _ in range(200):
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-            time.sleep(0.1)
+        wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200, "the image ready")
         assert "image--check.us-east-1.123456789012" in httpx.get(f"{url}/entities.yaml").text
-        # The only path written: the state directory.
-        assert list((tmp_path / "state").glob("*.json"))
+        wait_until(lambda: list(state.glob("*.json")), "a state file")
     finally:
         stop_process(process)
+    # Everything else was read-only: had it tried to write elsewhere, it would have failed.
+    assert sorted(p.name for p in state.iterdir()) == [f"{DEMO_ACCOUNT}-us-east-1.json"]
+    output = log.read_text(encoding="utf-8")
+    assert "Read-only file system" not in output and "Traceback" not in output
 
 
 KUBERNETES = ROOT / "deploy" / "kubernetes"

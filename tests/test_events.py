@@ -3,7 +3,6 @@ within seconds by a service process reading a moto server."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -148,16 +147,47 @@ async def ready(client: httpx.AsyncClient) -> bool:
     return (await client.get("/readyz")).status_code == 200
 
 
+async def refreshed_and_idle(client: httpx.AsyncClient, reader: FakeReader, reads: int) -> bool:
+    """``reads`` reads made, and no debounced refresh left to come."""
+    pending = (await client.get("/readyz")).json()["refresh_pending"]
+    return reader.reads >= reads and not pending
+
+
 async def test_the_endpoint_is_off_without_a_token_and_checks_it_when_on() -> None:
     async with app_client(FakeReader(US)) as client:
         off = await client.post("/events/ecr", json=image_action("team/api"))
         assert off.status_code == 404
-    async with app_client(FakeReader(US), token=TOKEN) as client:
-        assert (await client.post("/events/ecr", json=image_action("team/api"))).status_code == 401
-        wrong = {"Authorization": "Bearer not-the-token"}
-        response = await client.post("/events/ecr", json=image_action("team/api"), headers=wrong)
-        assert response.status_code == 401
-        assert response.headers["www-authenticate"] == "Bearer"
+    reader = FakeReader(US)
+    async with app_client(reader, token=TOKEN, debounce_seconds=60) as client:
+        await until(lambda: ready(client))
+        reads = reader.reads
+        for headers in (
+            {},
+            {"Authorization": "Bearer not-the-token"},
+            {"Authorization": f"Bearer {TOKEN}x"},
+            {"Authorization": f"Basic {TOKEN}"},
+            {"Authorization": f"Token {TOKEN}"},
+            {"Authorization": TOKEN},
+            {"Authorization": "Bearer"},
+            {"Authorization": f"Bearer{TOKEN}"},
+        ):
+            response = await client.post(
+                "/events/ecr", json=image_action("team/api"), headers=headers
+            )
+            assert response.status_code == 401, headers
+            assert response.headers["www-authenticate"] == "Bearer"
+        # Nothing was dropped from the cache, and no refresh was scheduled or run.
+        assert reader.forgotten == []
+        assert (await client.get("/readyz")).json()["refresh_pending"] is False
+        assert reader.reads == reads
+        accepted = await client.post(
+            "/events/ecr",
+            json=image_action("team/api"),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert accepted.status_code == 202
+        assert reader.forgotten == [(US.source, "team/api")]
+        assert (await client.get("/readyz")).json()["refresh_pending"] is True
 
 
 async def test_an_event_forgets_that_repository_and_triggers_one_debounced_refresh() -> None:
@@ -184,8 +214,8 @@ async def test_an_event_forgets_that_repository_and_triggers_one_debounced_refre
         assert ignored.status_code == 202 and ignored.json()["accepted"] is False
         big = await client.post("/events/ecr", content=b"x" * 300_000, headers=auth)
         assert big.status_code == 413
-        await asyncio.sleep(1.0)
-        # Three events inside the debounce window: one refresh.
+        # Three events inside the debounce window: one refresh, and then none is pending.
+        await until(lambda: refreshed_and_idle(client, reader, reads + 1))
         assert reader.reads == reads + 1
         metrics = (await client.get("/metrics")).text
         assert (

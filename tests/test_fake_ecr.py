@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from service.demo import DEMO_ACCOUNT, DemoRepository, seed_registry
 
-from .support import MotoServer, command_env, free_port, stop_process, wait_for_http
+from .support import MotoServer, command_env, start_fake_ecr, stop_process
 from .test_ecr import TWO_RULES
 
 DATA = [
@@ -46,7 +46,7 @@ VOLATILE = (
 
 
 def render(endpoint: str, tmp: Path) -> list[dict[str, Any]]:
-    config = tmp / f"config-{free_port()}.yaml"
+    config = tmp / f"config-{len(list(tmp.glob('config-*')))}.yaml"
     config.write_text(
         yaml.safe_dump(
             {
@@ -91,16 +91,9 @@ def test_fake_and_moto_give_the_same_entities(moto: MotoServer, tmp_path: Path) 
     # seed_registry sets the demo's replication rule; the fake is told the same.
     replication = {"us-east-1": [{"region": "eu-west-1", "registryId": DEMO_ACCOUNT}]}
     data_file.write_text(json.dumps({"repositories": spec, "replication": replication}))
-    port = free_port()
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "bench.fake_ecr", "--port", str(port), "--data", str(data_file)],
-        cwd=Path(__file__).parents[1],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    fake, fake_url = start_fake_ecr("--data", str(data_file))
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/__stats__")
-        from_fake = render(f"http://127.0.0.1:{port}", tmp_path)
+        from_fake = render(fake_url, tmp_path)
     finally:
         stop_process(fake)
     from_moto = render(moto.url, tmp_path)
@@ -110,17 +103,8 @@ def test_fake_and_moto_give_the_same_entities(moto: MotoServer, tmp_path: Path) 
 
 
 def test_the_fake_pages_and_throttles_like_ecr() -> None:
-    port = free_port()
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "bench.fake_ecr", "--port", str(port)]
-        + ["--regions", "1", "--repositories", "2500"],
-        cwd=Path(__file__).parents[1],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    fake, url = start_fake_ecr("--regions", "1", "--repositories", "2500")
     try:
-        wait_for_http(f"{url}/__stats__")
         ecr = boto3.client(
             "ecr",
             region_name="us-east-1",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -12,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from .support import OPENAPI, command_env, free_port, stop_process, wait_for_http
+from .support import OPENAPI, command_env, start_announcing, stop_process, wait_until
 
 schema = schemathesis.openapi.from_path(OPENAPI)
 # Valid requests, as the schema describes them; malformed ones are the hand-written cases below.
@@ -29,22 +28,17 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def demo_url() -> Iterator[str]:
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`ecr-catalog serve --demo` as a process: the embedded moto, real HTTP on loopback."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--demo", "--port", str(port)],
+    process, port = start_announcing(
+        [sys.executable, "-m", "service.cli", "serve", "--demo", "--port", "0"],
+        tmp_path_factory.mktemp("fuzz") / "serve.log",
+        "ecr-catalog serve --demo",
         env=command_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{url}/healthz", timeout=60)
-        for _ in range(600):
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-            __import__("time").sleep(0.1)
+        wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200, "the demo ready", 60)
         yield url
     finally:
         stop_process(process)

@@ -26,6 +26,7 @@ from .support import (
     moto_settings,
     spawn_service,
     stop_process,
+    until_true,
     wait_healthy_sources,
 )
 
@@ -151,8 +152,12 @@ async def test_a_lost_child_fails_the_reads_waiting_on_it_and_the_next_call_star
         lost_pid = process.pid
         assert lost_pid is not None
         proxy.set(latency_ms=3000)
+        listed = proxy.stats()["calls"]["DescribeRepositories"]
         waiting = asyncio.create_task(reader.read_source(US))
-        await asyncio.sleep(0.5)
+        # The child is inside its read: the proxy holds its listing call for 3 s.
+        await until_true(
+            lambda: proxy.stats()["calls"]["DescribeRepositories"] > listed, "the child's read"
+        )
         os.kill(lost_pid, signal.SIGKILL)
         with pytest.raises(EcrError) as lost:
             await asyncio.wait_for(waiting, 10)

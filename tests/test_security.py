@@ -10,11 +10,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.config import Settings
+from service.api import RefreshGate
+from service.config import ServerSettings, Settings
 from service.demo import DEMO_CREDENTIALS
 
-from .support import FaultProxy, MotoServer
-from .test_sources import ACCOUNT_A, ACCOUNT_B, ROLE_B, seed_two_accounts, serving
+from .support import FaultProxy, MotoServer, until_true
+from .test_sources import (
+    ACCOUNT_A,
+    ACCOUNT_B,
+    ROLE_B,
+    complete,
+    seed_two_accounts,
+    serving,
+    until,
+)
 
 POLICY = Path(__file__).parents[1] / "deploy" / "iam-policy.json"
 TOKEN = "refresh-token-5f1d9c0a7e"
@@ -42,11 +51,10 @@ def secure_settings(url: str, **server: object) -> Settings:
 
 
 async def ready(client: httpx.AsyncClient) -> None:
-    for _ in range(300):
-        if (await client.get("/readyz")).json()["ready"]:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("not ready")
+    async def is_ready() -> bool:
+        return bool((await client.get("/readyz")).json()["ready"])
+
+    await until_true(is_ready, "the service ready", within=15)
 
 
 async def test_forced_refresh_is_off_without_a_token(moto: MotoServer) -> None:
@@ -73,15 +81,40 @@ async def test_forced_refresh_needs_the_token_and_is_rate_limited(moto: MotoServ
         again = await client.post("/refresh", headers=right)
         assert again.status_code == 429
         assert 0 < int(again.headers["retry-after"]) <= 60
-        for _ in range(100):
-            names = [
-                e["metadata"]["name"] for e in (await client.get("/entities.json")).json()["items"]
-            ]
-            if f"forced--new.us-east-1.{ACCOUNT_A}" in names:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the forced refresh did not pick up the new repository")
+
+        async def picked_up() -> bool:
+            items = (await client.get("/entities.json")).json()["items"]
+            return f"forced--new.us-east-1.{ACCOUNT_A}" in [e["metadata"]["name"] for e in items]
+
+        await until(picked_up)
+
+
+def test_the_refresh_gate_admits_again_once_its_interval_has_passed() -> None:
+    now = [1000.0]
+    server = ServerSettings(refresh_token=TOKEN, refresh_min_interval_seconds=10)
+    gate = RefreshGate(server, clock=lambda: now[0])
+    assert gate.wait_seconds() == 0
+    now[0] += 4
+    assert gate.wait_seconds() == pytest.approx(6)
+    now[0] += 5.9
+    assert gate.wait_seconds() == pytest.approx(0.1)
+    now[0] += 0.1
+    assert gate.wait_seconds() == 0
+    # That admitted one more: the interval starts again from it.
+    assert gate.wait_seconds() == pytest.approx(10)
+
+
+async def test_a_429_expires_over_http(moto: MotoServer) -> None:
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    async with serving(secure_settings(moto.url, refresh_min_interval_seconds=0.5)) as client:
+        await ready(client)
+        assert (await client.post("/refresh", headers=right)).status_code == 202
+        assert (await client.post("/refresh", headers=right)).status_code == 429
+
+        async def admitted() -> bool:
+            return (await client.post("/refresh", headers=right)).status_code == 202
+
+        await until(admitted, within=5)
 
 
 async def test_no_secret_appears_in_logs_errors_readyz_or_metrics(
@@ -120,10 +153,7 @@ async def test_iam_policy_allows_exactly_the_ecr_calls_made(
     seed_two_accounts(moto)
     async with serving(secure_settings(proxy.url)) as client:
         await ready(client)
-        for _ in range(100):
-            if (await client.get("/readyz")).json()["complete"]:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: complete(client))
     made = {f"ecr:{operation}" for operation in proxy.stats()["calls"]}
     statements = json.loads(POLICY.read_text())["Statement"]
     allowed = {action for s in statements for action in [s["Action"]] if isinstance(action, str)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from datetime import UTC, datetime
 
 import yaml
@@ -15,7 +14,7 @@ from service.snapshot import SnapshotStore, _shard_of, build_snapshot, shard_cou
 from service.validate import validate_entities
 
 from .records import repository, source
-from .support import FakeReader
+from .support import FakeReader, until_true
 
 US = source(repository("team-a/api"), repository("team-a/web"))
 EU = source(repository("shared/nginx", region="eu-west-1"), region="eu-west-1")
@@ -80,7 +79,8 @@ async def test_concurrent_refreshes_share_one_run() -> None:
     store = store_for(reader)
     first = asyncio.create_task(store.refresh())
     second = asyncio.create_task(store.refresh())
-    await asyncio.sleep(0.01)
+    # The read is held at the gate; both tasks ran (in order) before the poll's first sleep ended.
+    await until_true(lambda: reader.reads == 1, "the first read")
     reader.gate.set()
     assert await first is await second
     assert reader.reads == 1
@@ -130,12 +130,22 @@ def test_shards_stay_within_their_size_and_move_nothing_when_one_entity_is_added
     names = [f"repo-{index}.us-east-1.123456789012" for index in range(500)]
     count = shard_count(names, 50)
     assert count >= 16
-    grown = names + ["one-more.us-east-1.123456789012"]
-    assert shard_count(grown, 50) == count
-    before = {name: _shard_of(name, count) for name in names}
-    assert {name: _shard_of(name, count) for name in names} == before
-    loads = Counter(before.values())
-    assert max(loads.values()) <= 50
+    added = "one-more.us-east-1.123456789012"
+    grown = [*names, added]
+
+    def shards(of: list[str]) -> dict[int, set[str]]:
+        # Each list is split by its own shard count, as a build would split it.
+        split: dict[int, set[str]] = {}
+        for name in of:
+            split.setdefault(_shard_of(name, shard_count(of, 50)), set()).add(name)
+        return split
+
+    before, after = shards(names), shards(grown)
+    assert max(len(members) for members in after.values()) <= 50
+    changed = {index for index in before.keys() | after.keys() if before.get(index) != after[index]}
+    assert len(changed) == 1
+    (index,) = changed
+    assert after[index] - before.get(index, set()) == {added}
 
 
 async def test_adding_a_repository_changes_exactly_one_shard_body() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +18,15 @@ from service.config import Settings
 from service.demo import DEMO_CREDENTIALS, DemoRepository, seed_registry
 from service.ecr import AwsEcrReader, StaticCredentials
 
-from .support import FaultProxy, MotoServer, assume_role_credentials
+from .support import (
+    FaultProxy,
+    MotoServer,
+    assume_role_credentials,
+    start_fake_ecr,
+    start_proxy,
+    stop_process,
+    until_true,
+)
 
 ACCOUNT_A = "123456789012"
 ACCOUNT_B = "111122223333"
@@ -95,14 +102,8 @@ async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def until(check: Any, within: float = 20.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
+    """``await check()`` until it is true; fails after ``within`` seconds."""
+    return await until_true(check, "the awaited condition", within)
 
 
 async def entities(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
@@ -317,3 +318,54 @@ async def test_a_corrupt_state_file_is_set_aside(
         f"{ACCOUNT_A}-us-east-1.corrupt",
     ]
     assert names(tmp_path, "*.json") == STATE_FILES
+
+
+@pytest.mark.parametrize("failure", ["throttle", "http_500"])
+async def test_a_listing_that_fails_on_page_2_of_3_keeps_the_last_good_data(
+    tmp_path: Path, failure: str
+) -> None:
+    fake, fake_url = start_fake_ecr(
+        "--regions", "1", "--repositories", "12", "--max-page-size", "5"
+    )
+    faults = start_proxy(fake_url)
+    try:
+        settings = Settings(
+            aws={
+                "endpoint_url": faults.url,
+                # Retried, then given up: the failure outlasts every attempt.
+                "total_max_attempts": 3,
+                "targets": [{"regions": ["us-east-1"], "account_id": ACCOUNT_A}],
+            },
+            refresh={"interval_seconds": 0.3, "initial_retry_seconds": 0.2},
+        )
+        async with serving(settings) as client:
+            await until(lambda: complete(client))
+            before = await entities(client)
+            assert len(before) == 3 + 1 + 12
+            assert faults.stats()["calls"]["DescribeRepositories"] >= 3  # pages of 5, 5, 2
+            faults.set(fail_next_token="5", fail_page_with=failure.removeprefix("http_"))
+
+            async def failing() -> str | None:
+                (status,) = (await client.get("/readyz")).json()["sources"]
+                error = status["last_error"]
+                return error if error and "describe_repositories" in error else None
+
+            error = await until(failing)
+            assert ("ThrottlingException" if failure == "throttle" else "InternalFailure") in error
+            after = await entities(client)
+            assert set(after) == set(before)
+            registry = after[f"ecr-{ACCOUNT_A}-us-east-1"]["metadata"]["annotations"]
+            assert "ecr-catalog.io/last-successful-read-at" in registry
+            injected = faults.stats()["injected"]
+            assert injected[f"page_{failure.removeprefix('http_')}"] >= 3
+            faults.clear()
+
+            async def recovered() -> bool:
+                (status,) = (await client.get("/readyz")).json()["sources"]
+                return bool(status["healthy"])
+
+            await until(recovered)
+            assert set(await entities(client)) == set(before)
+    finally:
+        stop_process(faults.process)
+        stop_process(fake)

@@ -104,8 +104,12 @@ class Backstage:
     def locations(self) -> list[dict[str, Any]]:
         return [e for e in self.entities() if e["kind"] == "Location"]
 
+    def log_text(self) -> str:
+        """Everything the backend has logged so far."""
+        return self.log.read_text(errors="replace")
+
     def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+        return self.log_text()[-4000:]
 
 
 @contextmanager
@@ -126,7 +130,36 @@ def running_backstage(
         pytest.fail("the Backstage harness is not installed: run `make backstage-deps`")
     node = shutil.which("node")
     assert node, "node is required for the Backstage end-to-end test"
-    port = free_port()
+    # Backstage cannot report a port it picked itself, so one is chosen here; another process
+    # may take it first, and then Backstage exits with EADDRINUSE and is started again.
+    for attempt in range(5):
+        port = free_port()
+        process, log_path = _start_backstage(
+            tmp, node, port, service, path, locations, database_dir
+        )
+        backstage = Backstage(f"http://127.0.0.1:{port}", log_path)
+        try:
+            wait_for_http(f"{backstage.url}/api/catalog/entities", timeout=120, process=process)
+            break
+        except AssertionError:
+            stop_process(process)
+            if "EADDRINUSE" not in backstage.log_text() or attempt == 4:
+                raise AssertionError(f"Backstage did not start:\n{backstage.log_tail()}") from None
+    try:
+        yield backstage
+    finally:
+        stop_process(process)
+
+
+def _start_backstage(
+    tmp: Path,
+    node: str,
+    port: int,
+    service: Service,
+    path: str,
+    locations: list[dict[str, Any]] | None,
+    database_dir: Path | None,
+) -> tuple[subprocess.Popen[bytes], Path]:
     config = {
         "app": {"baseUrl": "http://localhost:3000"},
         "backend": {
@@ -161,9 +194,4 @@ def running_backstage(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    try:
-        backstage = Backstage(f"http://127.0.0.1:{port}", log_path)
-        wait_for_http(f"{backstage.url}/api/catalog/entities", timeout=120)
-        yield backstage
-    finally:
-        stop_process(process)
+    return process, log_path

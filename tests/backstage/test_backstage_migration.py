@@ -79,7 +79,7 @@ def test_switching_from_the_committed_file_in_one_config_change(
         ) as both:
             eventually(
                 lambda: (
-                    "conflicting entityRef" in both.log_tail()
+                    "conflicting entityRef" in both.log_text()
                     and set(both.ingested()) >= served - {COMPONENT}
                 ),
                 120,
@@ -104,7 +104,8 @@ def test_switching_from_the_committed_file_in_one_config_change(
                 )
 
             eventually(switched, 180, "the URL location's entities to replace the old file's")
-            log = after.log_tail()
+            # The whole log of this run: a conflict at any time is a failure, not only a late one.
+            log = after.log_text()
 
     # Never an orphan: the old location's entities were deleted with it, not left behind.
     orphans = {

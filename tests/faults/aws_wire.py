@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 from collections.abc import Hashable
+from typing import Any
 
 from aiohttp import web
 
-__all__ = ["TokenBuckets", "aws_error"]
+__all__ = ["TokenBuckets", "aws_error", "run_announced"]
+
+
+def run_announced(app: web.Application, host: str, port: int, **runner_options: Any) -> None:
+    """Serve ``app`` until killed; once bound, print ``listening on http://HOST:PORT``.
+
+    With port 0 the system picks a free port, and the line says which: the tests read it
+    instead of choosing a port first and racing other processes for it.
+    """
+
+    async def serve() -> None:
+        runner = web.AppRunner(app, **runner_options)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        print(f"listening on http://{bound_host}:{bound_port}", file=sys.stderr, flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
 
 
 def aws_error(status: int, code: str, message: str) -> web.Response:

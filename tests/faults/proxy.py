@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import re
 from collections import Counter
@@ -22,7 +23,7 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-from .aws_wire import TokenBuckets, aws_error
+from .aws_wire import TokenBuckets, aws_error, run_announced
 
 ECR_TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
@@ -45,6 +46,10 @@ class Faults:
     deny_regions: list[str] = field(default_factory=list)
     # Drop every connection at once (STS included), as an unreachable AWS would.
     refuse: bool = False
+    # Fail every call whose request asks for this page (its "nextToken"): with "throttle",
+    # a ThrottlingException; otherwise an InternalFailure with error_status.
+    fail_next_token: str | None = None
+    fail_page_with: str = "throttle"
     seed: int | None = None
 
 
@@ -100,6 +105,11 @@ class Proxy:
             if region in faults.deny_regions:
                 self.injected["access_denied"] += 1
                 return aws_error(400, "AccessDeniedException", "injected: access denied")
+            if faults.fail_next_token is not None and _next_token(body) == faults.fail_next_token:
+                self.injected[f"page_{faults.fail_page_with}"] += 1
+                if faults.fail_page_with == "throttle":
+                    return aws_error(400, "ThrottlingException", "Rate exceeded")
+                return aws_error(faults.error_status, "InternalFailure", "injected page error")
             if not self.buckets.admit((operation, region)):
                 self.injected["throttle"] += 1
                 return aws_error(400, "ThrottlingException", "Rate exceeded")
@@ -134,6 +144,15 @@ class Proxy:
         return web.Response(body=payload, status=status, headers=out_headers)
 
 
+def _next_token(body: bytes) -> str | None:
+    try:
+        document = json.loads(body) if body else {}
+    except ValueError:
+        return None
+    token = document.get("nextToken") if isinstance(document, dict) else None
+    return str(token) if token is not None else None
+
+
 def make_app(upstream: str) -> web.Application:
     proxy = Proxy(upstream)
 
@@ -155,9 +174,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, required=True, help="0: any free port (printed)")
     args = parser.parse_args()
-    web.run_app(make_app(args.upstream), host=args.host, port=args.port, print=None)
+    run_announced(make_app(args.upstream), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,14 @@ import yaml
 
 from service.demo import DEMO_ACCOUNT, DemoRepository, seed_registry
 
-from ..support import MotoServer, spawn_service, start_moto, start_proxy, stop_process
+from ..support import (
+    MotoServer,
+    spawn_service,
+    start_moto,
+    start_proxy,
+    stop_process,
+    wait_until,
+)
 
 REGIONS = ("us-east-1", "eu-west-1")
 FAULTS: list[tuple[str, dict[str, Any]]] = [
@@ -135,7 +142,8 @@ class Soak:
 
     @staticmethod
     def entity_name(region: str, repo: str) -> str:
-        return f"{repo.replace('/', '--')}.{region}.{DEMO_ACCOUNT}"
+        """The ref of a repository's entity."""
+        return f"resource:default/{repo.replace('/', '--')}.{region}.{DEMO_ACCOUNT}"
 
     def check(
         self, status: int, names: set[str] | None, sent_at: float, received_at: float, url: str
@@ -182,11 +190,9 @@ class Soak:
                     items = json.loads(response.content)["items"]
                 else:
                     items = [d for d in yaml.load_all(response.content, Loader=_Loader) if d]
-                names = {
-                    i["metadata"]["name"]
-                    for i in items
-                    if i["spec"].get("type") == "ecr-repository"
-                }
+                # Every entity counts: a 200 that left out the System or a registry would
+                # orphan it as surely as a repository.
+                names = {_ref(i) for i in items}
             self.check(response.status_code, names, sent_at, time.monotonic(), path)
             await asyncio.sleep(0.05)
 
@@ -216,9 +222,15 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
     pass
 
 
+def _ref(entity: dict[str, Any]) -> str:
+    metadata = entity["metadata"]
+    return f"{entity['kind']}:{metadata.get('namespace', 'default')}/{metadata['name']}".lower()
+
+
 async def _served_names(http: httpx.AsyncClient) -> set[str]:
+    """The refs of the repository entities served."""
     items = (await http.get("/entities.json")).json()["items"]
-    return {i["metadata"]["name"] for i in items if i["spec"].get("type") == "ecr-repository"}
+    return {_ref(i) for i in items if i["spec"].get("type") == "ecr-repository"}
 
 
 # What the proxy counts each fault as (latency is not counted).
@@ -336,8 +348,7 @@ def run_soak(
         spawned = spawn_service(Path(tempfile.mkdtemp(prefix="soak-")), config)
         service, url = spawned.process, spawned.url
         processes.append(service)
-        while httpx.get(f"{url}/readyz").status_code != 200:
-            time.sleep(0.2)
+        wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200, "the soak's service", 60)
         asyncio.run(_run(soak, moto, url, proxy, service.pid))
         if service.poll() is not None:
             soak.report.violations.append(f"the service exited with {service.returncode}")

@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 BACKSTAGE := tests/backstage
 BACKSTAGE_INSTALLED := $(BACKSTAGE)/node_modules/.installed
 
-.PHONY: install backstage-deps run test lint typecheck pytest openapi golden soak load bench bench-tools clean
+.PHONY: install backstage-deps run test lint typecheck pytest openapi golden iam soak load bench bench-tools clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,13 @@ bench: install bench-tools
 ## Rewrite the golden catalog file from the golden sources (then review `git diff`).
 golden: install
 	$(BIN)/python -m tests.update_golden
+
+## Rewrite the IAM documents under deploy/aws/iam/ for each partition (see README, "Partitions").
+iam: install
+	for partition in aws aws-cn aws-us-gov; do mkdir -p deploy/aws/iam/$$partition; \
+	  for document in permissions irsa-trust read-role-trust; do \
+	    $(BIN)/ecr-catalog iam-policy --partition $$partition --document $$document \
+	      > deploy/aws/iam/$$partition/$$document.json; done; done
 
 ## Regenerate the committed OpenAPI spec.
 openapi: install

@@ -42,10 +42,23 @@ class Repository:
     tags: list[dict[str, str]]
     images: list[dict[str, Any]]
     lifecycle: str | None
+    # Images made page by page instead of held (huge repositories): this many, after `images`.
+    generated_images: int = 0
+    pushed: int = 1_760_000_000
 
     @property
     def arn(self) -> str:
         return f"arn:aws:ecr:{self.region}:{ACCOUNT}:repository/{self.name}"
+
+    @property
+    def image_count(self) -> int:
+        return len(self.images) + self.generated_images
+
+    def image_details(self, start: int, size: int) -> list[dict[str, Any]]:
+        held = self.images[start : start + size]
+        first = max(0, start - len(self.images))
+        wanted = min(size - len(held), self.generated_images - first)
+        return held + [image_detail(self.name, self.pushed, first + i) for i in range(wanted)]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -60,32 +73,57 @@ class Repository:
         }
 
 
+def image_detail(name: str, pushed: int, image: int, latest: bool = False) -> dict[str, Any]:
+    """One ImageDetail as real ECR sends it, ~700 bytes of JSON: a 1,000-image page is the
+    ~0.74 MB that ECR-NOTES.md measured."""
+    digest = hashlib.sha256(f"{name}:{image}".encode()).hexdigest()
+    at = pushed + image * 3600
+    return {
+        "registryId": ACCOUNT,
+        "repositoryName": name,
+        "imageDigest": f"sha256:{digest}",
+        "imageTags": [
+            f"v1.{image // 100}.{image % 100}",
+            f"sha-{digest[:12]}",
+            f"build-{100_000 + image}",
+            *(["latest"] if latest else []),
+        ],
+        "imageSizeInBytes": 50_000_000 + image,
+        "imagePushedAt": at,
+        "imageScanStatus": {
+            "status": "COMPLETE",
+            "description": "The scan was completed successfully.",
+        },
+        "imageScanFindingsSummary": {
+            "imageScanCompletedAt": at + 60,
+            "vulnerabilitySourceUpdatedAt": at,
+            "findingSeverityCounts": {
+                "CRITICAL": image % 2,
+                "HIGH": image % 7,
+                "MEDIUM": 2,
+                "LOW": 5,
+            },
+        },
+        "imageManifestMediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "artifactMediaType": "application/vnd.docker.container.image.v1+json",
+        "lastRecordedPullTime": at + 7200,
+    }
+
+
 def generate(
-    regions: list[str], repositories: int, images: int, seed: int
+    regions: list[str], repositories: int, images: int, seed: int, huge: int = 0
 ) -> dict[str, list[Repository]]:
-    """``repositories`` spread evenly over ``regions``, each with ``images`` images."""
+    """``repositories`` spread evenly over ``regions``, each with ``images`` images; with
+    ``huge``, one more repository (``huge/ci-builds``, first region) of that many images."""
     rng = random.Random(seed)
     data: dict[str, list[Repository]] = {region: [] for region in regions}
     for index in range(repositories):
         region = regions[index % len(regions)]
         name = f"team-{index % 37:02d}/service-{index:06d}"
         pushed = 1_760_000_000 + rng.randrange(10_000_000)
-        details = []
-        for image in range(images):
-            digest = hashlib.sha256(f"{name}:{image}".encode()).hexdigest()
-            details.append(
-                {
-                    "registryId": ACCOUNT,
-                    "repositoryName": name,
-                    "imageDigest": f"sha256:{digest}",
-                    "imageTags": [f"v1.{image}", *(["latest"] if image == images - 1 else [])],
-                    "imageSizeInBytes": 50_000_000 + image,
-                    "imagePushedAt": pushed + image * 3600,
-                    "imageScanFindingsSummary": {
-                        "findingSeverityCounts": {"HIGH": image, "MEDIUM": 2}
-                    },
-                }
-            )
+        details = [
+            image_detail(name, pushed, image, image == images - 1) for image in range(images)
+        ]
         data[region].append(
             Repository(
                 name=name,
@@ -98,6 +136,10 @@ def generate(
                 images=details,
                 lifecycle=LIFECYCLE if index % 3 else None,
             )
+        )
+    if huge:
+        data[regions[0]].append(
+            Repository("huge/ci-builds", regions[0], 1_700_000_000, [], [], None, huge)
         )
     return data
 
@@ -152,6 +194,8 @@ class FakeEcr:
     data: dict[str, list[Repository]]
     replication: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    # Enhanced scanning (Inspector): findings only through DescribeImageScanFindings.
+    enhanced: bool = False
     calls: Counter[str] = field(default_factory=Counter)
     throttled: Counter[str] = field(default_factory=Counter)
     # Wall-clock times of the first and the last ECR call, to split a cold start into
@@ -226,7 +270,45 @@ class FakeEcr:
         repo = self._repo(region, params)
         if isinstance(repo, web.Response):
             return repo
-        return self._page(repo.images, params, "imageDetails")
+        size = max(1, min(int(params.get("maxResults", 100)), self.limits.max_page_size))
+        start = int(params.get("nextToken") or 0)
+        details = repo.image_details(start, size)
+        if self.enhanced:
+            # Enhanced scanning (Inspector): DescribeImages carries no findings summary.
+            details = [
+                {k: v for k, v in d.items() if k != "imageScanFindingsSummary"}
+                | {"imageScanStatus": {"status": "ACTIVE"}}
+                for d in details
+            ]
+        page: dict[str, Any] = {"imageDetails": details}
+        if start + size < repo.image_count:
+            page["nextToken"] = str(start + size)
+        return page
+
+    def _DescribeImageScanFindings(self, region: str, params: dict[str, Any]) -> Any:
+        repo = self._repo(region, params)
+        if isinstance(repo, web.Response):
+            return repo
+        digest = (params.get("imageId") or {}).get("imageDigest")
+        found = next(
+            (d for d in repo.image_details(0, repo.image_count) if d["imageDigest"] == digest), None
+        )
+        if found is None:
+            return aws_error(400, "ImageNotFoundException", "no such image")
+        if "imageScanFindingsSummary" not in found:
+            return aws_error(400, "ScanNotFoundException", "the image was never scanned")
+        return {
+            "registryId": ACCOUNT,
+            "repositoryName": repo.name,
+            "imageId": {"imageDigest": digest},
+            "imageScanStatus": {"status": "ACTIVE" if self.enhanced else "COMPLETE"},
+            "imageScanFindings": {
+                "findingSeverityCounts": (found.get("imageScanFindingsSummary") or {}).get(
+                    "findingSeverityCounts", {}
+                ),
+                "enhancedFindings" if self.enhanced else "findings": [],
+            },
+        }
 
     def _ListTagsForResource(self, region: str, params: dict[str, Any]) -> Any:
         repo = self.by_arn.get(params.get("resourceArn", ""))
@@ -252,7 +334,18 @@ class FakeEcr:
         return {"registryId": ACCOUNT, "replicationConfiguration": {"rules": rules}}
 
     def _GetRegistryScanningConfiguration(self, region: str, params: dict[str, Any]) -> Any:
-        return {"registryId": ACCOUNT, "scanningConfiguration": {"scanType": "BASIC", "rules": []}}
+        if not self.enhanced:
+            # What moto and a new registry answer: basic scanning, no rules.
+            return {
+                "registryId": ACCOUNT,
+                "scanningConfiguration": {"scanType": "BASIC", "rules": []},
+            }
+        every = [{"filter": "*", "filterType": "WILDCARD"}]
+        rules = [{"scanFrequency": "CONTINUOUS_SCAN", "repositoryFilters": every}]
+        return {
+            "registryId": ACCOUNT,
+            "scanningConfiguration": {"scanType": "ENHANCED", "rules": rules},
+        }
 
     async def stats(self, _request: web.Request) -> web.Response:
         return web.json_response(
@@ -294,6 +387,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--rate", type=float, default=None)
     parser.add_argument("--max-page-size", type=int, default=1000)
+    parser.add_argument("--huge-repository", type=int, default=0, help="images of one more repo")
+    parser.add_argument("--enhanced", action="store_true", help="enhanced scanning")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", help="a JSON list of repositories instead of generated ones")
     args = parser.parse_args()
@@ -304,7 +399,8 @@ def main() -> None:
             document = json.load(handle)
         fake = FakeEcr(from_spec(document["repositories"]), document.get("replication", {}), limits)
     else:
-        fake = FakeEcr(generate(regions, args.repositories, args.images, args.seed), limits=limits)
+        data = generate(regions, args.repositories, args.images, args.seed, args.huge_repository)
+        fake = FakeEcr(data, limits=limits, enhanced=args.enhanced)
     run_announced(make_app(fake), "127.0.0.1", args.port, access_log=None)
 
 

@@ -300,6 +300,48 @@ def bare_304() -> dict[str, float]:
         stop_process(process)
 
 
+def repository_memory() -> dict[str, Any]:
+    """bench/repository_memory.py, page by page and holding every page, each in a fresh process."""
+    results = {}
+    for mode, flags in (("page_by_page", []), ("held", ["--hold"])):
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.repository_memory", *flags],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        results[mode] = json.loads(out)
+    return results
+
+
+def findings(repositories: int) -> dict[str, Any]:
+    """Enhanced scanning: DescribeImageScanFindings calls of a cold read and of the next ones."""
+    fake = start_fake_ecr_process(
+        "--regions", "1", "--repositories", str(repositories), "--enhanced"
+    )
+    try:
+        service = start_service(fake, 1, refresh={"interval_seconds": 2})
+        try:
+            service.wait_complete()
+            cold_calls = dict(fake.stats()["calls"])
+            fake.reset()
+            before = refreshes(service.url)
+            while refreshes(service.url) < before + 3:
+                time.sleep(0.2)
+            warm_calls = dict(fake.stats()["calls"])
+        finally:
+            stop_process(service.process)
+        return {"repositories": repositories, "cold": cold_calls, "next_three": warm_calls}
+    finally:
+        stop_process(fake.process)
+
+
+def start_fake_ecr_process(*options: str) -> Fake:
+    process, url = start_fake_ecr(*options)
+    return Fake(url, process)
+
+
 def rss_sum(peaks: list[int]) -> str:
     each = " + ".join(f"{rss / 1e6:.0f}" for rss in peaks)
     return f"{each} = {sum(peaks) / 1e6:.0f} MB (server + reader; target < 250 MB)"
@@ -326,10 +368,11 @@ def cold_rows(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="ecr-catalog benchmarks")
-    parser.add_argument("--only", choices=["cold", "scale", "steady", "serving"], action="append")
+    parts = ["cold", "scale", "steady", "serving", "memory", "findings"]
+    parser.add_argument("--only", choices=parts, action="append")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
-    only = set(args.only or ["cold", "scale", "steady", "serving"])
+    only = set(args.only or parts)
     results: dict[str, Any] = {}
     rows: list[tuple[str, str]] = []
     if "cold" in only:
@@ -393,6 +436,34 @@ def main() -> None:
             ("serving 10k: body size", f"{r['bytes'] / 1e6:.1f} MB"),
             ("serving 10k: refreshes during the runs", f"{r['refreshes']:.0f}"),
             ("serving 10k: peak RSS, whole run", rss_sum(r["rss"])),
+        ]
+    if "memory" in only:
+        r = results["memory"] = repository_memory()
+        for mode, label in (
+            ("page_by_page", "summarised page by page"),
+            ("held", "every page held"),
+        ):
+            m = r[mode]
+            rows.append(
+                (
+                    f"50,000-image repository, {label}",
+                    f"+{m['above_baseline_mb']:.1f} MB above a {m['baseline_mb']:.0f} MB baseline"
+                    + (" (target < 10 MB)" if mode == "page_by_page" else ""),
+                )
+            )
+    if "findings" in only:
+        r = results["findings"] = findings(1000)
+        cold_calls, warm = r["cold"], r["next_three"]
+        rows += [
+            (
+                "enhanced scanning 1k: cold read",
+                f"{cold_calls.get('DescribeImageScanFindings', 0)} DescribeImageScanFindings, "
+                f"{cold_calls.get('DescribeImages', 0)} DescribeImages",
+            ),
+            (
+                "enhanced scanning 1k: next 3 refreshes",
+                f"{warm.get('DescribeImageScanFindings', 0)} DescribeImageScanFindings",
+            ),
         ]
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))

@@ -15,7 +15,7 @@ from functools import partial
 from urllib.parse import quote
 
 from .config import CatalogSettings
-from .model import Entity, RegistryRecord, RepositoryRecord, SourceId, SourceRecords
+from .model import Entity, Partition, RepositoryRecord, SourceId, SourceRecords
 from .validate import (
     MAX_NAME_LENGTH,
     EntityRef,
@@ -33,6 +33,7 @@ __all__ = [
     "build_catalog",
     "plan_catalog",
     "registry_entity_name",
+    "registry_uri",
     "repository_entity_name",
     "sanitize_label_value",
 ]
@@ -112,17 +113,29 @@ def _sanitize_label_key(key: str) -> str:
     return sanitize_label_value(key.lower())
 
 
-def _console_url(source: SourceId, repository_name: str | None = None) -> str:
+def registry_uri(source: SourceId, partition: Partition) -> str:
+    """The registry's host, as ``docker pull`` names it: ``<account>.dkr.ecr.<region>.<suffix>``."""
+    return f"{source.account_id}.dkr.ecr.{source.region}.{partition.dns_suffix}"
+
+
+def _console_url(
+    source: SourceId, partition: Partition, repository_name: str | None = None
+) -> str | None:
+    # The console lives in each partition on a host of its own; some have none that is public.
+    if partition.console_host is None:
+        return None
     region = source.region
+    base = f"https://{region}.{partition.console_host}/ecr"
     if repository_name is None:
-        return (
-            f"https://{region}.console.aws.amazon.com/ecr/private-registry/repositories"
-            f"?region={region}"
-        )
+        return f"{base}/private-registry/repositories?region={region}"
     return (
-        f"https://{region}.console.aws.amazon.com/ecr/repositories/private/"
-        f"{source.account_id}/{quote(repository_name, safe='/')}?region={region}"
+        f"{base}/repositories/private/{source.account_id}/"
+        f"{quote(repository_name, safe='/')}?region={region}"
     )
+
+
+def _console_link(url: str | None) -> list[Entity]:
+    return [] if url is None else [{"url": url, "title": "AWS console", "icon": "cloud"}]
 
 
 @dataclass(frozen=True)
@@ -211,27 +224,32 @@ class _Builder:
             },
         )
 
-    def registry(self, source: SourceId, registry: RegistryRecord) -> Entity:
-        p = self.prefix
+    def registry(self, records: SourceRecords) -> Entity:
+        source, registry, p = records.source, records.registry, self.prefix
+        console = _console_url(source, records.partition)
         annotations = {
             AWS_ACCOUNT_ID: source.account_id,
             f"{p}/region": source.region,
-            f"{p}/registry-uri": f"{source.account_id}.dkr.ecr.{source.region}.amazonaws.com",
+            f"{p}/partition": records.partition.name,
+            f"{p}/registry-uri": registry_uri(source, records.partition),
             f"{p}/replication": ",".join(registry.replication_destinations) or "none",
             f"{p}/scan-type": registry.scan_type or "unknown",
-            VIEW_URL: _console_url(source),
+            **({VIEW_URL: console} if console else {}),
             **self._freshness(source),
         }
+        metadata: Entity = {
+            "name": registry_entity_name(source),
+            "title": f"ECR {source.account_id} {source.region}",
+            "description": f"ECR registry of {source.account_id} in {source.region}.",
+            "labels": self._source_labels(source),
+            "annotations": dict(sorted(annotations.items())),
+        }
+        links = _console_link(console)
+        if links:
+            metadata["links"] = links
         return self._envelope(
             "Resource",
-            {
-                "name": registry_entity_name(source),
-                "title": f"ECR {source.account_id} {source.region}",
-                "description": f"ECR registry of {source.account_id} in {source.region}.",
-                "labels": self._source_labels(source),
-                "annotations": dict(sorted(annotations.items())),
-                "links": [{"url": _console_url(source), "title": "AWS console", "icon": "cloud"}],
-            },
+            metadata,
             {
                 "type": REGISTRY_RESOURCE_TYPE,
                 "owner": self.options.owner,
@@ -295,16 +313,16 @@ class _Builder:
         return sorted(result)
 
     def _repository_annotations(
-        self, source: SourceId, repo: RepositoryRecord, console: str
+        self, records: SourceRecords, repo: RepositoryRecord, console: str | None
     ) -> dict[str, str]:
-        p = self.prefix
+        p, source = self.prefix, records.source
         annotations: dict[str, str] = {
             AWS_ARN: repo.arn,
             AWS_ACCOUNT_ID: source.account_id,
             ROADIE_ECR_REPOSITORY_ARN: repo.arn,
             AWSLABS_ECR_ARN: repo.arn,
-            VIEW_URL: console,
-            f"{p}/repository-uri": repo.uri,
+            **({VIEW_URL: console} if console else {}),
+            f"{p}/repository-uri": f"{registry_uri(source, records.partition)}/{repo.name}",
             f"{p}/image-count": str(repo.images.image_count),
             f"{p}/lifecycle-policy": str(repo.lifecycle_policy.present).lower(),
             f"{p}/lifecycle-rule-count": str(repo.lifecycle_policy.rule_count),
@@ -330,16 +348,22 @@ class _Builder:
                 f"{p}/latest-image-last-pulled-at": (
                     _iso(latest.last_pulled_at) if latest.last_pulled_at else None
                 ),
+                # Whether the counts below are the whole story: never silently absent.
+                f"{p}/latest-image-findings": latest.findings,
+                f"{p}/latest-image-scan-status": latest.scan_status,
             }
             for severity, count in latest.finding_counts:
                 optional[f"{p}/latest-image-findings-{severity.lower()}"] = str(count)
+        if repo.images.last_pulled_at is not None:
+            optional[f"{p}/last-pulled-at"] = _iso(repo.images.last_pulled_at)
         annotations |= {key: value for key, value in optional.items() if value is not None}
         return dict(sorted(annotations.items()))
 
-    def repository(self, source: SourceId, repo: RepositoryRecord) -> Entity:
+    def repository(self, records: SourceRecords, repo: RepositoryRecord) -> Entity:
+        source = records.source
         tags = _TagReader(repo.tags)
         origin = repo.arn
-        console = _console_url(source, repo.name)
+        console = _console_url(source, records.partition, repo.name)
         metadata: Entity = {
             "name": repository_entity_name(source, repo.name),
             "title": repo.name,
@@ -348,11 +372,13 @@ class _Builder:
         if description is not None and description[1].strip():
             metadata["description"] = description[1].strip()
         metadata["labels"] = self._labels(source, tags, origin)
-        metadata["annotations"] = self._repository_annotations(source, repo, console)
+        metadata["annotations"] = self._repository_annotations(records, repo, console)
         backstage_tags = self._backstage_tags(tags, origin)
         if backstage_tags:
             metadata["tags"] = backstage_tags
-        metadata["links"] = [{"url": console, "title": "AWS console", "icon": "cloud"}]
+        links = _console_link(console)
+        if links:
+            metadata["links"] = links
         spec: Entity = {
             "type": REPOSITORY_RESOURCE_TYPE,
             "owner": self._owner(tags, origin),
@@ -418,7 +444,7 @@ def plan_catalog(
                 _sort_key("Resource", registry_entity_name(source)),
                 f"registry:{source}",
                 source,
-                partial(builder.registry, source, records.registry),
+                partial(builder.registry, records),
             )
         )
         items.extend(
@@ -426,7 +452,7 @@ def plan_catalog(
                 _sort_key("Resource", repository_entity_name(source, repo.name)),
                 repo.arn,
                 source,
-                partial(builder.repository, source, repo),
+                partial(builder.repository, records, repo),
             )
             for repo in records.repositories
         )

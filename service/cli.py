@@ -193,6 +193,17 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iam_policy(args: argparse.Namespace) -> int:
+    from .iam import iam_document, iam_json
+
+    try:
+        document = iam_document(args.document, args.partition, read_role_name=args.read_role_name)
+    except ValueError as exc:
+        return _usage_error(str(exc))
+    sys.stdout.write(iam_json(document))
+    return 0
+
+
 def _demo_seed(args: argparse.Namespace) -> int:
     from .demo import demo_repositories, seed_registry
 
@@ -239,6 +250,19 @@ def _parser() -> argparse.ArgumentParser:
     openapi.add_argument(
         "--output", default="openapi/openapi.yaml", help="file to write, or - for stdout"
     )
+    iam = commands.add_parser(
+        "iam-policy", help="print an IAM document the service needs, for any AWS partition"
+    )
+    iam.add_argument("--partition", default="aws", help="aws, aws-cn, aws-us-gov, ...")
+    iam.add_argument(
+        "--document",
+        choices=("permissions", "irsa-trust", "read-role-trust"),
+        default="permissions",
+        help="the service role's permissions, or one of the trust policies",
+    )
+    iam.add_argument(
+        "--read-role-name", default="ecr-catalog-read", help="the read role in other accounts"
+    )
     seed = commands.add_parser(
         "demo-seed", help="create the demo repositories in an ECR endpoint such as a moto server"
     )
@@ -254,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _openapi(args)
     if args.command == "demo-seed":
         return _demo_seed(args)
+    if args.command == "iam-policy":
+        return _iam_policy(args)
     # Before the settings are even loaded: see start_child.
     child = start_child() if args.command == "serve" else None
     from pydantic import ValidationError

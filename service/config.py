@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -40,7 +41,8 @@ __all__ = [
 ENV_PREFIX = "ECR_CATALOG_"
 CONFIG_ENV_VAR = "ECR_CATALOG_CONFIG"
 
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+# Every partition's regions: us-east-1, cn-north-1, us-gov-west-1, us-isob-east-1, eusc-de-east-1.
+_REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 # Backstage's entity-name rule; configured names are checked against it up front.
@@ -92,10 +94,30 @@ class TargetSettings(_Strict):
         return role_arn
 
 
+def _check_url(url: str, what: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"{what} must be an {' or '.join(schemes)} URL with a host")
+    return url
+
+
 class AwsSettings(_Strict):
     """How the service reaches ECR."""
 
+    # Every AWS service (ECR and STS) at one URL: moto, LocalStack. AWS_ENDPOINT_URL also works.
     endpoint_url: str | None = None
+    # One URL per service, e.g. an ECR VPC interface endpoint; beats endpoint_url for its
+    # service. AWS_ENDPOINT_URL_ECR and AWS_ENDPOINT_URL_STS also work, as in botocore.
+    endpoint_urls: dict[Literal["ecr", "sts"], str] = Field(default_factory=dict)
+    # Scheme to proxy URL, as botocore's Config(proxies=...) takes it; replaces HTTP_PROXY,
+    # HTTPS_PROXY and NO_PROXY for every AWS call. May hold credentials: kept out of reprs.
+    proxies: dict[Literal["http", "https"], str] | None = Field(default=None, repr=False)
+    # The CA bundle to trust for every AWS call; otherwise what botocore would use
+    # (AWS_CA_BUNDLE, then ca_bundle in the AWS config profile, then its own bundle).
+    ca_bundle: Path | None = None
+    # lean: ECR's JSON protocol through service/wire.py; botocore: every ECR call through
+    # aiobotocore itself, for any environment the lean client does not cover.
+    client: Literal["lean", "botocore"] = "lean"
     targets: list[TargetSettings] = Field(default_factory=list)
     max_pool_connections: int = Field(default=10, ge=1, le=256)
     # Kept no larger than the pool: requests are signed before they wait for a connection,
@@ -112,6 +134,33 @@ class AwsSettings(_Strict):
     # `serve` reads ECR in a child process (service/reader_process.py), so that refreshes take
     # no time from serving; false reads on the serving loop, in one process.
     reader_process: bool = True
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_is_a_url(cls, url: str | None) -> str | None:
+        return None if url is None else _check_url(url, "aws.endpoint_url")
+
+    @field_validator("endpoint_urls")
+    @classmethod
+    def _endpoints_are_urls(cls, urls: dict[str, str]) -> dict[str, str]:
+        for service, url in urls.items():
+            _check_url(url, f"aws.endpoint_urls.{service}")
+        return urls
+
+    @field_validator("proxies")
+    @classmethod
+    def _proxies_are_urls(cls, proxies: dict[str, str] | None) -> dict[str, str] | None:
+        for scheme, url in (proxies or {}).items():
+            # The message never repeats the URL: it may hold a password.
+            _check_url(url, f"aws.proxies.{scheme}")
+        return proxies
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_is_a_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"{path} is not a readable file of CA certificates")
+        return path
 
     @model_validator(mode="after")
     def _concurrency_fits_the_pool(self) -> Self:
@@ -210,6 +259,9 @@ class CacheSettings(_Strict):
     tags_ttl_seconds: float = Field(default=3600, ge=0)
     lifecycle_policy_ttl_seconds: float = Field(default=21600, ge=0)
     registry_ttl_seconds: float = Field(default=21600, ge=0)
+    # The latest image's scan findings, when DescribeImages does not carry them (enhanced
+    # scanning); by digest, so a new latest image is read at once.
+    findings_ttl_seconds: float = Field(default=3600, ge=0)
     # Each entry lives ttl * (1 - jitter * random()), so entries cached together expire apart.
     jitter: float = Field(default=0.1, ge=0, lt=1)
     max_entries: int = Field(default=200_000, ge=100)
@@ -285,9 +337,11 @@ class Settings(BaseSettings):
             )
             for target in self.aws.resolved_targets(environ)
         )
+        aws = self.aws.model_dump(exclude={"targets", "reader_process", "ca_bundle"})
         return ReaderSettings(
             targets=targets,
-            **self.aws.model_dump(exclude={"targets", "reader_process"}),
+            ca_bundle=str(self.aws.ca_bundle) if self.aws.ca_bundle else None,
+            **aws,
             **self.cache.model_dump(),
             log_format=self.log_format,
         )

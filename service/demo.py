@@ -170,6 +170,7 @@ def seed_registry(
     repositories: Sequence[DemoRepository],
     credentials: tuple[str, str] = DEMO_CREDENTIALS,
     session_token: str | None = None,
+    ca_bundle: str | None = None,
 ) -> None:
     """Create the repositories, tags, images and policies in the ECR at ``endpoint_url``."""
     import boto3
@@ -184,6 +185,7 @@ def seed_registry(
                 aws_access_key_id=credentials[0],
                 aws_secret_access_key=credentials[1],
                 aws_session_token=session_token,
+                verify=ca_bundle,
             )
         ecr = clients[repo.region]
         ecr.create_repository(

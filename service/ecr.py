@@ -28,19 +28,25 @@ from aiobotocore.credentials import (
     AioDeferredRefreshableCredentials,
 )
 from aiobotocore.session import AioSession
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, SSLError
 
 from . import __version__
 from .cache import AsyncTTLCache
 from .model import (
+    FINDINGS_AVAILABLE,
+    FINDINGS_PENDING,
+    FINDINGS_UNAVAILABLE,
     ImageSummary,
     LatestImage,
     LifecyclePolicy,
     RegistryRecord,
     RepositoryRecord,
+    ScanningRule,
     SourceId,
     SourceRecords,
 )
+from .network import Network, certificate_advice, redacted
+from .partitions import partition_of
 from .reading import (
     EcrError,
     EcrReader,
@@ -51,7 +57,13 @@ from .reading import (
     StaticCredentials,
     Unobserved,
 )
-from .wire import FrozenCredentials, WireCallFailed, WireClient
+from .wire import (
+    CERTIFICATE_FAILED,
+    THROTTLING_CODES,
+    FrozenCredentials,
+    WireCallFailed,
+    WireClient,
+)
 
 __all__ = [
     "AwsEcrReader",
@@ -74,8 +86,24 @@ PROGRESS_SECONDS = 10.0
 # botocore refreshes assumed-role credentials 15 minutes before they expire; shorter sessions
 # would mean an AssumeRole before nearly every call.
 ASSUME_ROLE_SECONDS = 3600
+# STS answers a handful of calls per target (identity, then a credential renewal an hour);
+# botocore retries a TLS failure like a dropped connection, so more attempts would only
+# delay the message that names the CA setting to fix.
+STS_ATTEMPTS = 3
 # "Not there" answers that are normal states, not failures.
 NO_LIFECYCLE_POLICY = "LifecyclePolicyNotFoundException"
+NO_SCAN = "ScanNotFoundException"
+# Answers after which the latest image's findings cannot be had, now or later: the role may
+# not read them (cross-account enhanced findings cannot be: containers-roadmap#2541), or the
+# image cannot be scanned.
+FINDINGS_REFUSED = frozenset(
+    {
+        "AccessDeniedException",
+        "ImageNotFoundException",
+        "UnsupportedImageTypeException",
+        "ValidationException",
+    }
+)
 REPOSITORY_GONE = "RepositoryNotFoundException"
 # What every well-formed answer holds. botocore turns an unparseable 200 body into
 # {"message": <body>} instead of failing, and a page without its list would read as "no
@@ -108,28 +136,110 @@ def _latest_key(detail: Mapping[str, Any]) -> tuple[datetime, bool, str]:
     return pushed, bool(detail.get("imageTags")), str(detail.get("imageDigest", ""))
 
 
+class ImageSummariser:
+    """A repository's image summary, fed one DescribeImages page at a time.
+
+    Only the latest image's detail and two figures are kept between pages: a repository of
+    50,000 images is never held whole (see BENCHMARKS.md, "Memory per repository").
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._latest: Mapping[str, Any] | None = None
+        self._latest_key: tuple[datetime, bool, str] | None = None
+        self._last_pulled: datetime | None = None
+
+    def add(self, details: Iterable[Mapping[str, Any]]) -> None:
+        for detail in details:
+            self.count += 1
+            key = _latest_key(detail)
+            if self._latest_key is None or key > self._latest_key:
+                self._latest, self._latest_key = detail, key
+            pulled = _parse_time(detail.get("lastRecordedPullTime"))
+            if pulled is not None and (self._last_pulled is None or pulled > self._last_pulled):
+                self._last_pulled = pulled
+
+    @property
+    def latest_detail(self) -> Mapping[str, Any] | None:
+        return self._latest
+
+    def summary(self, findings: Findings | None = None) -> ImageSummary:
+        """The summary; ``findings`` replaces what the latest image's detail says of its scan."""
+        latest = self._latest
+        if latest is None or self._latest_key is None:
+            return ImageSummary(image_count=0, latest=None, last_pulled_at=self._last_pulled)
+        findings = findings or findings_of_detail(latest)
+        return ImageSummary(
+            image_count=self.count,
+            latest=LatestImage(
+                digest=str(latest.get("imageDigest", "")),
+                tags=tuple(sorted(latest.get("imageTags") or ())),
+                pushed_at=self._latest_key[0],
+                size_bytes=latest.get("imageSizeInBytes"),
+                finding_counts=findings.counts,
+                last_pulled_at=_parse_time(latest.get("lastRecordedPullTime")),
+                findings=findings.status,
+                scan_status=findings.scan_status,
+            ),
+            last_pulled_at=self._last_pulled,
+        )
+
+
 def summarize_images(details: Iterable[Mapping[str, Any]]) -> ImageSummary:
     """Image count and latest image (by imagePushedAt) of a repository's ImageDetails."""
-    count = 0
-    latest: Mapping[str, Any] | None = None
-    for detail in details:
-        count += 1
-        if latest is None or _latest_key(detail) > _latest_key(latest):
-            latest = detail
-    if latest is None:
-        return ImageSummary(image_count=0, latest=None)
-    findings = (latest.get("imageScanFindingsSummary") or {}).get("findingSeverityCounts") or {}
-    return ImageSummary(
-        image_count=count,
-        latest=LatestImage(
-            digest=str(latest.get("imageDigest", "")),
-            tags=tuple(sorted(latest.get("imageTags") or ())),
-            pushed_at=_latest_key(latest)[0],
-            size_bytes=latest.get("imageSizeInBytes"),
-            finding_counts=tuple(sorted((str(k), int(v)) for k, v in findings.items())),
-            last_pulled_at=_parse_time(latest.get("lastRecordedPullTime")),
-        ),
-    )
+    summariser = ImageSummariser()
+    summariser.add(details)
+    return summariser.summary()
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What is known of the latest image's scan: counts by severity, and whether they hold."""
+
+    status: str
+    counts: tuple[tuple[str, int], ...] = ()
+    scan_status: str | None = None
+
+
+def _counts(found: Mapping[str, Any] | None) -> tuple[tuple[str, int], ...]:
+    counts = (found or {}).get("findingSeverityCounts") or {}
+    return tuple(sorted((str(k), int(v)) for k, v in counts.items() if int(v) > 0))
+
+
+# DescribeImageScanFindings' imageScanStatus.status, by what it means for the counts.
+SCAN_DONE = frozenset({"COMPLETE", "ACTIVE"})
+SCAN_PENDING = frozenset({"IN_PROGRESS", "PENDING"})
+
+
+def findings_of_detail(detail: Mapping[str, Any]) -> Findings:
+    """What an ImageDetail says of its scan; basic scanning puts a summary there."""
+    status = (detail.get("imageScanStatus") or {}).get("status")
+    summary = detail.get("imageScanFindingsSummary")
+    if summary is not None:
+        return Findings(FINDINGS_AVAILABLE, _counts(summary), status or "COMPLETE")
+    if status in SCAN_PENDING:
+        return Findings(FINDINGS_PENDING, (), status)
+    return Findings(FINDINGS_UNAVAILABLE, (), status)
+
+
+def findings_of_scan(response: Mapping[str, Any]) -> Findings:
+    """What DescribeImageScanFindings says (enhanced results included)."""
+    status = str((response.get("imageScanStatus") or {}).get("status") or "") or None
+    if status in SCAN_DONE:
+        return Findings(FINDINGS_AVAILABLE, _counts(response.get("imageScanFindings")), status)
+    if status in SCAN_PENDING:
+        return Findings(FINDINGS_PENDING, (), status)
+    return Findings(FINDINGS_UNAVAILABLE, (), status)
+
+
+def _scanned(raw: Mapping[str, Any], registry: RegistryRecord) -> bool:
+    """Whether a scan of the repository's new images is configured: its own or the registry's."""
+    if registry.scan_type == "ENHANCED" or (raw.get("imageScanningConfiguration") or {}).get(
+        "scanOnPush"
+    ):
+        return True
+    name = str(raw["repositoryName"])
+    return any(rule.frequency != "MANUAL" and rule.covers(name) for rule in registry.scanning_rules)
 
 
 def _check_shape(response: Mapping[str, Any], operation: str, account: str, region: str) -> None:
@@ -184,17 +294,23 @@ class _RegionClient:
             _check_shape(response, operation, self.account, self.region)
             return response
 
-    async def pages(self, operation: str, items_key: str, **params: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    async def pages(
+        self, operation: str, items_key: str, **params: Any
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Each page's items in turn: a caller that summarises never holds them all."""
         token: str | None = None
         while True:
             page = await self.call(
                 operation, maxResults=PAGE_SIZE, **params, **({"nextToken": token} if token else {})
             )
-            items.extend(page.get(items_key) or ())
+            yield page.get(items_key) or []
             token = page.get("nextToken")
             if not token:
-                return items
+                return
+
+    async def every(self, operation: str, items_key: str, **params: Any) -> list[dict[str, Any]]:
+        """Every item of every page."""
+        return [item async for page in self.pages(operation, items_key, **params) for item in page]
 
 
 @dataclass
@@ -202,6 +318,7 @@ class _Target:
     settings: ReadTarget
     sts: Any
     clients: dict[str, JsonClient]
+    network: Network
     # The account the credentials belong to, once sts:GetCallerIdentity has answered.
     verified_account: str | None = None
     refusal: str | None = None
@@ -250,6 +367,10 @@ class AwsEcrReader:
         self.lifecycle_cache: AsyncTTLCache[str, LifecyclePolicy] = new_cache(
             "lifecycle_policy", settings.lifecycle_policy_ttl_seconds
         )
+        # By repository and digest: read again when the latest image changes, or after the TTL.
+        self.findings_cache: AsyncTTLCache[tuple[str, str], Findings] = new_cache(
+            "findings", settings.findings_ttl_seconds
+        )
 
     @classmethod
     @asynccontextmanager
@@ -260,25 +381,42 @@ class AwsEcrReader:
         observer: ReadObserver | None = None,
     ) -> AsyncIterator[AwsEcrReader]:
         """Enter one client per target and region for the life of the context."""
-        endpoint = {"endpoint_url": settings.endpoint_url} if settings.endpoint_url else {}
         # One botocore session for the process's own credentials; assumed roles get a session
         # each, since credentials belong to a session.
         watch = observer or Unobserved()
         base = AioSession()
         if credentials:
             base.set_credentials(credentials.access_key_id, credentials.secret_access_key)
+        network = Network.resolve(
+            base,
+            endpoint_url=settings.endpoint_url,
+            endpoint_urls=settings.endpoint_urls,
+            proxies=settings.proxies,
+            ca_bundle=settings.ca_bundle,
+        )
         timeout = aiohttp.ClientTimeout(
             sock_connect=settings.connect_timeout_seconds, sock_read=settings.read_timeout_seconds
         )
 
-        def config(region: str) -> AioConfig:
+        def config(region: str, attempts: int = settings.total_max_attempts) -> AioConfig:
             return AioConfig(
                 region_name=region,
-                retries={"mode": "adaptive", "total_max_attempts": settings.total_max_attempts},
+                retries={"mode": "adaptive", "total_max_attempts": attempts},
                 max_pool_connections=settings.max_pool_connections,
                 connect_timeout=settings.connect_timeout_seconds,
                 read_timeout=settings.read_timeout_seconds,
                 user_agent_extra=f"ecr-catalog/{__version__}",
+                proxies=dict(network.proxies) if network.proxies is not None else None,
+            )
+
+        def client(session: Any, service: str, region: str, **options: Any) -> Any:
+            endpoint = network.endpoint_for(service)
+            return session.client(
+                service,
+                config=options.pop("config", None) or config(region),
+                verify=network.ca_bundle,
+                **({"endpoint_url": endpoint} if endpoint else {}),
+                **options,
             )
 
         async with AsyncExitStack() as stack:
@@ -286,24 +424,36 @@ class AwsEcrReader:
             for target in settings.targets:
                 botocore_session = (
                     await _assumed_role_session(
-                        base, target, endpoint.get("endpoint_url"), config(target.regions[0])
+                        base, target, network, config(target.regions[0], STS_ATTEMPTS)
                     )
                     if target.role_arn
                     else base
                 )
                 session = aioboto3.Session(botocore_session=botocore_session)
                 sts = await stack.enter_async_context(
-                    session.client("sts", config=config(target.regions[0]), **endpoint)
+                    client(
+                        session,
+                        "sts",
+                        target.regions[0],
+                        config=config(target.regions[0], STS_ATTEMPTS),
+                    )
                 )
                 clients: dict[str, JsonClient] = {}
                 for region in target.regions:
-                    # botocore knows each partition's endpoint (and honours endpoint_url and
-                    # AWS_ENDPOINT_URL); the wire client only needs the answer.
-                    async with session.client("ecr", config=config(region), **endpoint) as ecr:
+                    if settings.client == "botocore":
+                        ecr = await stack.enter_async_context(client(session, "ecr", region))
+                        clients[region] = BotocoreJsonClient(ecr, watch.aws_call, network.ca_bundle)
+                        _log_route(region, str(ecr.meta.endpoint_url), network, "botocore")
+                        continue
+                    # botocore knows each partition's endpoint (and honours endpoint_url,
+                    # AWS_ENDPOINT_URL_ECR, FIPS and dual-stack); the wire client takes its answer.
+                    async with client(session, "ecr", region) as ecr:
                         endpoint_url = str(ecr.meta.endpoint_url)
                     http = await stack.enter_async_context(
                         aiohttp.ClientSession(
-                            connector=aiohttp.TCPConnector(limit=settings.max_pool_connections),
+                            connector=aiohttp.TCPConnector(
+                                limit=settings.max_pool_connections, ssl=network.ssl_context
+                            ),
                             timeout=timeout,
                             headers={"user-agent": f"ecr-catalog/{__version__}"},
                             skip_auto_headers=("Content-Type",),
@@ -315,10 +465,13 @@ class AwsEcrReader:
                         credentials=_frozen_credentials(botocore_session),
                         http=http,
                         max_attempts=settings.total_max_attempts,
+                        proxy=network.proxy_for(endpoint_url),
+                        ca_bundle=network.ca_bundle,
                         max_calls_per_second=settings.max_calls_per_second,
                         on_attempt=watch.aws_call,
                     )
-                targets.append(_Target(target, sts, clients))
+                    _log_route(region, endpoint_url, network, "lean")
+                targets.append(_Target(target, sts, clients, network))
             yield cls(targets, settings, observer=watch)
 
     async def _verify(self, target: _Target) -> None:
@@ -337,6 +490,15 @@ class AwsEcrReader:
                 "GetCallerIdentity",
                 str(error.get("Code")),
                 str(error.get("Message")),
+            ) from exc
+        except SSLError as exc:
+            url = str(target.sts.meta.endpoint_url)
+            advice = certificate_advice(
+                url, str(exc.kwargs.get("error", exc)), target.network.ca_bundle
+            )
+            log.error("STS for %s: %s", target.label, advice)
+            raise EcrError(
+                account, region, "GetCallerIdentity", CERTIFICATE_FAILED, advice
             ) from exc
         except BotoCoreError as exc:
             raise EcrError(
@@ -383,10 +545,23 @@ class AwsEcrReader:
 
     async def _read_registry(self, region: _RegionClient, source: SourceId) -> RegistryRecord:
         registry = await region.call("describe_registry")
-        scanning = await region.call("get_registry_scanning_configuration")
+        scanning = (await region.call("get_registry_scanning_configuration")).get(
+            "scanningConfiguration"
+        ) or {}
         return RegistryRecord(
             replication_destinations=_replication_destinations(registry, source.account_id),
-            scan_type=(scanning.get("scanningConfiguration") or {}).get("scanType"),
+            scan_type=scanning.get("scanType"),
+            scanning_rules=tuple(
+                ScanningRule(
+                    frequency=str(rule.get("scanFrequency", "")),
+                    filters=tuple(
+                        str(item.get("filter", ""))
+                        for item in rule.get("repositoryFilters") or ()
+                        if item.get("filterType", "WILDCARD") == "WILDCARD"
+                    ),
+                )
+                for rule in scanning.get("rules") or ()
+            ),
         )
 
     async def _read_tags(self, region: _RegionClient, arn: str) -> tuple[tuple[str, str], ...]:
@@ -394,12 +569,53 @@ class AwsEcrReader:
         return tuple(sorted((t["Key"], t["Value"]) for t in response.get("tags") or ()))
 
     async def _read_images(
-        self, region: _RegionClient, name: str, registry_id: str
+        self,
+        region: _RegionClient,
+        raw: Mapping[str, Any],
+        registry: RegistryRecord,
     ) -> ImageSummary:
-        details = await region.pages(
+        name, arn = str(raw["repositoryName"]), str(raw["repositoryArn"])
+        registry_id = str(raw.get("registryId", region.account))
+        summariser = ImageSummariser()
+        async for page in region.pages(
             "describe_images", "imageDetails", repositoryName=name, registryId=registry_id
+        ):
+            summariser.add(page)
+        latest = summariser.latest_detail
+        # Enhanced scanning (Inspector) leaves the summary out of DescribeImages
+        # (aws/containers-roadmap#1662): ask for the latest image's findings, once per digest.
+        if latest is None or (
+            registry.scan_type != "ENHANCED" and latest.get("imageScanFindingsSummary") is not None
+        ):
+            return summariser.summary()
+        digest = str(latest.get("imageDigest", ""))
+        scanned = _scanned(raw, registry)
+        findings = await self.findings_cache.get_or_load(
+            (arn, digest),
+            lambda: self._read_findings(region, name, registry_id, digest, scanned),
         )
-        return summarize_images(details)
+        return summariser.summary(findings)
+
+    async def _read_findings(
+        self, region: _RegionClient, name: str, registry_id: str, digest: str, scanned: bool
+    ) -> Findings:
+        try:
+            response = await region.call(
+                "describe_image_scan_findings",
+                repositoryName=name,
+                registryId=registry_id,
+                imageId={"imageDigest": digest},
+                maxResults=1,
+            )
+        except EcrError as exc:
+            if exc.code == NO_SCAN:
+                # Not scanned: yet, if a scan is configured for it; otherwise never.
+                return Findings(FINDINGS_PENDING if scanned else FINDINGS_UNAVAILABLE)
+            if exc.code in FINDINGS_REFUSED:
+                log.warning("findings of %s in %s are unavailable: %s", name, region.region, exc)
+                return Findings(FINDINGS_UNAVAILABLE)
+            raise
+        return findings_of_scan(response)
 
     async def _read_lifecycle(
         self, region: _RegionClient, name: str, registry_id: str
@@ -415,7 +631,7 @@ class AwsEcrReader:
         return _lifecycle_policy(response)
 
     async def _read_repository(
-        self, region: _RegionClient, raw: Mapping[str, Any]
+        self, region: _RegionClient, raw: Mapping[str, Any], registry: RegistryRecord
     ) -> RepositoryRecord | None:
         name = str(raw["repositoryName"])
         arn = str(raw["repositoryArn"])
@@ -435,7 +651,7 @@ class AwsEcrReader:
             tags, images, lifecycle = await asyncio.gather(
                 self.tags_cache.get_or_load(arn, lambda: self._read_tags(region, arn)),
                 self.images_cache.get_or_load(
-                    arn, lambda: self._read_images(region, name, registry_id)
+                    arn, lambda: self._read_images(region, raw, registry)
                 ),
                 self.lifecycle_cache.get_or_load(
                     arn, lambda: self._read_lifecycle(region, name, registry_id)
@@ -468,7 +684,6 @@ class AwsEcrReader:
         return RepositoryRecord(
             name=str(raw["repositoryName"]),
             arn=str(raw["repositoryArn"]),
-            uri=str(raw.get("repositoryUri", "")),
             created_at=_parse_time(raw.get("createdAt")),
             tag_mutability=raw.get("imageTagMutability"),
             encryption_type=(raw.get("encryptionConfiguration") or {}).get("encryptionType"),
@@ -483,7 +698,12 @@ class AwsEcrReader:
         arns = [arn for arn in self._known_arns.get(source, ()) if arn.endswith(suffix)]
         for arn in arns:
             self.images_cache.discard(arn)
+            self._forget_findings(arn)
         return bool(arns)
+
+    def _forget_findings(self, arn: str) -> None:
+        for key in [key for key in self.findings_cache.keys() if key[0] == arn]:
+            self.findings_cache.discard(key)
 
     def _forget(self, arns: Iterable[str]) -> None:
         for arn in arns:
@@ -491,19 +711,20 @@ class AwsEcrReader:
             self.tags_cache.discard(arn)
             self.images_cache.discard(arn)
             self.lifecycle_cache.discard(arn)
+            self._forget_findings(arn)
 
     async def read_source(self, source: SourceId) -> SourceRecords:
         region = self._regions[source]
         registry = await self.registry_cache.get_or_load(
             source, lambda: self._read_registry(region, source)
         )
-        listed = await region.pages("describe_repositories", "repositories")
+        listed = await region.every("describe_repositories", "repositories")
         arns = {str(raw["repositoryArn"]) for raw in listed}
         self._forget(self._known_arns.get(source, set()) - arns)
         self._known_arns[source] = arns
         progress = _Progress(source, len(listed))
         results = await _bounded_map(
-            lambda raw: progress.counted(self._read_repository(region, raw)),
+            lambda raw: progress.counted(self._read_repository(region, raw, registry)),
             listed,
             self._concurrency,
         )
@@ -517,6 +738,7 @@ class AwsEcrReader:
         )
         return SourceRecords(
             source=source,
+            partition=partition_of(source.region),
             registry=registry,
             repositories=tuple(repositories),
             read_at=self._clock(),
@@ -598,7 +820,7 @@ def _frozen_credentials(session: AioSession) -> Callable[[], Awaitable[FrozenCre
 
 
 async def _assumed_role_session(
-    base: Any, target: ReadTarget, endpoint_url: str | None, config: AioConfig
+    base: Any, target: ReadTarget, network: Network, config: AioConfig
 ) -> AioSession:
     """A session whose credentials come from AssumeRole and renew themselves before expiry."""
     assert target.role_arn is not None
@@ -608,15 +830,18 @@ async def _assumed_role_session(
     }
     if target.external_id:
         extra_args["ExternalId"] = target.external_id
+    endpoint = network.endpoint_for("sts")
 
     def sts_client(service: str, **kwargs: Any) -> Any:
-        # The same timeouts and retries as every other call: botocore's defaults would let an
-        # unreachable STS hold each credential refresh for tens of seconds.
+        # The same timeouts, retries, proxies and trust as every other call: botocore's
+        # defaults would let an unreachable STS hold each credential refresh for tens of
+        # seconds.
         return base.create_client(
             service,
             region_name=target.regions[0],
-            endpoint_url=endpoint_url,
             config=config,
+            verify=network.ca_bundle,
+            **({"endpoint_url": endpoint} if endpoint else {}),
             **kwargs,
         )
 
@@ -633,3 +858,59 @@ async def _assumed_role_session(
     )
     result: AioSession = role_session
     return result
+
+
+def _log_route(region: str, endpoint_url: str, network: Network, path: str) -> None:
+    proxy = network.proxy_for(endpoint_url)
+    log.info(
+        "ECR in %s: %s (%s client)%s",
+        region,
+        endpoint_url,
+        path,
+        f" through the proxy {redacted(proxy)}" if proxy else "",
+    )
+
+
+class BotocoreJsonClient:
+    """``aws.client: botocore``: every ECR call through aiobotocore, with its own retries.
+
+    It answers like the wire client: the parsed answer, or WireCallFailed with the error code.
+    It reports each call and its retries; botocore does not say which retried attempts were
+    throttles, so only a call that failed for good is counted as throttled.
+    """
+
+    def __init__(self, client: Any, on_attempt: Callable[[str, str], None], ca_bundle: str) -> None:
+        self.client = client
+        self.on_attempt = on_attempt
+        self.ca_bundle = ca_bundle
+
+    async def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        method = getattr(self.client, _snake_name(operation))
+        try:
+            response: dict[str, Any] = await method(**params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code") or "Unknown")
+            retries = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+            self._count(operation, "throttled" if code in THROTTLING_CODES else code, retries)
+            raise WireCallFailed(code, str(error.get("Message") or ""), retries + 1) from exc
+        except SSLError as exc:
+            self._count(operation, CERTIFICATE_FAILED, 0)
+            url = str(self.client.meta.endpoint_url)
+            advice = certificate_advice(url, str(exc.kwargs.get("error", exc)), self.ca_bundle)
+            raise WireCallFailed(CERTIFICATE_FAILED, advice, 1) from exc
+        except BotoCoreError as exc:
+            self._count(operation, type(exc).__name__, 0)
+            raise WireCallFailed(type(exc).__name__, str(exc), 1) from exc
+        retries = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+        self._count(operation, "ok", retries)
+        return response
+
+    def _count(self, operation: str, outcome: str, retries: int) -> None:
+        for _ in range(retries):
+            self.on_attempt(operation, "retried")
+        self.on_attempt(operation, outcome)
+
+
+def _snake_name(operation: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")

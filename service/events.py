@@ -57,7 +57,7 @@ class _Envelope(_Lenient):
     source: Literal["aws.ecr"]
     detail_type: str = Field(alias="detail-type")
     account: str = Field(pattern=r"^\d{12}$")
-    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+    region: str = Field(pattern=r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$")
     detail: dict[str, Any]
 
 

@@ -7,17 +7,24 @@ Each record also tells pydantic how to check it (``__pydantic_config__``, read o
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "FINDINGS_AVAILABLE",
+    "FINDINGS_PENDING",
+    "FINDINGS_UNAVAILABLE",
     "Entity",
     "ImageSummary",
     "LatestImage",
     "LifecyclePolicy",
+    "Partition",
     "RegistryRecord",
     "RepositoryRecord",
+    "ScanningRule",
     "SourceId",
     "SourceRecords",
 ]
@@ -43,6 +50,24 @@ class SourceId:
 
 
 @dataclass(frozen=True, slots=True)
+class Partition:
+    """The AWS partition a source's region belongs to, as botocore's partition data has it."""
+
+    __pydantic_config__ = _STRICT
+
+    name: str  # aws, aws-cn, aws-us-gov, ...
+    dns_suffix: str  # amazonaws.com, amazonaws.com.cn, ...
+    # The AWS console's host, or None in a partition without a public console.
+    console_host: str | None
+
+
+# Whether a latest image's scan findings could be had (see LatestImage.findings).
+FINDINGS_AVAILABLE = "available"
+FINDINGS_PENDING = "pending"
+FINDINGS_UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
 class LatestImage:
     """The most recently pushed image of a repository."""
 
@@ -52,9 +77,14 @@ class LatestImage:
     tags: tuple[str, ...]
     pushed_at: datetime
     size_bytes: int | None
-    # Severity name (upper case, as ECR spells it) to count; empty when never scanned.
+    # Severity name (upper case, as ECR spells it) to count, for the severities found.
     finding_counts: tuple[tuple[str, int], ...] = ()
     last_pulled_at: datetime | None = None
+    # available (finding_counts is the whole story), pending (a scan is due or running) or
+    # unavailable (denied, failed, unsupported, never scanned): never silently empty.
+    findings: str = FINDINGS_UNAVAILABLE
+    # ECR's own word for the scan (COMPLETE, ACTIVE, IN_PROGRESS, FAILED, ...), when known.
+    scan_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +95,8 @@ class ImageSummary:
 
     image_count: int
     latest: LatestImage | None
+    # The most recent pull of any of its images, as ECR recorded it (it lags real pulls).
+    last_pulled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +117,6 @@ class RepositoryRecord:
 
     name: str
     arn: str
-    uri: str
     created_at: datetime | None
     tag_mutability: str | None
     encryption_type: str | None
@@ -93,6 +124,28 @@ class RepositoryRecord:
     tags: tuple[tuple[str, str], ...]
     images: ImageSummary
     lifecycle_policy: LifecyclePolicy
+
+
+@dataclass(frozen=True, slots=True)
+class ScanningRule:
+    """One rule of a registry's scanning configuration."""
+
+    __pydantic_config__ = _STRICT
+
+    # SCAN_ON_PUSH, CONTINUOUS_SCAN or MANUAL.
+    frequency: str
+    # Repository-name wildcards ("*" matches any run of characters); a rule covers a
+    # repository when one of them matches its name.
+    filters: tuple[str, ...]
+
+    def covers(self, repository: str) -> bool:
+        """Whether one of the filters matches ``repository``, as ECR matches a WILDCARD."""
+        return any(_wildcard(pattern).fullmatch(repository) for pattern in self.filters)
+
+
+@functools.lru_cache(maxsize=256)
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +157,7 @@ class RegistryRecord:
     # Replication destinations as "region" or "region@account", sorted.
     replication_destinations: tuple[str, ...] = ()
     scan_type: str | None = None
+    scanning_rules: tuple[ScanningRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +167,7 @@ class SourceRecords:
     __pydantic_config__ = _STRICT
 
     source: SourceId
+    partition: Partition
     registry: RegistryRecord
     repositories: tuple[RepositoryRecord, ...]
     read_at: datetime

@@ -36,7 +36,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+# 2: the partition of each source, the scanning rules of its registry, findings and last pulls;
+# repository URIs are no longer kept (they follow from the partition).
+FORMAT_VERSION = 2
 CORRUPT_SUFFIX = ".corrupt"
 
 
@@ -46,7 +48,7 @@ class _StateFile:
 
     __pydantic_config__ = {"extra": "forbid", "strict": True}
 
-    format: Literal[1]
+    format: Literal[2]
     records: SourceRecords
 
 
@@ -91,7 +93,7 @@ def records_from_json(data: bytes) -> SourceRecords:
     try:
         document = _STATE_FILE.validate_json(data)
     except ValidationError as exc:
-        raise StateFileInvalid(_problems(exc)) from exc
+        raise StateFileInvalid(_earlier_format(data) or _problems(exc)) from exc
     naive = list(_naive_times(document.records))
     if naive:
         raise StateFileInvalid(f"times without a time zone: {', '.join(naive[:3])}")
@@ -99,6 +101,17 @@ def records_from_json(data: bytes) -> SourceRecords:
     if json.loads(records_to_json(document.records)) != json.loads(data):
         raise StateFileInvalid("fields are missing, or not in the form this version writes")
     return document.records
+
+
+def _earlier_format(data: bytes) -> str | None:
+    # What an earlier version wrote is set aside like any other file, but said as what it is.
+    try:
+        version = json.loads(data).get("format")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    if isinstance(version, int) and not isinstance(version, bool) and 0 < version < FORMAT_VERSION:
+        return f"format {version}, written by an earlier version; this one writes {FORMAT_VERSION}"
+    return None
 
 
 def _problems(exc: ValidationError) -> str:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from .model import RegistryRecord, RepositoryRecord, SourceId, SourceRecords
+from .model import Partition, RegistryRecord, RepositoryRecord, SourceId, SourceRecords
 from .reading import EcrError
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ class _ReadAnswer:
     """
 
     source: SourceId
+    partition: Partition
     registry: RegistryRecord
     read_at: datetime
     skipped: tuple[str, ...]
@@ -280,6 +281,7 @@ class ReaderProcess:
             self._repositories[answer.source] = repositories
         return SourceRecords(
             source=answer.source,
+            partition=answer.partition,
             registry=answer.registry,
             repositories=repositories,
             read_at=answer.read_at,
@@ -411,6 +413,7 @@ class _Child:
                 call_id,
                 _ReadAnswer(
                     records.source,
+                    records.partition,
                     records.registry,
                     records.read_at,
                     records.skipped,

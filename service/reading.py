@@ -118,6 +118,11 @@ class ReaderSettings:
 
     targets: tuple[ReadTarget, ...]
     endpoint_url: str | None
+    endpoint_urls: dict[str, str]
+    # May hold credentials: never logged or shown.
+    proxies: dict[str, str] | None = field(repr=False)
+    ca_bundle: str | None
+    client: Literal["lean", "botocore"]
     max_pool_connections: int
     concurrency: int
     total_max_attempts: int
@@ -128,6 +133,7 @@ class ReaderSettings:
     tags_ttl_seconds: float
     lifecycle_policy_ttl_seconds: float
     registry_ttl_seconds: float
+    findings_ttl_seconds: float
     # Of every cache: see CacheSettings.
     jitter: float
     max_entries: int

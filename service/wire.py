@@ -33,7 +33,10 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiobotocore.retries import bucket
 
+from .network import certificate_advice
+
 __all__ = [
+    "CERTIFICATE_FAILED",
     "ECR_TARGET_PREFIX",
     "THROTTLING_CODES",
     "FrozenCredentials",
@@ -46,6 +49,8 @@ __all__ = [
 
 ECR_TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921"
 CONTENT_TYPE = "application/x-amz-json-1.1"
+# The code of a call whose TLS certificate could not be verified: not retried.
+CERTIFICATE_FAILED = "CertificateVerifyFailed"
 # botocore's standard-mode lists: throttles feed the adaptive rate limiter, both retry.
 THROTTLING_CODES = frozenset(
     {
@@ -254,6 +259,10 @@ class WireClient:
     credentials: Callable[[], Awaitable[FrozenCredentials | None]]
     http: aiohttp.ClientSession
     max_attempts: int
+    # The proxy the calls go through (service/network.py), or None; may hold credentials.
+    proxy: str | None = field(default=None, repr=False)
+    # The CA bundle the connections trust, named when a certificate cannot be verified.
+    ca_bundle: str = ""
     # Calls per second per API, a fixed budget applied before the adaptive limiter.
     max_calls_per_second: float | None = None
     service: str = "ecr"
@@ -314,9 +323,18 @@ class WireClient:
             self._keys, credentials, self._host, self._path, headers, body, datetime.now(UTC)
         )
         try:
-            async with self.http.post(self.endpoint_url, data=body, headers=signed) as response:
+            async with self.http.post(
+                self.endpoint_url, data=body, headers=signed, proxy=self.proxy
+            ) as response:
                 status, raw = response.status, await response.read()
                 response_headers = response.headers
+        except aiohttp.ClientConnectorCertificateError as exc:
+            # Trying again cannot help: the trust is wrong until someone changes it.
+            detail = str(exc.certificate_error)
+            advice = certificate_advice(self.endpoint_url, detail, self.ca_bundle)
+            return _Failure(CERTIFICATE_FAILED, advice)
+        except aiohttp.ClientConnectorSSLError as exc:
+            return _Failure("TLSError", f"TLS with {self.endpoint_url} failed: {exc}")
         except (aiohttp.ClientError, TimeoutError) as exc:
             return _Failure(type(exc).__name__, str(exc) or type(exc).__name__, retryable=True)
         if status == 200:

@@ -7,14 +7,26 @@ from collections.abc import Iterator
 
 import pytest
 
-from .support import FaultProxy, MotoServer, start_moto, start_proxy, stop_process
+from .support import (
+    MACHINE_CA_VARIABLES,
+    PROXY_VARIABLES,
+    FaultProxy,
+    MotoServer,
+    start_moto,
+    start_proxy,
+    stop_process,
+)
 
 
 @pytest.fixture(autouse=True)
 def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may reach real AWS or pick up a developer's configuration (or old switches)."""
     for name in list(os.environ):
-        if name.startswith(("AWS_", "ECR_CATALOG_")) or name == "UPDATE_GOLDEN":
+        if (
+            name.startswith(("AWS_", "ECR_CATALOG_"))
+            or name in PROXY_VARIABLES
+            or name == "UPDATE_GOLDEN"
+        ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
@@ -45,3 +57,10 @@ def proxy(moto: MotoServer) -> Iterator[FaultProxy]:
         yield started
     finally:
         stop_process(started.process)
+
+
+@pytest.fixture
+def no_machine_ca(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the CA settings a test makes itself: none of the machine's own."""
+    for name in MACHINE_CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)

@@ -8,6 +8,7 @@ from service.model import (
     ImageSummary,
     LatestImage,
     LifecyclePolicy,
+    Partition,
     RegistryRecord,
     RepositoryRecord,
     SourceId,
@@ -16,6 +17,7 @@ from service.model import (
 
 ACCOUNT = "123456789012"
 READ_AT = datetime(2026, 1, 9, 12, 0, tzinfo=UTC)
+AWS = Partition("aws", "amazonaws.com", "console.aws.amazon.com")
 
 
 def repository(
@@ -32,7 +34,6 @@ def repository(
     return RepositoryRecord(
         name=name,
         arn=arn,
-        uri=f"{account}.dkr.ecr.{region}.amazonaws.com/{name}",
         created_at=datetime(2025, 3, 1, 8, 30, tzinfo=UTC),
         tag_mutability="IMMUTABLE",
         encryption_type="AES256",
@@ -49,7 +50,10 @@ def repository(
                 size_bytes=52_428_800,
                 finding_counts=(("CRITICAL", 1), ("HIGH", 4)),
                 last_pulled_at=datetime(2026, 1, 9, 6, 0, tzinfo=UTC),
+                findings="available",
+                scan_status="COMPLETE",
             ),
+            last_pulled_at=None if image_count == 0 else datetime(2026, 1, 9, 6, 0, tzinfo=UTC),
         ),
         lifecycle_policy=lifecycle or LifecyclePolicy(present=True, rule_count=2),
     )
@@ -60,9 +64,11 @@ def source(
     region: str = "us-east-1",
     account: str = ACCOUNT,
     registry: RegistryRecord | None = None,
+    partition: Partition = AWS,
 ) -> SourceRecords:
     return SourceRecords(
         source=SourceId(account, region),
+        partition=partition,
         registry=registry or RegistryRecord(("eu-west-1",), "BASIC"),
         repositories=tuple(repositories),
         read_at=READ_AT,

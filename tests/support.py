@@ -23,10 +23,25 @@ from service.config import Settings, TargetSettings
 from service.demo import DEMO_CREDENTIALS
 from service.ecr import AwsEcrReader, SourceListing, StaticCredentials
 
+# Where this machine tells programs which CAs to trust; TLS tests clear them, so that only the
+# settings under test can make a certificate trusted.
+MACHINE_CA_VARIABLES = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+)
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+
 
 def command_env() -> dict[str, str]:
     """The environment for a child ecr-catalog process: moto's credentials, nothing else of AWS."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECR_CATALOG_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "ECR_CATALOG_")) and k not in PROXY_VARIABLES
+    }
     env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = DEMO_CREDENTIALS
     return env
 
@@ -322,6 +337,7 @@ def spawn_service(
     *,
     module: str = "service.cli",
     extra_env: dict[str, str] | None = None,
+    drop_env: tuple[str, ...] = (),
 ) -> ServiceProcess:
     """Write ``config`` to ``workdir``, start the service with it and wait for /healthz.
 
@@ -337,7 +353,7 @@ def spawn_service(
         [sys.executable, "-m", module, "serve", "--config", str(config_path), "--port", "0"],
         workdir / "service.log",
         "ecr-catalog serve",
-        env={**command_env(), **(extra_env or {})},
+        env={k: v for k, v in command_env().items() if k not in drop_env} | (extra_env or {}),
     )
     url = f"http://127.0.0.1:{port}"
     try:

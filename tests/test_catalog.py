@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
 import pytest
 import yaml
 
@@ -10,9 +15,10 @@ from service.catalog import (
     plan_catalog,
     registry_entity_name,
     repository_entity_name,
+    sanitize_label_value,
 )
 from service.config import CatalogSettings
-from service.model import LifecyclePolicy, SourceId
+from service.model import ImageSummary, LatestImage, LifecyclePolicy, RegistryRecord, SourceId
 from service.render import join_yaml, to_yaml_document
 from service.validate import entity_problems
 
@@ -229,3 +235,196 @@ def test_render_is_yaml_that_round_trips() -> None:
     build = build_catalog(golden_sources(), OPTIONS)
     text = join_yaml(to_yaml_document(entity) for entity in build.entities).decode()
     assert list(yaml.safe_load_all(text)) == list(build.entities)
+
+
+def test_names_at_the_length_limit_stay_readable_and_one_more_is_hashed() -> None:
+    suffix = ".us-east-1.123456789012"
+    longest = "a" * (63 - len(suffix))
+    assert repository_entity_name(US, longest) == longest + suffix
+    hashed = repository_entity_name(US, longest + "b")
+    assert len(hashed) == 63 and hashed.endswith(suffix)
+    digest = hashlib.sha256(f"123456789012/us-east-1/{longest}b".encode()).hexdigest()[:8]
+    assert hashed == f"{'a' * (63 - len(suffix) - 9)}-{digest}{suffix}"
+
+
+@pytest.mark.parametrize(
+    ("repository_name", "head"),
+    [
+        ("Team A/Api", "Team-A--Api"),
+        ("-odd_/", "odd"),
+        ("--", ""),
+        ("a//b", "a----b"),
+    ],
+)
+def test_a_hashed_name_keeps_a_cleaned_head(repository_name: str, head: str) -> None:
+    suffix = ".us-east-1.123456789012"
+    digest = hashlib.sha256(f"123456789012/us-east-1/{repository_name}".encode()).hexdigest()[:8]
+    expected = f"{head}-{digest}{suffix}" if head else f"{digest}{suffix}"
+    assert repository_entity_name(US, repository_name) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        ("production", "production"),
+        ("  Team A  ", "Team-A"),
+        ("a--b__c..d", "a-b-c-d"),
+        ("-._x._-", "x"),
+        ("x" * 62 + "-y", "x" * 62),
+        ("🐳", ""),
+        ("", ""),
+    ],
+)
+def test_label_values_are_sanitised(value: str, label: str) -> None:
+    assert sanitize_label_value(value) == label
+
+
+def test_console_links_keep_slashes_and_quote_the_rest() -> None:
+    entity = _entity_named(build_catalog([source(repository("team a/x+y"))], OPTIONS), "x+y")
+    url = "https://us-east-1.console.aws.amazon.com/ecr/repositories/private/123456789012/"
+    assert entity["metadata"]["links"] == [
+        {"url": url + "team%20a/x%2By?region=us-east-1", "title": "AWS console", "icon": "cloud"}
+    ]
+    assert entity["metadata"]["annotations"]["backstage.io/view-url"] == (
+        url + "team%20a/x%2By?region=us-east-1"
+    )
+
+
+def _entity_named(build: Any, title_end: str) -> dict[str, Any]:
+    return next(e for e in build.entities if e["metadata"].get("title", "").endswith(title_end))
+
+
+def test_a_registry_without_replication_or_scanning_says_so() -> None:
+    records = source(registry=RegistryRecord((), None))
+    (registry,) = [e for e in build_catalog([records], OPTIONS).entities if e["kind"] == "Resource"]
+    annotations = registry["metadata"]["annotations"]
+    assert annotations["ecr-catalog.io/replication"] == "none"
+    assert annotations["ecr-catalog.io/scan-type"] == "unknown"
+    two = source(registry=RegistryRecord(("eu-west-1", "us-west-2@210987654321"), "ENHANCED"))
+    (registry,) = [e for e in build_catalog([two], OPTIONS).entities if e["kind"] == "Resource"]
+    annotations = registry["metadata"]["annotations"]
+    assert annotations["ecr-catalog.io/replication"] == "eu-west-1,us-west-2@210987654321"
+    assert annotations["ecr-catalog.io/scan-type"] == "ENHANCED"
+    assert (
+        annotations["ecr-catalog.io/registry-uri"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    )
+
+
+def test_facts_that_are_not_known_are_left_out_not_guessed() -> None:
+    bare = replace(
+        repository("bare"),
+        created_at=None,
+        scan_on_push=None,
+        tag_mutability=None,
+        encryption_type=None,
+        images=ImageSummary(
+            1, LatestImage("sha256:1", (), datetime(2026, 1, 1, tzinfo=UTC), None, (), None)
+        ),
+    )
+    annotations = _entity_named(build_catalog([source(bare)], OPTIONS), "bare")["metadata"][
+        "annotations"
+    ]
+    prefix = "ecr-catalog.io/"
+    assert {key.removeprefix(prefix) for key in annotations if key.startswith(prefix)} == {
+        "repository-uri",
+        "image-count",
+        "lifecycle-policy",
+        "lifecycle-rule-count",
+        "latest-image-digest",
+        "latest-image-tags",
+        "latest-image-pushed-at",
+        "latest-image-findings",
+    }
+    # Never silently empty: no counts, and it says why.
+    assert annotations[prefix + "latest-image-findings"] == "unavailable"
+    assert annotations[prefix + "latest-image-tags"] == ""
+    assert annotations[prefix + "latest-image-pushed-at"] == "2026-01-01T00:00:00Z"
+    with_scan = replace(bare, scan_on_push=False)
+    annotations = _entity_named(build_catalog([source(with_scan)], OPTIONS), "bare")["metadata"][
+        "annotations"
+    ]
+    assert annotations[prefix + "scan-on-push"] == "false"
+
+
+def test_times_are_written_in_utc() -> None:
+    east = timezone(timedelta(hours=5))
+    repo = replace(repository("tz"), created_at=datetime(2026, 1, 1, 5, 0, tzinfo=east))
+    annotations = _entity_named(build_catalog([source(repo)], OPTIONS), "tz")["metadata"][
+        "annotations"
+    ]
+    assert annotations["ecr-catalog.io/created-at"] == "2026-01-01T00:00:00Z"
+
+
+def test_every_repair_names_the_repository_and_the_tag() -> None:
+    arn = "arn:aws:ecr:us-east-1:123456789012:repository/r"
+    tags = {
+        "Owner": "not a ref!",
+        "component": "ok, ../x",
+        "team": "Team A",
+        "Env": "first of the keys that clash",
+        "env": "prod",
+        # Nothing of this key is left once it is fitted to the label-key rule.
+        "🐳": "whale",
+        "backstage.io/tags": "fine, Not Fine!",
+    }
+    options = CatalogSettings(label_tag_keys=["team", "env", "🐳"])
+    build = build_catalog([source(repository("r", tags=tags))], options)
+    assert sorted(build.repairs) == sorted(
+        [
+            f"{arn}: owner tag 'Owner' is not a group or user ref",
+            f"{arn}: component tag 'component' value dropped",
+            f"{arn}: label 'team' value sanitised",
+            f"{arn}: tag '🐳' cannot become a label",
+            f"{arn}: label 'env' value sanitised",
+            f"{arn}: tag 'backstage.io/tags' item dropped",
+        ]
+    )
+    entity = _entity_named(build, "r")
+    assert entity["metadata"]["labels"]["env"] == "first-of-the-keys-that-clash"
+    assert "whale" not in entity["metadata"]["labels"].values()
+    assert entity["metadata"]["labels"]["team"] == "Team-A"
+    assert entity["spec"]["dependencyOf"] == ["component:default/ok"]
+
+
+def test_origins_say_where_each_entity_came_from() -> None:
+    build = build_catalog([source(repository("r"))], OPTIONS, registry_sources=[US, EU])
+    assert list(zip(build.origins, build.sources, strict=True)) == [
+        ("catalog:domain", None),
+        ("catalog:system", None),
+        ("catalog:component", None),
+        ("registry:123456789012/us-east-1", US),
+        ("arn:aws:ecr:us-east-1:123456789012:repository/r", US),
+    ]
+    component = build.entities[2]
+    # The Component depends on the registries of every listed source, read or not.
+    assert component["spec"]["dependsOn"] == [
+        "resource:default/ecr-123456789012-eu-west-1",
+        "resource:default/ecr-123456789012-us-east-1",
+    ]
+
+
+def test_entities_of_a_stale_source_carry_the_time_of_its_last_read() -> None:
+    since = datetime(2026, 1, 8, 9, 30, tzinfo=UTC)
+    build = build_catalog([source(repository("r"))], OPTIONS, stale_since={US: since})
+    marked = [
+        e["metadata"]["name"]
+        for e in build.entities
+        if e["metadata"].get("annotations", {}).get("ecr-catalog.io/last-successful-read-at")
+        == "2026-01-08T09:30:00Z"
+    ]
+    assert marked == ["ecr-123456789012-us-east-1", "r.us-east-1.123456789012"]
+
+
+def test_entities_sort_by_kind_then_case_insensitive_name() -> None:
+    repos = [repository(name) for name in ("b", "a", "c/A")]
+    names = [e["metadata"]["name"] for e in build_catalog([source(*repos)], OPTIONS).entities]
+    assert names == [
+        "delivery",
+        "container-registry",
+        "ecr-registry",
+        "a.us-east-1.123456789012",
+        "b.us-east-1.123456789012",
+        names[5],
+        "ecr-123456789012-us-east-1",
+    ]
+    assert names[5].startswith("c--A-")

@@ -301,7 +301,75 @@ def test_aws_snippets_lint_clean() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for policy in (ROOT / "deploy" / "aws").glob("*.json"):
+    policies = list((ROOT / "deploy" / "aws").glob("**/*.json"))
+    assert len(policies) == 9
+    for policy in policies:
         document = json.loads(policy.read_text())
         assert document["Version"] == "2012-10-17"
         assert all(s["Effect"] == "Allow" for s in document["Statement"])
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
+@pytest.mark.parametrize("document", ["permissions", "irsa-trust", "read-role-trust"])
+def test_the_committed_iam_documents_are_what_the_command_writes(
+    partition: str, document: str
+) -> None:
+    committed = ROOT / "deploy" / "aws" / "iam" / partition / f"{document}.json"
+    result = subprocess.run(
+        [str(BIN / "ecr-catalog"), "iam-policy", "--partition", partition, "--document", document],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout == committed.read_text(encoding="utf-8"), "run `make iam`"
+    text = json.dumps(json.loads(result.stdout))
+    # Every ARN is of the partition's own: none of another's.
+    arns = re.findall(r"arn:([a-z-]+):", text)
+    assert arns and set(arns) == {partition}
+    if partition == "aws-cn":
+        assert ".amazonaws.com.cn/" in text or document != "irsa-trust"
+
+
+def test_an_unknown_partition_is_refused_with_the_known_ones() -> None:
+    result = subprocess.run(
+        [str(BIN / "ecr-catalog"), "iam-policy", "--partition", "mars"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert "unknown partition 'mars'" in result.stderr and "aws-us-gov" in result.stderr
+
+
+def _json_patch_add(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """RFC 6902 "add", as kustomize applies it: enough for the patches we ship."""
+    *parents, last = path.lstrip("/").split("/")
+    target: Any = document
+    for part in parents:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    if isinstance(target, list):
+        target.append(value) if last == "-" else target.insert(int(last), value)
+    else:
+        target[last] = value
+    return document
+
+
+def test_the_egress_proxy_and_pod_identity_are_allowed_and_still_valid(tmp_path: Path) -> None:
+    policy = manifest("networkpolicy.yaml")
+    egress = policy["spec"]["egress"]
+    assert {"ipBlock": {"cidr": "169.254.170.23/32"}} in egress[-1]["to"]
+    assert egress[-1]["ports"] == [{"port": 80, "protocol": "TCP"}]
+    (patch,) = kustomization()["patches"]
+    assert patch["target"] == {"kind": "NetworkPolicy", "name": "ecr-catalog"}
+    (operation,) = yaml.safe_load(patch["patch"])
+    assert operation["op"] == "add" and operation["path"] == "/spec/egress/-"
+    # Set the parameters as an operator would, apply the patch, validate the result.
+    rule = operation["value"]
+    rule["to"][0]["ipBlock"]["cidr"] = "10.20.30.40/32"
+    rule["ports"][0]["port"] = 8080
+    patched = _json_patch_add(policy, operation["path"], rule)
+    assert patched["spec"]["egress"][-1]["to"] == [{"ipBlock": {"cidr": "10.20.30.40/32"}}]
+    path = tmp_path / "networkpolicy.yaml"
+    path.write_text(yaml.safe_dump(patched))
+    result = kubernetes_validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
-from service.demo import DemoRepository, seed_registry
-from service.ecr import EcrError, _RegionClient, summarize_images
-from service.model import SourceId
+from service.catalog import build_catalog
+from service.config import CatalogSettings, Settings
+from service.demo import DemoRepository, demo_repositories, seed_registry
+from service.ecr import AwsEcrReader, EcrError, StaticCredentials, _RegionClient, summarize_images
+from service.model import ScanningRule, SourceId
+from service.partitions import partition_of
+from service.validate import entity_problems
 
-from .support import FaultProxy, MotoServer, moto_reader, moto_settings
+from .records import repository, source
+from .support import (
+    FaultProxy,
+    MotoServer,
+    moto_reader,
+    moto_settings,
+    start_fake_ecr,
+    stop_process,
+)
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 US = SourceId("123456789012", "us-east-1")
 TWO_RULES = json.dumps(
@@ -105,7 +122,7 @@ class PagingClient:
 async def test_pagination_follows_next_token_with_max_results_1000() -> None:
     client = PagingClient([{"repositoryName": f"r{i}"} for i in range(2500)])
     region = _RegionClient(client, 4, "123456789012", "us-east-1")
-    items = await region.pages("describe_repositories", "repositories")
+    items = await region.every("describe_repositories", "repositories")
     assert len(items) == 2500
     assert [c.get("nextToken") for c in client.calls] == [None, "1000", "2000"]
     assert {c["maxResults"] for c in client.calls} == {1000}
@@ -200,3 +217,206 @@ async def test_a_garbled_page_is_an_error_not_an_empty_registry(
             with pytest.raises(EcrError) as caught:
                 await reader.read_source(US)
             assert caught.value.code in ("MalformedResponse", "UnicodeDecodeError")
+
+
+@pytest.mark.parametrize(
+    ("region", "arn", "suffix", "console"),
+    [
+        ("cn-north-1", "arn:aws-cn:", "amazonaws.com.cn", "cn-north-1.console.amazonaws.cn"),
+        (
+            "us-gov-west-1",
+            "arn:aws-us-gov:",
+            "amazonaws.com",
+            "us-gov-west-1.console.amazonaws-us-gov.com",
+        ),
+        ("us-east-1", "arn:aws:", "amazonaws.com", "us-east-1.console.aws.amazon.com"),
+    ],
+)
+async def test_every_partition_gets_its_own_arns_hosts_and_console(
+    moto: MotoServer, region: str, arn: str, suffix: str, console: str
+) -> None:
+    seed_registry(moto.url, [DemoRepository(name="team/app", region=region, images=(("v1",),))])
+    async with moto_reader(moto_settings(moto.url, [region])) as reader:
+        (source,) = (await reader.list_sources()).sources
+        records = await reader.read_source(source)
+    build = build_catalog([records], CatalogSettings())
+    registry, repository = (e for e in build.entities if e["kind"] == "Resource")
+    host = f"123456789012.dkr.ecr.{region}.{suffix}"
+    assert registry["metadata"]["annotations"]["ecr-catalog.io/registry-uri"] == host
+    assert registry["metadata"]["annotations"]["ecr-catalog.io/partition"] == arn[4:-1]
+    assert registry["metadata"]["links"][0]["url"].startswith(f"https://{console}/ecr/")
+    annotations = repository["metadata"]["annotations"]
+    assert annotations["amazonaws.com/arn"] == f"{arn}ecr:{region}:123456789012:repository/team/app"
+    assert annotations["ecr-catalog.io/repository-uri"] == f"{host}/team/app"
+    view = f"https://{console}/ecr/repositories/private/123456789012/team/app?region={region}"
+    assert annotations["backstage.io/view-url"] == view
+    assert repository["metadata"]["links"] == [
+        {"url": view, "title": "AWS console", "icon": "cloud"}
+    ]
+    assert entity_problems(repository) == [] and entity_problems(registry) == []
+
+
+def test_a_partition_without_a_public_console_gets_no_console_links() -> None:
+    partition = partition_of("us-iso-east-1")
+    assert (partition.name, partition.dns_suffix, partition.console_host) == (
+        "aws-iso",
+        "c2s.ic.gov",
+        None,
+    )
+    records = source(repository("app", region="us-iso-east-1"), region="us-iso-east-1")
+    records = replace(records, partition=partition)
+    entities = build_catalog([records], CatalogSettings()).entities
+    registry, repo = (
+        next(e for e in entities if e["spec"].get("type") == kind)
+        for kind in ("container-registry", "ecr-repository")
+    )
+    for entity in (registry, repo):
+        assert "links" not in entity["metadata"]
+        assert "backstage.io/view-url" not in entity["metadata"]["annotations"]
+        assert entity_problems(entity) == []
+    uri = repo["metadata"]["annotations"]["ecr-catalog.io/repository-uri"]
+    assert uri == "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov/app"
+
+
+async def test_both_client_paths_read_the_same_records(moto: MotoServer) -> None:
+    seed_registry(moto.url, demo_repositories())
+    digest = moto.ecr("us-east-1").describe_images(repositoryName="team-a/payments-api")
+    latest = max(digest["imageDetails"], key=lambda d: d["imagePushedAt"])["imageDigest"]
+    moto.ecr("us-east-1").start_image_scan(
+        repositoryName="team-a/payments-api", imageId={"imageDigest": latest}
+    )
+    read: dict[str, Any] = {}
+    for client in ("lean", "botocore"):
+        settings = moto_settings(moto.url, ["us-east-1", "eu-west-1"], client=client)
+        async with moto_reader(settings) as reader:
+            sources = (await reader.list_sources()).sources
+            read[client] = [replace(await reader.read_source(s), read_at=NOW) for s in sources]
+    assert read["lean"] == read["botocore"]
+    repositories = [r for records in read["lean"] for r in records.repositories]
+    assert len(repositories) == len(demo_repositories())
+    scanned = next(r for r in repositories if r.name == "team-a/payments-api")
+    assert scanned.images.latest is not None
+    assert scanned.images.latest.findings == "available"
+    assert scanned.images.latest.finding_counts == (("HIGH", 1),)
+
+
+async def test_the_url_of_each_call_is_the_one_botocore_would_use(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import boto3
+
+    cases: list[tuple[str, dict[str, str]]] = [
+        ("us-east-1", {}),
+        ("us-east-1", {"AWS_USE_FIPS_ENDPOINT": "true"}),
+        ("eu-west-1", {"AWS_USE_DUALSTACK_ENDPOINT": "true"}),
+        ("us-gov-west-1", {}),
+        ("cn-north-1", {}),
+        ("us-east-1", {"AWS_ENDPOINT_URL_ECR": "https://vpce-1.ecr.example.internal"}),
+        ("us-east-1", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}),
+    ]
+    for region, env in cases:
+        for name in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT"):
+            monkeypatch.delenv(name, raising=False)
+        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECR"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        expected = boto3.client(
+            "ecr", region_name=region, aws_access_key_id="x", aws_secret_access_key="y"
+        ).meta.endpoint_url
+        settings = Settings(aws={"targets": [{"regions": [region], "account_id": "123456789012"}]})
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="service.ecr"):
+            async with AwsEcrReader.open(settings.reader_settings(), StaticCredentials("x", "y")):
+                pass
+        assert f"ECR in {region}: {expected} (lean client)" in caplog.messages, (region, env)
+
+
+async def test_a_repository_of_50000_images_is_summarised_page_by_page() -> None:
+    fake, url = start_fake_ecr(
+        "--regions", "1", "--repositories", "0", "--huge-repository", "50000"
+    )
+    try:
+        settings = moto_settings(url, ["us-east-1"])
+        async with moto_reader(settings) as reader:
+            (source_id,) = (await reader.list_sources()).sources
+            (huge,) = (await reader.read_source(source_id)).repositories
+        async with httpx.AsyncClient() as client:
+            calls = (await client.get(f"{url}/__stats__")).json()["calls"]
+    finally:
+        stop_process(fake)
+    assert huge.name == "huge/ci-builds" and huge.images.image_count == 50_000
+    assert huge.images.latest is not None
+    assert huge.images.latest.tags == (
+        "build-149999",
+        "sha-" + huge.images.latest.digest[7:19],
+        "v1.499.99",
+    )
+    assert huge.images.latest.pushed_at == datetime.fromtimestamp(
+        1_760_000_000 + 49_999 * 3600, UTC
+    )
+    assert huge.images.last_pulled_at == huge.images.latest.pushed_at + timedelta(hours=2)
+    assert huge.images.latest.findings == "available"
+    assert huge.images.latest.finding_counts == (
+        ("CRITICAL", 1),
+        ("HIGH", 5),
+        ("LOW", 5),
+        ("MEDIUM", 2),
+    )
+    assert calls["DescribeImages"] == 50
+
+
+async def test_under_enhanced_scanning_findings_come_from_the_latest_image_once() -> None:
+    fake, url = start_fake_ecr("--regions", "1", "--repositories", "6", "--enhanced")
+    try:
+        async with moto_reader(moto_settings(url, ["us-east-1"])) as reader:
+            (source_id,) = (await reader.list_sources()).sources
+            first = await reader.read_source(source_id)
+            # The images are read again; the latest digests are the same: no new findings call.
+            for repository_record in first.repositories:
+                reader.images_cache.discard(repository_record.arn)
+            second = await reader.read_source(source_id)
+        async with httpx.AsyncClient() as client:
+            calls = (await client.get(f"{url}/__stats__")).json()["calls"]
+    finally:
+        stop_process(fake)
+    assert first.registry.scan_type == "ENHANCED"
+    assert first.registry.scanning_rules == (ScanningRule("CONTINUOUS_SCAN", ("*",)),)
+    assert calls["DescribeImageScanFindings"] == 6
+    assert calls["DescribeImages"] == 12
+    for record in first.repositories:
+        latest = record.images.latest
+        assert latest is not None and latest.findings == "available"
+        assert latest.scan_status == "ACTIVE"
+        assert dict(latest.finding_counts)["MEDIUM"] == 2
+    assert second.repositories == first.repositories
+
+
+async def test_findings_that_cannot_be_had_say_so(moto: MotoServer, proxy: FaultProxy) -> None:
+    seed_registry(
+        moto.url,
+        [
+            DemoRepository(
+                name="scanned-on-push", region="us-east-1", images=(("v1",),), scan_on_push=True
+            ),
+            DemoRepository(name="never-scanned", region="us-east-1", images=(("v1",),)),
+        ],
+    )
+    async with moto_reader(moto_settings(proxy.url, ["us-east-1"])) as reader:
+        await reader.list_sources()
+        records = await reader.read_source(US)
+        statuses = {
+            r.name: r.images.latest.findings for r in records.repositories if r.images.latest
+        }
+        assert statuses == {"scanned-on-push": "pending", "never-scanned": "unavailable"}
+        proxy.set(deny_operations=["DescribeImageScanFindings"])
+        for record in records.repositories:
+            reader.images_cache.discard(record.arn)
+        for key in reader.findings_cache.keys():
+            reader.findings_cache.discard(key)
+        denied = await reader.read_source(US)
+    assert [r.images.latest.findings for r in denied.repositories if r.images.latest] == [
+        "unavailable",
+        "unavailable",
+    ]
+    assert proxy.stats()["injected"]["access_denied"] == 2

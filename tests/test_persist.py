@@ -122,8 +122,9 @@ def test_an_extra_field_is_refused(path: tuple[Any, ...]) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(format=2), "format"),
-        (lambda d: d.update(format="1"), "format"),
+        (lambda d: d.update(format=3), "format"),
+        (lambda d: d.update(format="2"), "format"),
+        (lambda d: d.update(format=1), "written by an earlier version"),
         (lambda d: d["records"]["source"].update(account_id=123456789012), "account_id"),
         (lambda d: d["records"]["repositories"][0]["images"].update(image_count="2"), "count"),
         (lambda d: d["records"]["repositories"][0].update(scan_on_push=1), "scan_on_push"),

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.render import (
+    RenderedBody,
     etag_of,
     join_json,
     pyyaml_document,
@@ -54,8 +55,14 @@ def test_json_body_is_one_object_at_the_root() -> None:
 
 
 def test_etag_is_a_strong_hash_of_the_body() -> None:
-    assert etag_of(b"x") == etag_of(b"x") != etag_of(b"y")
-    assert etag_of(b"x").startswith('"') and not etag_of(b"x").startswith("W/")
+    # The first 160 bits of SHA-256, quoted: the same tag for the same bytes on any replica.
+    assert etag_of(b"x") == '"2d711642b726b04401627ca9fbac32f5c8530fb1"'
+    assert etag_of(b"x") != etag_of(b"y")
+    assert render_body(b"x", with_gzip=False) == RenderedBody(b"x", etag_of(b"x"), None)
+
+
+def test_json_documents_are_compact_utf_8() -> None:
+    assert to_json_document({"b": "é 🐳", "n": [1, None]}) == ('{"b":"é 🐳","n":[1,null]}'.encode())
 
 
 def test_gzip_is_stable_and_decodes_to_the_body() -> None:

@@ -25,7 +25,7 @@ from .test_sources import (
     until,
 )
 
-POLICY = Path(__file__).parents[1] / "deploy" / "iam-policy.json"
+POLICY = Path(__file__).parents[1] / "deploy" / "aws" / "iam" / "aws" / "permissions.json"
 TOKEN = "refresh-token-5f1d9c0a7e"
 EXTERNAL_ID = "external-id-0b7e3c91d2"
 
@@ -154,7 +154,7 @@ async def test_iam_policy_allows_exactly_the_ecr_calls_made(
     async with serving(secure_settings(proxy.url)) as client:
         await ready(client)
         await until(lambda: complete(client))
-    made = {f"ecr:{operation}" for operation in proxy.stats()["calls"]}
+    made = {f"ecr:{op}" for op in proxy.stats()["calls"] if op != "(not ECR)"}
     statements = json.loads(POLICY.read_text())["Statement"]
     allowed = {action for s in statements for action in [s["Action"]] if isinstance(action, str)}
     allowed |= {a for s in statements if isinstance(s["Action"], list) for a in s["Action"]}

@@ -44,6 +44,8 @@ class Faults:
     garbage_rate: float = 0.0
     truncate_rate: float = 0.0
     deny_regions: list[str] = field(default_factory=list)
+    # AccessDenied for these operations (e.g. DescribeImageScanFindings), in every region.
+    deny_operations: list[str] = field(default_factory=list)
     # Drop every connection at once (STS included), as an unreachable AWS would.
     refuse: bool = False
     # Fail every call whose request asks for this page (its "nextToken"): with "throttle",
@@ -102,7 +104,7 @@ class Proxy:
                 raise ConnectionResetError("injected reset")
             if faults.latency_ms:
                 await asyncio.sleep(faults.latency_ms / 1000)
-            if region in faults.deny_regions:
+            if region in faults.deny_regions or operation in faults.deny_operations:
                 self.injected["access_denied"] += 1
                 return aws_error(400, "AccessDeniedException", "injected: access denied")
             if faults.fail_next_token is not None and _next_token(body) == faults.fail_next_token:
@@ -122,6 +124,8 @@ class Proxy:
             garbage = self._chance(faults.garbage_rate)
             truncate = not garbage and self._chance(faults.truncate_rate)
         else:
+            # STS and moto's own API: counted, never faulted.
+            self.calls["(not ECR)"] += 1
             garbage = truncate = False
         assert self.session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}

@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 HOST ?= 127.0.0.1
 INSTALLED := $(VENV)/.installed
-BACKSTAGE := tests/backstage
+BACKSTAGE := tests/e2e/backstage
 BACKSTAGE_INSTALLED := $(BACKSTAGE)/node_modules/.installed
 
-.PHONY: install backstage-deps run test lint typecheck pytest openapi golden iam soak load bench bench-tools clean
+.PHONY: install backstage-deps run test check mutation lint typecheck pytest openapi golden iam soak load bench bench-tools clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,12 @@ backstage-deps: $(BACKSTAGE_INSTALLED)
 run: install
 	$(BIN)/ecr-catalog serve --demo --host $(HOST) --port $(PORT)
 
-## Lint, type-check and run the whole test suite.
+## Lint, type-check and run the whole test suite (unit, integration, end-to-end).
 test: lint typecheck pytest
+
+## The quick loop: lint, type-check and the unit tests (pure, no processes; seconds).
+check: lint typecheck
+	$(BIN)/pytest tests/unit -q
 
 lint: install
 	$(BIN)/ruff check service tests bench
@@ -60,6 +64,13 @@ bench-tools:
 bench: install bench-tools
 	$(BIN)/python -m bench.run
 
+## Mutation testing of the pure core against the unit tests (mutmut; not part of `make test`,
+## about a quarter of an hour here). Prints the score; see TESTING.md.
+mutation: install
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2 >/dev/null || true
+	$(BIN)/python -m tests.mutation_score
+
 ## Rewrite the golden catalog file from the golden sources (then review `git diff`).
 golden: install
 	$(BIN)/python -m tests.update_golden
@@ -67,7 +78,7 @@ golden: install
 ## Rewrite the IAM documents under deploy/aws/iam/ for each partition (see README, "Partitions").
 iam: install
 	for partition in aws aws-cn aws-us-gov; do mkdir -p deploy/aws/iam/$$partition; \
-	  for document in permissions irsa-trust read-role-trust; do \
+	  for document in permissions irsa-trust read-role-trust organization; do \
 	    $(BIN)/ecr-catalog iam-policy --partition $$partition --document $$document \
 	      > deploy/aws/iam/$$partition/$$document.json; done; done
 

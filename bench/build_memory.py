@@ -14,8 +14,8 @@ from pathlib import Path
 from service.config import CatalogSettings
 from service.model import LatestImage, LifecyclePolicy, RegistryRecord, SourceId, SourceRecords
 from service.reading import SourceListing
-from service.snapshot import build_snapshot
-from tests.records import repository
+from service.snapshot.build import build_snapshot
+from tests.records import AWS, repository
 
 from .fake_ecr import REGION_NAMES
 
@@ -51,7 +51,9 @@ def synthetic_records(regions: int, per_region: int) -> dict[SourceId, SourceRec
             )
             for index in range(per_region)
         )
-        records[source] = SourceRecords(source, RegistryRecord(), repositories, datetime.now(UTC))
+        records[source] = SourceRecords(
+            source, AWS, RegistryRecord(), repositories, datetime.now(UTC)
+        )
     return records
 
 

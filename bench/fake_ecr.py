@@ -20,15 +20,17 @@ import random
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from tests.faults.aws_wire import TokenBuckets, aws_error, run_announced
+from tests.faults.aws_wire import TokenBuckets, aws_error, run_announced, sts_error
 
 ACCOUNT = "123456789012"
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
+ORGANIZATIONS_PREFIX = "AWSOrganizationsV20161128."
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 REGION_NAMES = ["us-east-1", "eu-west-1", "us-west-2", "ap-southeast-2", "eu-central-1"]
 LIFECYCLE = json.dumps({"rules": [{"rulePriority": 1}, {"rulePriority": 2}]})
@@ -45,10 +47,11 @@ class Repository:
     # Images made page by page instead of held (huge repositories): this many, after `images`.
     generated_images: int = 0
     pushed: int = 1_760_000_000
+    account: str = ACCOUNT
 
     @property
     def arn(self) -> str:
-        return f"arn:aws:ecr:{self.region}:{ACCOUNT}:repository/{self.name}"
+        return f"arn:aws:ecr:{self.region}:{self.account}:repository/{self.name}"
 
     @property
     def image_count(self) -> int:
@@ -63,9 +66,9 @@ class Repository:
     def describe(self) -> dict[str, Any]:
         return {
             "repositoryArn": self.arn,
-            "registryId": ACCOUNT,
+            "registryId": self.account,
             "repositoryName": self.name,
-            "repositoryUri": f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{self.name}",
+            "repositoryUri": f"{self.account}.dkr.ecr.{self.region}.amazonaws.com/{self.name}",
             "createdAt": self.created,
             "imageTagMutability": "MUTABLE",
             "imageScanningConfiguration": {"scanOnPush": False},
@@ -108,6 +111,25 @@ def image_detail(name: str, pushed: int, image: int, latest: bool = False) -> di
         "artifactMediaType": "application/vnd.docker.container.image.v1+json",
         "lastRecordedPullTime": at + 7200,
     }
+
+
+def _account_of(authorization: str) -> str:
+    """The account whose credentials signed a request: an assumed role's, or the management's."""
+    found = re.search(r"Credential=ASIA(\d{12})/", authorization)
+    return found.group(1) if found else ACCOUNT
+
+
+def generate_fleet(
+    accounts: int, regions: list[str], repositories: int, images: int, seed: int
+) -> dict[str, list[Repository]]:
+    """``accounts`` member accounts (100000000001, ...), each with ``repositories`` of its own
+    spread over ``regions``; the management account holds none."""
+    fleet: dict[str, list[Repository]] = {}
+    for number in range(1, accounts + 1):
+        account = f"{100_000_000_000 + number}"
+        for region, repos in generate(regions, repositories, images, seed + number).items():
+            fleet.setdefault(region, []).extend(replace(r, account=account) for r in repos)
+    return fleet
 
 
 def generate(
@@ -206,15 +228,32 @@ class FakeEcr:
     def __post_init__(self) -> None:
         self.buckets = TokenBuckets(self.limits.rate, self.limits.burst)
         self.by_arn = {r.arn: r for repos in self.data.values() for r in repos}
-        self.by_name = {(r.region, r.name): r for r in self.by_arn.values()}
+        self.by_name = {(r.account, r.region, r.name): r for r in self.by_arn.values()}
+        self.listing: dict[tuple[str, str], list[Repository]] = {}
+        for repository in self.by_arn.values():
+            self.listing.setdefault((repository.account, repository.region), []).append(repository)
+        # The organisation: the management account and every account that holds data.
+        self.accounts = sorted({ACCOUNT} | {r.account for r in self.by_arn.values()})
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         target = request.headers.get("X-Amz-Target", "")
-        scope = _SCOPE.search(request.headers.get("Authorization", ""))
+        authorization = request.headers.get("Authorization", "")
+        scope = _SCOPE.search(authorization)
         region = scope.group(1) if scope else "us-east-1"
+        account = _account_of(authorization)
+        if request.path == "/listRegions":
+            return self._list_regions(body)
         if not target:
-            return self._sts(body)
+            return await self._sts(body, account)
+        if target.startswith(ORGANIZATIONS_PREFIX):
+            operation = target.removeprefix(ORGANIZATIONS_PREFIX)
+            if self.limits.latency_ms:
+                await asyncio.sleep(self.limits.latency_ms / 1000)
+            if not self.buckets.admit(("organizations", operation)):
+                self.throttled[f"organizations:{operation}"] += 1
+                return aws_error(400, "TooManyRequestsException", "Rate exceeded")
+            return self._organizations(operation, body)
         operation = target.removeprefix(TARGET_PREFIX)
         self.calls[operation] += 1
         self.last_call_at = time.time()
@@ -222,31 +261,94 @@ class FakeEcr:
             self.first_call_at = self.last_call_at
         if self.limits.latency_ms:
             await asyncio.sleep(self.limits.latency_ms / 1000)
-        if not self.buckets.admit((operation, region)):
+        if not self.buckets.admit((account, operation, region)):
             self.throttled[operation] += 1
             return aws_error(400, "ThrottlingException", "Rate exceeded")
         params = json.loads(body or b"{}")
         handler = getattr(self, f"_{operation}", None)
         if handler is None:
             return aws_error(400, "UnknownOperationException", operation)
-        result = handler(region, params)
+        result = handler(account, region, params)
         if isinstance(result, web.Response):
             return result
         return web.Response(
             body=json.dumps(result).encode(), content_type="application/x-amz-json-1.1"
         )
 
-    def _sts(self, body: bytes) -> web.Response:
-        self.calls["GetCallerIdentity"] += 1
+    async def _sts(self, body: bytes, account: str) -> web.Response:
+        form = parse_qs(body.decode())
+        action = form.get("Action", [""])[0]
+        self.calls[f"sts:{action}"] += 1
+        if self.limits.latency_ms:
+            await asyncio.sleep(self.limits.latency_ms / 1000)
+        if not self.buckets.admit(("sts", action)):
+            self.throttled[f"sts:{action}"] += 1
+            return sts_error(400, "Throttling", "Rate exceeded")
+        if action == "AssumeRole":
+            role = form.get("RoleArn", [""])[0]
+            member = role.split(":")[4] if role.count(":") >= 5 else ""
+            if member not in self.accounts:
+                return sts_error(403, "AccessDenied", f"cannot assume {role}")
+            seconds = int(form.get("DurationSeconds", ["3600"])[0])
+            expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+            xml = (
+                '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                f"<AssumeRoleResult><Credentials><AccessKeyId>ASIA{member}</AccessKeyId>"
+                f"<SecretAccessKey>secret-{member}</SecretAccessKey>"
+                f"<SessionToken>token-{member}</SessionToken><Expiration>{expires}</Expiration>"
+                f"</Credentials><AssumedRoleUser><AssumedRoleId>AROA:{member}</AssumedRoleId>"
+                f"<Arn>{role}</Arn></AssumedRoleUser></AssumeRoleResult>"
+                "<ResponseMetadata><RequestId>bench</RequestId></ResponseMetadata>"
+                "</AssumeRoleResponse>"
+            )
+            return web.Response(body=xml.encode(), content_type="text/xml")
         xml = (
             '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
             "<GetCallerIdentityResult>"
-            f"<Arn>arn:aws:iam::{ACCOUNT}:user/bench</Arn><UserId>AIDBENCH</UserId>"
-            f"<Account>{ACCOUNT}</Account></GetCallerIdentityResult>"
+            f"<Arn>arn:aws:iam::{account}:user/bench</Arn><UserId>AIDBENCH</UserId>"
+            f"<Account>{account}</Account></GetCallerIdentityResult>"
             "<ResponseMetadata><RequestId>bench</RequestId></ResponseMetadata>"
             "</GetCallerIdentityResponse>"
         )
         return web.Response(body=xml.encode(), content_type="text/xml")
+
+    def _organizations(self, operation: str, body: bytes) -> web.Response:
+        """ListAccounts, ListAccountsForParent and ListChildren of a flat organisation."""
+        self.calls[f"organizations:{operation}"] += 1
+        params = json.loads(body or b"{}")
+        if operation == "ListChildren":
+            result: dict[str, Any] = {"Children": []}
+        elif operation in ("ListAccounts", "ListAccountsForParent"):
+            size = int(params.get("MaxResults", 20))
+            start = int(params.get("NextToken") or 0)
+            chosen = self.accounts[start : start + size]
+            result = {
+                "Accounts": [
+                    {
+                        "Id": account,
+                        "Arn": f"arn:aws:organizations::{ACCOUNT}:account/o-bench/{account}",
+                        "Name": f"account-{account}",
+                        "Email": f"{account}@example.com",
+                        "Status": "ACTIVE",
+                        "State": "ACTIVE",
+                    }
+                    for account in chosen
+                ]
+            }
+            if start + size < len(self.accounts):
+                result["NextToken"] = str(start + size)
+        else:
+            return aws_error(400, "UnknownOperationException", operation)
+        return web.Response(
+            body=json.dumps(result).encode(), content_type="application/x-amz-json-1.1"
+        )
+
+    def _list_regions(self, body: bytes) -> web.Response:
+        """account:ListRegions: every region the data uses, enabled."""
+        self.calls["account:ListRegions"] += 1
+        regions = sorted({region for _, region in self.listing} or {"us-east-1"})
+        result = {"Regions": [{"RegionName": r, "RegionOptStatus": "ENABLED"} for r in regions]}
+        return web.json_response(result)
 
     def _page(self, items: list[Any], params: dict[str, Any], key: str) -> dict[str, Any]:
         size = max(1, min(int(params.get("maxResults", 100)), self.limits.max_page_size))
@@ -256,18 +358,20 @@ class FakeEcr:
             page["nextToken"] = str(start + size)
         return page
 
-    def _DescribeRepositories(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
-        repos = [r.describe() for r in self.data.get(region, [])]
+    def _DescribeRepositories(
+        self, account: str, region: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        repos = [r.describe() for r in self.listing.get((account, region), [])]
         return self._page(repos, params, "repositories")
 
-    def _repo(self, region: str, params: dict[str, Any]) -> Repository | web.Response:
-        repo = self.by_name.get((region, params.get("repositoryName", "")))
+    def _repo(self, account: str, region: str, params: dict[str, Any]) -> Repository | web.Response:
+        repo = self.by_name.get((account, region, params.get("repositoryName", "")))
         if repo is None:
             return aws_error(400, "RepositoryNotFoundException", "no such repository")
         return repo
 
-    def _DescribeImages(self, region: str, params: dict[str, Any]) -> Any:
-        repo = self._repo(region, params)
+    def _DescribeImages(self, account: str, region: str, params: dict[str, Any]) -> Any:
+        repo = self._repo(account, region, params)
         if isinstance(repo, web.Response):
             return repo
         size = max(1, min(int(params.get("maxResults", 100)), self.limits.max_page_size))
@@ -285,8 +389,8 @@ class FakeEcr:
             page["nextToken"] = str(start + size)
         return page
 
-    def _DescribeImageScanFindings(self, region: str, params: dict[str, Any]) -> Any:
-        repo = self._repo(region, params)
+    def _DescribeImageScanFindings(self, account: str, region: str, params: dict[str, Any]) -> Any:
+        repo = self._repo(account, region, params)
         if isinstance(repo, web.Response):
             return repo
         digest = (params.get("imageId") or {}).get("imageDigest")
@@ -298,7 +402,7 @@ class FakeEcr:
         if "imageScanFindingsSummary" not in found:
             return aws_error(400, "ScanNotFoundException", "the image was never scanned")
         return {
-            "registryId": ACCOUNT,
+            "registryId": account,
             "repositoryName": repo.name,
             "imageId": {"imageDigest": digest},
             "imageScanStatus": {"status": "ACTIVE" if self.enhanced else "COMPLETE"},
@@ -310,40 +414,44 @@ class FakeEcr:
             },
         }
 
-    def _ListTagsForResource(self, region: str, params: dict[str, Any]) -> Any:
+    def _ListTagsForResource(self, account: str, region: str, params: dict[str, Any]) -> Any:
         repo = self.by_arn.get(params.get("resourceArn", ""))
         if repo is None:
             return aws_error(400, "RepositoryNotFoundException", "no such repository")
         return {"tags": repo.tags}
 
-    def _GetLifecyclePolicy(self, region: str, params: dict[str, Any]) -> Any:
-        repo = self._repo(region, params)
+    def _GetLifecyclePolicy(self, account: str, region: str, params: dict[str, Any]) -> Any:
+        repo = self._repo(account, region, params)
         if isinstance(repo, web.Response):
             return repo
         if repo.lifecycle is None:
             return aws_error(400, "LifecyclePolicyNotFoundException", "no lifecycle policy")
         return {
-            "registryId": ACCOUNT,
+            "registryId": account,
             "repositoryName": repo.name,
             "lifecyclePolicyText": repo.lifecycle,
         }
 
-    def _DescribeRegistry(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _DescribeRegistry(
+        self, account: str, region: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
         destinations = self.replication.get(region)
         rules = [{"destinations": destinations}] if destinations else []
-        return {"registryId": ACCOUNT, "replicationConfiguration": {"rules": rules}}
+        return {"registryId": account, "replicationConfiguration": {"rules": rules}}
 
-    def _GetRegistryScanningConfiguration(self, region: str, params: dict[str, Any]) -> Any:
+    def _GetRegistryScanningConfiguration(
+        self, account: str, region: str, params: dict[str, Any]
+    ) -> Any:
         if not self.enhanced:
             # What moto and a new registry answer: basic scanning, no rules.
             return {
-                "registryId": ACCOUNT,
+                "registryId": account,
                 "scanningConfiguration": {"scanType": "BASIC", "rules": []},
             }
         every = [{"filter": "*", "filterType": "WILDCARD"}]
         rules = [{"scanFrequency": "CONTINUOUS_SCAN", "repositoryFilters": every}]
         return {
-            "registryId": ACCOUNT,
+            "registryId": account,
             "scanningConfiguration": {"scanType": "ENHANCED", "rules": rules},
         }
 
@@ -389,6 +497,9 @@ def main() -> None:
     parser.add_argument("--max-page-size", type=int, default=1000)
     parser.add_argument("--huge-repository", type=int, default=0, help="images of one more repo")
     parser.add_argument("--enhanced", action="store_true", help="enhanced scanning")
+    parser.add_argument(
+        "--accounts", type=int, default=0, help="member accounts, each with --repositories"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", help="a JSON list of repositories instead of generated ones")
     args = parser.parse_args()
@@ -399,7 +510,11 @@ def main() -> None:
             document = json.load(handle)
         fake = FakeEcr(from_spec(document["repositories"]), document.get("replication", {}), limits)
     else:
-        data = generate(regions, args.repositories, args.images, args.seed, args.huge_repository)
+        data = (
+            generate_fleet(args.accounts, regions, args.repositories, args.images, args.seed)
+            if args.accounts
+            else generate(regions, args.repositories, args.images, args.seed, args.huge_repository)
+        )
         fake = FakeEcr(data, limits=limits, enhanced=args.enhanced)
     run_announced(make_app(fake), "127.0.0.1", args.port, access_log=None)
 

@@ -16,8 +16,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from service.aws.answers import ImageSummariser
+from service.aws.reader import AwsEcrReader
 from service.config import Settings
-from service.ecr import AwsEcrReader, ImageSummariser, StaticCredentials
+from service.reading import StaticCredentials
 from tests.support import start_fake_ecr, stop_process
 
 from .fake_ecr import REGION_NAMES
@@ -40,7 +42,9 @@ async def measure(url: str, hold: bool) -> dict[str, Any]:
             "targets": [{"regions": regions, "account_id": "123456789012"}],
         }
     )
-    async with AwsEcrReader.open(settings.reader_settings(), StaticCredentials("x", "y")) as reader:
+    async with AwsEcrReader.open(
+        settings.aws, settings.cache, StaticCredentials("x", "y")
+    ) as reader:
         first, second = sorted((await reader.list_sources()).sources, key=lambda s: s.region)
         small, huge = (second, first) if first.region == regions[0] else (first, second)
         await reader.read_source(small)

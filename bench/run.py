@@ -22,7 +22,14 @@ from typing import Any
 
 import httpx
 
-from tests.support import free_port, spawn_service, start_fake_ecr, stop_process, wait_for_http
+from tests.support import (
+    free_port,
+    spawn_service,
+    start_announcing,
+    start_fake_ecr,
+    stop_process,
+    wait_for_http,
+)
 
 from .fake_ecr import REGION_NAMES
 
@@ -67,7 +74,7 @@ class Service:
     startup: float
 
     def pids(self) -> list[int]:
-        """The serving process and its reader process (aws.reader_process)."""
+        """The serving process and any children it has (none, since it runs alone)."""
         pid = self.process.pid
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         return [pid, *map(int, children)]
@@ -88,7 +95,9 @@ class Service:
                     peaks.append(int(line.split()[1]) * 1024)
         return peaks
 
-    def wait_complete(self, timeout: float = 900) -> float:
+    def wait_complete(self, timeout: float = 900, poll: float = 0.05) -> float:
+        """Seconds from spawning until /readyz says complete, polled every ``poll`` seconds: a
+        fleet's /readyz lists thousands of sources, and polling it fast would load the service."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -96,7 +105,7 @@ class Service:
                     return time.monotonic() - self.started
             except httpx.HTTPError:
                 pass
-            time.sleep(0.05)
+            time.sleep(poll)
         raise RuntimeError("the service never became complete")
 
 
@@ -123,9 +132,14 @@ def calls_per_region_per_op(stats: dict[str, Any], regions: int) -> float:
 
 
 def cold(
-    repositories: int, regions: int, rate: float, with_baseline: bool, **aws: Any
+    repositories: int,
+    regions: int,
+    rate: float | None,
+    with_baseline: bool,
+    latency_ms: float = 25,
+    **aws: Any,
 ) -> dict[str, Any]:
-    fake = start_fake(regions, repositories, 25, rate)
+    fake = start_fake(regions, repositories, latency_ms, rate)
     try:
         spawned_at = time.time()
         service = start_service(fake, regions, aws)
@@ -135,7 +149,8 @@ def cold(
         finally:
             stop_process(service.process)
         stats = fake.stats()
-        floor = calls_per_region_per_op(stats, regions) / rate
+        # Without a rate limit the floor is the latency of the calls one after another.
+        floor = calls_per_region_per_op(stats, regions) / rate if rate else float("nan")
         result = {
             "seconds": seconds,
             "startup": service.startup,
@@ -218,13 +233,13 @@ def refreshes(url: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def serving(repositories: int, regions: int) -> dict[str, Any]:
+def serving(repositories: int, regions: int, interval: float = 2) -> dict[str, Any]:
     fake = start_fake(regions, repositories, 0, None)
     nginx_dir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
     nginx: subprocess.Popen[bytes] | None = None
     try:
-        # A refresh every 2 s: every figure but the last 304 is taken while refreshes run.
-        service = start_service(fake, regions, refresh={"interval_seconds": 2})
+        # A refresh every `interval` s: every figure but the last 304 is taken while they run.
+        service = start_service(fake, regions, refresh={"interval_seconds": interval})
         try:
             service.wait_complete()
             url = f"{service.url}/entities.yaml"
@@ -271,8 +286,11 @@ http {{ access_log off; gzip_static on;
         theirs = wrk(static, {"Accept-Encoding": "gzip"})
         nginx_etag = httpx.get(static, headers={"Accept-Encoding": "gzip"}).headers["etag"]
         theirs_304 = wrk(static, {"If-None-Match": nginx_etag, "Accept-Encoding": "gzip"})
+        body_file = nginx_dir / "www" / "entities.yaml"
+        bare = bare_asgi(body_file)
         return {
             "ours": ours,
+            "bare_asgi": bare,
             "nginx": theirs,
             "nginx_304": theirs_304,
             "bare_304": bare_304(),
@@ -285,6 +303,57 @@ http {{ access_log off; gzip_static on;
             stop_process(nginx)
         stop_process(fake.process)
         shutil.rmtree(nginx_dir, ignore_errors=True)
+
+
+def bare_asgi(body_file: Path) -> dict[str, dict[str, float]]:
+    """The same bytes from a bare ASGI app on uvicorn (bench/bare_asgi.py): the stack's limit."""
+    log = Path(tempfile.mkdtemp(prefix="bench-bare-")) / "bare.log"
+    process, port = start_announcing(
+        [sys.executable, "-m", "bench.bare_asgi", "--body", str(body_file), "--port", "0"],
+        log,
+        "the bare ASGI app",
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/entities.yaml"
+        etag = httpx.get(url, headers={"Accept-Encoding": "gzip"}).headers["etag"]
+        return {
+            "304": wrk(url, {"If-None-Match": etag, "Accept-Encoding": "gzip"}),
+            "gzip": wrk(url, {"Accept-Encoding": "gzip"}),
+        }
+    finally:
+        stop_process(process)
+
+
+def loop_blocking(repositories: int, regions: int, seconds: float) -> dict[str, Any]:
+    """The longest event-loop callback of `serve` (bench/instrumented_serve.py) over a cold
+    10k read and the refreshes after it, at the default interval."""
+    fake = start_fake(regions, repositories, 25, 100)
+    report = Path(tempfile.mkdtemp(prefix="bench-loop-")) / "callbacks.json"
+    try:
+        config: dict[str, Any] = {
+            "aws": {
+                "endpoint_url": fake.url,
+                "targets": [{"regions": REGION_NAMES[:regions], "account_id": "123456789012"}],
+            },
+        }
+        spawned = spawn_service(
+            report.parent,
+            config,
+            module="bench.instrumented_serve",
+            extra_env={"ECR_CATALOG_CALLBACK_REPORT": str(report)},
+        )
+        service = Service(spawned.url, spawned.process, spawned.started, 0.0)
+        try:
+            service.wait_complete()
+            time.sleep(seconds)
+            counted = refreshes(service.url)
+        finally:
+            stop_process(service.process)
+        result: dict[str, Any] = json.loads(report.read_text())
+        result["refreshes"] = counted
+        return result
+    finally:
+        stop_process(fake.process)
 
 
 def bare_304() -> dict[str, float]:
@@ -337,14 +406,112 @@ def findings(repositories: int) -> dict[str, Any]:
         stop_process(fake.process)
 
 
+FLEET_REGIONS = 3
+
+
+def fleet(
+    accounts: int, per_account: int, speedup: float, simulated_hours: float
+) -> dict[str, Any]:
+    """An organisation of ``accounts`` member accounts: time to ready, memory, steady calls."""
+    fake = start_fake_ecr_process(
+        "--accounts",
+        str(accounts),
+        "--regions",
+        str(FLEET_REGIONS),
+        "--repositories",
+        str(per_account),
+        "--latency-ms",
+        "25",
+        "--rate",
+        "100",
+    )
+    regions = REGION_NAMES[:FLEET_REGIONS]
+    try:
+        config: dict[str, Any] = {
+            "aws": {
+                "endpoint_url": fake.url,
+                "organization": {
+                    "role_name": "ecr-catalog-reader",
+                    "regions": regions,
+                    "exclude_accounts": ["123456789012"],
+                },
+            },
+            # The fleet setting of README, "Fleets": a source's repository list every 5 min.
+            "cache": {"repositories_ttl_seconds": 300},
+        }
+        spawned = spawn_service(Path(tempfile.mkdtemp(prefix="bench-fleet-")), config)
+        service = Service(spawned.url, spawned.process, spawned.started, 0.0)
+        try:
+            ready = service.wait_complete(timeout=1800, poll=1.0)
+            cold_stats = fake.stats()
+            rss = service.peak_rss()
+            cpu = service.cpu_seconds()
+        finally:
+            stop_process(service.process)
+        # The default AssumeRole pace (20/s) is below the fake's (100/s): the same at 100/s.
+        fake.reset()
+        paced = {**config, "aws": {**config["aws"], "sts_calls_per_second": 100}}
+        spawned = spawn_service(Path(tempfile.mkdtemp(prefix="bench-fleet-")), paced)
+        service = Service(spawned.url, spawned.process, spawned.started, 0.0)
+        try:
+            ready_at_100 = service.wait_complete(timeout=1800, poll=1.0)
+        finally:
+            stop_process(service.process)
+        # Two floors: the fake's AssumeRole rate (100/s), and every call's 25 ms latency spread
+        # over the calls in flight the service allows (aws.concurrency per region).
+        sts_floor = cold_stats["calls"].get("sts:AssumeRole", 0) / 100
+        in_flight = FLEET_REGIONS * 32
+        latency_floor = sum(cold_stats["calls"].values()) * 0.025 / in_flight
+        floor = max(sts_floor, latency_floor, 1.0)
+        scaled = {
+            "refresh": {"interval_seconds": 60 / speedup},
+            "cache": {
+                "repositories_ttl_seconds": 300 / speedup,
+                "images_ttl_seconds": 600 / speedup,
+                "tags_ttl_seconds": 3600 / speedup,
+                "lifecycle_policy_ttl_seconds": 21600 / speedup,
+                "registry_ttl_seconds": 21600 / speedup,
+                "findings_ttl_seconds": 3600 / speedup,
+            },
+        }
+        fake.limit(25 / speedup, 100 * speedup)
+        steady_config = {**config, **scaled}
+        spawned = spawn_service(Path(tempfile.mkdtemp(prefix="bench-fleet-")), steady_config)
+        service = Service(spawned.url, spawned.process, spawned.started, 0.0)
+        try:
+            service.wait_complete(timeout=1800, poll=1.0)
+            fake.reset()
+            time.sleep(simulated_hours * 3600 / speedup)
+            steady_stats = fake.stats()
+        finally:
+            stop_process(service.process)
+        per_hour = sum(steady_stats["calls"].values()) / simulated_hours
+        sources = accounts * FLEET_REGIONS
+        naive = (1 + 3 * per_account + 2) * sources * 60
+        return {
+            "ready": ready,
+            "ready_at_100": ready_at_100,
+            "floor": floor,
+            "sts_floor": sts_floor,
+            "latency_floor": latency_floor,
+            "cpu_seconds": cpu,
+            "rss": rss,
+            "cold_calls": dict(cold_stats["calls"]),
+            "per_hour": per_hour,
+            "per_hour_by_op": {k: v / simulated_hours for k, v in steady_stats["calls"].items()},
+            "naive": naive,
+        }
+    finally:
+        stop_process(fake.process)
+
+
 def start_fake_ecr_process(*options: str) -> Fake:
     process, url = start_fake_ecr(*options)
     return Fake(url, process)
 
 
 def rss_sum(peaks: list[int]) -> str:
-    each = " + ".join(f"{rss / 1e6:.0f}" for rss in peaks)
-    return f"{each} = {sum(peaks) / 1e6:.0f} MB (server + reader; target < 250 MB)"
+    return f"{sum(peaks) / 1e6:.0f} MB (one process; target < 200 MB)"
 
 
 def cold_rows(
@@ -368,7 +535,7 @@ def cold_rows(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="ecr-catalog benchmarks")
-    parts = ["cold", "scale", "steady", "serving", "memory", "findings"]
+    parts = ["cold", "latency", "scale", "steady", "serving", "loop", "memory", "findings", "fleet"]
     parser.add_argument("--only", choices=parts, action="append")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
@@ -386,28 +553,24 @@ def main() -> None:
                 f"{r['baseline']:.1f} s ({r['baseline'] / r['seconds']:.1f}x ours, target >= 10x)",
             ),
         )
+    if "latency" in only:
+        r = results["latency"] = cold(1000, 2, None, with_baseline=True, latency_ms=100)
+        rows += [
+            ("cold 1k/2 regions at 100 ms, no throttling", f"{r['seconds']:.1f} s"),
+            (
+                "  sequential baseline at 100 ms",
+                f"{r['baseline']:.1f} s ({r['baseline'] / r['seconds']:.1f}x ours, target >= 15x)",
+            ),
+            ("  calls / throttled", f"{r['calls']} / {r['throttled']}"),
+        ]
     if "scale" in only:
         r = results["scale"] = cold(10_000, 5, 100, with_baseline=False)
         rows += cold_rows(
             "cold 10k/5 regions",
             r,
             None,
-            ("CPU (server + reader)", f"{r['cpu']:.1f} s"),
-            (
-                "peak RSS",
-                rss_sum(r["rss"]),
-            ),
-        )
-        # The same in one process (aws.reader_process: false), for its memory.
-        one = results["scale_one_process"] = cold(
-            10_000, 5, 100, with_baseline=False, reader_process=False
-        )
-        rows.append(
-            (
-                "cold 10k/5 regions, one process",
-                f"{one['seconds']:.1f} s, {one['cpu']:.1f} s CPU, "
-                f"peak RSS {sum(one['rss']) / 1e6:.0f} MB (aws.reader_process: false)",
-            )
+            ("CPU", f"{r['cpu']:.1f} s"),
+            ("peak RSS", rss_sum(r["rss"])),
         )
     if "steady" in only:
         r = results["steady"] = steady(10_000, 5, speedup=10, simulated_hours=0.25)
@@ -425,7 +588,16 @@ def main() -> None:
             return f"{f['rps']:,.0f} req/s, p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms"
 
         rows += [(f"serving 10k, 50 clients: {kind}", latency(f)) for kind, f in r["ours"].items()]
+        bare = r["bare_asgi"]
         rows += [
+            ("serving 10k: bare ASGI app on uvicorn, 304", latency(bare["304"])),
+            ("serving 10k: bare ASGI app on uvicorn, gzip", latency(bare["gzip"])),
+            (
+                "serving 10k: ours / bare ASGI",
+                f"304 {r['ours']['304']['rps'] / bare['304']['rps']:.2f}x, gzip "
+                f"{r['ours']['gzip']['rps'] / bare['gzip']['rps']:.2f}x (targets >= 0.5x); 304 p99 "
+                f"{r['ours']['304']['p99'] / bare['304']['p99']:.1f}x (target <= 3x)",
+            ),
             ("serving 10k: nginx gzip_static", latency(r["nginx"])),
             ("serving 10k: nginx 304", latency(r["nginx_304"])),
             ("serving 10k: bare Python 304 (ceiling)", latency(r["bare_304"])),
@@ -437,6 +609,17 @@ def main() -> None:
             ("serving 10k: refreshes during the runs", f"{r['refreshes']:.0f}"),
             ("serving 10k: peak RSS, whole run", rss_sum(r["rss"])),
         ]
+    if "loop" in only:
+        r = results["loop"] = loop_blocking(10_000, 5, seconds=150)
+        longest = max((seconds for seconds, _ in r["slowest"]), default=0.0)
+        rows.append(
+            (
+                "event loop, 10k, default interval",
+                f"longest callback {longest * 1000:.1f} ms CPU, "
+                f"{r['over_50ms']} of {r['callbacks']:,} over 50 ms (target 0), "
+                f"{r['refreshes']:.0f} refreshes",
+            )
+        )
     if "memory" in only:
         r = results["memory"] = repository_memory()
         for mode, label in (
@@ -463,6 +646,27 @@ def main() -> None:
             (
                 "enhanced scanning 1k: next 3 refreshes",
                 f"{warm.get('DescribeImageScanFindings', 0)} DescribeImageScanFindings",
+            ),
+        ]
+    if "fleet" in only:
+        r = results["fleet"] = fleet(1000, 5, speedup=10, simulated_hours=0.25)
+        rows += [
+            (
+                "fleet 1,000 accounts x 3 regions x 5: ready",
+                f"{r['ready']:.1f} s ({r['ready'] / r['floor']:.1f}x the floor of "
+                f"{r['floor']:.1f} s: AssumeRole {r['sts_floor']:.1f} s, "
+                f"latency {r['latency_floor']:.1f} s)",
+            ),
+            ("fleet: service CPU until ready", f"{r['cpu_seconds']:.1f} s"),
+            (
+                "fleet: ready, sts_calls_per_second 100",
+                f"{r['ready_at_100']:.1f} s ({r['ready_at_100'] / r['floor']:.1f}x the floor)",
+            ),
+            ("fleet: peak RSS", f"{sum(r['rss']) / 1e6:.0f} MB (target < 400 MB)"),
+            (
+                "fleet: steady calls/hour",
+                f"{r['per_hour']:,.0f} of a naive {r['naive']:,.0f}: "
+                f"{100 * r['per_hour'] / r['naive']:.1f}% (target <= 5%)",
             ),
         ]
     width = max(len(k) for k, _ in rows)

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,16 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .logs import configure_logging
-from .reader_process import ReaderProcess, discard_child, start_child
 
 if TYPE_CHECKING:
-    from .app import ReaderFactory
     from .config import Settings
     from .reading import StaticCredentials
-    from .snapshot import Snapshot
+    from .snapshot.types import Snapshot
+    from .web.app import ReaderFactory
 
-# pydantic, FastAPI, botocore and aiohttp are imported where used: `serve` starts the reader
-# process first, so that it imports on one core while this one imports the rest.
+# FastAPI, botocore and the rest are imported where used: `openapi` and `iam-policy` need
+# none of them.
 
 __all__ = ["main", "openapi_yaml"]
 
@@ -34,35 +32,26 @@ def openapi_yaml() -> str:
     """The app's OpenAPI document as YAML, exactly as committed in openapi/openapi.yaml."""
     import yaml
 
-    from .app import create_app
     from .config import Settings
+    from .web.app import create_app
 
     spec = create_app(Settings()).openapi()
     return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
 
 
-def _opener(
-    settings: Settings, credentials: StaticCredentials | None, child: subprocess.Popen[bytes] | None
-) -> ReaderFactory:
-    if child is not None:
-        # Told its settings now, before the app is imported: it begins reading meanwhile.
-        return ReaderProcess(settings.reader_settings(), credentials, child).attached
-    from .ecr import AwsEcrReader
+def _opener(settings: Settings, credentials: StaticCredentials | None) -> ReaderFactory:
+    from .aws.reader import AwsEcrReader
 
-    return lambda observer: AwsEcrReader.open(settings.reader_settings(), credentials, observer)
+    return lambda observer: AwsEcrReader.open(
+        settings.aws, settings.cache, credentials, observer, state_dir=settings.state_dir
+    )
 
 
 @contextmanager
-def _reader_factory(
-    settings: Settings, demo: bool, child: subprocess.Popen[bytes] | None = None
-) -> Iterator[tuple[Settings, ReaderFactory]]:
-    """The settings to run with and how to open the reader; with ``demo``, a seeded moto.
-
-    With ``child`` (from ``start_child``), reading happens in that process (for ``serve``;
-    see service/reader_process.py).
-    """
+def _reader_factory(settings: Settings, demo: bool) -> Iterator[tuple[Settings, ReaderFactory]]:
+    """The settings to run with and how to open the reader; with ``demo``, a seeded moto."""
     if not demo:
-        yield settings, _opener(settings, None, child)
+        yield settings, _opener(settings, None)
         return
     from .config import TargetSettings
     from .demo import DEMO_ACCOUNT, DEMO_CREDENTIALS, DEMO_REGIONS, running_demo_ecr
@@ -81,30 +70,24 @@ def _reader_factory(
                 )
             }
         )
-        yield (
-            demo_settings,
-            _opener(demo_settings, StaticCredentials(*DEMO_CREDENTIALS), child),
-        )
+        yield demo_settings, _opener(demo_settings, StaticCredentials(*DEMO_CREDENTIALS))
 
 
-def _serve(
-    settings: Settings, args: argparse.Namespace, child: subprocess.Popen[bytes] | None
-) -> int:
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
-    with _reader_factory(settings, args.demo, child) as (run_settings, factory):
+    with _reader_factory(settings, args.demo) as (run_settings, factory):
         import uvicorn
 
-        from .app import create_app
-        from .revalidate import revalidating_protocol
+        from .web.app import create_app
 
         app = create_app(run_settings, factory)
+        # Port 0 picks a free port; uvicorn's "running on" line says which.
         log.info("serving the catalog on http://%s:%d/entities.yaml", host, port)
         uvicorn.run(
             app,
             host=host,
             port=port,
-            http=revalidating_protocol(run_settings.server),
             log_config=None,
             access_log=False,
             # Client addresses are never used; parsing X-Forwarded-For on every request is not
@@ -118,7 +101,7 @@ def _serve(
 
 
 async def _read_once(settings: Settings, factory: ReaderFactory) -> Snapshot | None:
-    from .snapshot import SnapshotStore
+    from .snapshot.store import SnapshotStore
 
     async with factory(None) as reader:
         store = SnapshotStore(reader, settings.catalog, settings.refresh)
@@ -140,13 +123,6 @@ def _render(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _refused(child: subprocess.Popen[bytes] | None, message: str) -> int:
-    """Bad settings: end the reader process started for them, then say what is wrong."""
-    if child is not None:
-        discard_child(child)
-    return _usage_error(message)
-
-
 def _usage_error(message: str) -> int:
     """Say what is wrong on stderr; 2 is the exit status of bad input."""
     print(f"ecr-catalog: {message}", file=sys.stderr)
@@ -156,13 +132,14 @@ def _usage_error(message: str) -> int:
 def _diff(settings: Settings, args: argparse.Namespace) -> int:
     import httpx
 
-    from .diff import OldCatalogUnreadable, diff_catalogs, read_catalog_documents
+    from .catalog.diff import diff_catalogs, read_catalog_documents
+    from .errors import CatalogUnreadable
 
     try:
         old = read_catalog_documents(args.old.read_text(encoding="utf-8"), str(args.old))
     except OSError as exc:
         return _usage_error(f"cannot read {args.old}: {exc.strerror or exc}")
-    except OldCatalogUnreadable as exc:
+    except CatalogUnreadable as exc:
         return _usage_error(str(exc))
     if args.url:
         response = httpx.get(args.url, timeout=60, follow_redirects=True)
@@ -194,7 +171,7 @@ def _openapi(args: argparse.Namespace) -> int:
 
 
 def _iam_policy(args: argparse.Namespace) -> int:
-    from .iam import iam_document, iam_json
+    from .aws.iam import iam_document, iam_json
 
     try:
         document = iam_document(args.document, args.partition, read_role_name=args.read_role_name)
@@ -256,12 +233,12 @@ def _parser() -> argparse.ArgumentParser:
     iam.add_argument("--partition", default="aws", help="aws, aws-cn, aws-us-gov, ...")
     iam.add_argument(
         "--document",
-        choices=("permissions", "irsa-trust", "read-role-trust"),
+        choices=("permissions", "irsa-trust", "read-role-trust", "organization"),
         default="permissions",
         help="the service role's permissions, or one of the trust policies",
     )
     iam.add_argument(
-        "--read-role-name", default="ecr-catalog-read", help="the read role in other accounts"
+        "--read-role-name", default="ecr-catalog-reader", help="the read role in other accounts"
     )
     seed = commands.add_parser(
         "demo-seed", help="create the demo repositories in an ECR endpoint such as a moto server"
@@ -280,26 +257,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo_seed(args)
     if args.command == "iam-policy":
         return _iam_policy(args)
-    # Before the settings are even loaded: see start_child.
-    child = start_child() if args.command == "serve" else None
-    from pydantic import ValidationError
-
-    from .config import ConfigError, load_settings
+    from .config import load_settings
+    from .errors import ConfigError
 
     try:
         settings = load_settings(args.config)
         if not args.demo and not getattr(args, "url", None):
             settings.aws.resolved_targets()
     except ConfigError as exc:
-        return _refused(child, str(exc))
-    except ValidationError as exc:
-        return _refused(child, f"invalid configuration:\n{exc}")
+        return _usage_error(str(exc))
     configure_logging(settings.log_format)
     if args.command == "serve":
-        if child is not None and not settings.aws.reader_process:
-            discard_child(child)
-            child = None
-        return _serve(settings, args, child)
+        return _serve(settings, args)
     if args.command == "diff":
         return _diff(settings, args)
     return _render(settings, args)

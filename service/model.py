@@ -1,6 +1,6 @@
 """Our own frozen records of what ECR holds: the reader makes them, the transform reads them.
 
-Slotted: at 10,000 repositories the records are held in both processes (service/reader_process.py).
+Slotted, since a large registry holds one record per repository for the life of the process.
 Each record also tells pydantic how to check it (``__pydantic_config__``, read only by
 ``service/persist.py``): a state file from disk must match these fields exactly, types included.
 """

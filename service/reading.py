@@ -1,42 +1,55 @@
-"""What the serving side needs to know of a reader: its interface, its errors, its listing.
+"""The seam between reading ECR and the snapshot: what a reader is, and what it reports.
 
-Kept apart from ``ecr`` so that the serving process, which reads through a child process
-(``reader_process``), never imports botocore or aiohttp: ~25 MB and ~0.6 s of imports.
+The snapshot store depends on the ``EcrReader`` protocol only; ``service.aws`` implements it
+against AWS, and tests pass fakes of it. Nothing here imports botocore or aiohttp.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
 from .model import SourceId, SourceRecords
 
 __all__ = [
-    "EcrError",
+    "DiscoveryStatus",
     "EcrReader",
     "ReadObserver",
-    "ReadTarget",
-    "ReaderSettings",
     "SourceListing",
     "StaticCredentials",
     "Unobserved",
 ]
 
 
-class EcrError(Exception):
-    """An ECR or STS call failed; names the account, region and operation."""
+@dataclass(frozen=True)
+class DiscoveryStatus:
+    """How discovery has gone, for /readyz and the metrics."""
 
-    def __init__(self, account: str, region: str, operation: str, code: str, message: str) -> None:
-        super().__init__(f"{operation} in {account}/{region} failed: {code}: {message}")
-        self.account = account
-        self.region = region
-        self.operation = operation
-        self.code = code
-        self.detail = message
+    accounts: int
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    # Missed by the last discovery: still read, gone if the next one misses them too.
+    leaving: tuple[str, ...]
+    discoveries: int
+    failures: int
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Crosses the pipe from the reader process (service/reader_process.py) intact.
-        return (type(self), (self.account, self.region, self.operation, self.code, self.detail))
+    def as_dict(self) -> dict[str, Any]:
+        """As /readyz shows it."""
+
+        def iso(moment: datetime | None) -> str | None:
+            return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
+
+        return {
+            "accounts": self.accounts,
+            "last_attempt_at": iso(self.last_attempt_at),
+            "last_success_at": iso(self.last_success_at),
+            "last_error": self.last_error,
+            "leaving": list(self.leaving),
+            "discoveries": self.discoveries,
+            "failures": self.failures,
+        }
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,10 @@ class SourceListing:
     sources: tuple[SourceId, ...]
     refused: tuple[tuple[SourceId, str], ...] = ()
     unresolved: tuple[str, ...] = ()
+    # Organisation accounts that two discoveries in a row no longer saw: they leave the catalog.
+    departed: tuple[str, ...] = ()
+    # How the organisation's discovery has gone; None without aws.organization.
+    discovery: DiscoveryStatus | None = None
 
 
 class ReadObserver(Protocol):
@@ -60,10 +77,12 @@ class ReadObserver(Protocol):
         """Attempts of ``operation``: ok, throttled, retried, or an error code."""
 
     def cache_lookup(self, kind: str, hit: bool, times: int = 1) -> None:
-        """Cache lookups of a query kind (images, tags, lifecycle_policy, registry)."""
+        """Cache lookups of a query kind (images, tags, lifecycle_policy, registry, findings)."""
 
 
 class Unobserved:
+    """A ReadObserver that keeps nothing (``ecr-catalog render``, tests)."""
+
     def aws_call(self, operation: str, outcome: str, times: int = 1) -> None:
         pass
 
@@ -74,12 +93,19 @@ class Unobserved:
 class EcrReader(Protocol):
     """What the snapshot store needs from ECR; tests pass fakes of it."""
 
-    async def list_sources(self) -> SourceListing:
-        """Every configured account and region that can be named now."""
+    async def list_sources(self, rediscover: bool = False) -> SourceListing:
+        """Every configured account and region that can be named now.
+
+        ``rediscover`` asks for the organisation's accounts to be listed again now.
+        """
         ...
 
     async def read_source(self, source: SourceId) -> SourceRecords:
-        """One consistent read of a source; raises EcrError when it cannot be had."""
+        """One consistent read of a source; raises EcrError when it cannot be had.
+
+        A repository that has not changed since the last read comes back as the very record
+        object of that read (see ``service.reuse``).
+        """
         ...
 
     async def forget_images(self, source: SourceId, repository: str) -> bool:
@@ -93,48 +119,3 @@ class StaticCredentials:
 
     access_key_id: str
     secret_access_key: str
-
-
-@dataclass(frozen=True)
-class ReadTarget:
-    """One set of credentials (ambient, or an assumed role) and the regions read with it."""
-
-    regions: tuple[str, ...]
-    account_id: str | None
-    role_arn: str | None
-    # A secret: never logged or shown.
-    external_id: str | None = field(repr=False)
-    session_name: str
-
-
-@dataclass(frozen=True)
-class ReaderSettings:
-    """What the ECR reader needs of Settings, as plain data: ``Settings.reader_settings()``.
-
-    The fields are those of ``aws`` and ``cache`` (validated there), with the targets resolved.
-    The reader process unpickles this without importing pydantic, which Settings would bring
-    along: ~12 MB of that process's RSS.
-    """
-
-    targets: tuple[ReadTarget, ...]
-    endpoint_url: str | None
-    endpoint_urls: dict[str, str]
-    # May hold credentials: never logged or shown.
-    proxies: dict[str, str] | None = field(repr=False)
-    ca_bundle: str | None
-    client: Literal["lean", "botocore"]
-    max_pool_connections: int
-    concurrency: int
-    total_max_attempts: int
-    max_calls_per_second: float | None
-    connect_timeout_seconds: float
-    read_timeout_seconds: float
-    images_ttl_seconds: float
-    tags_ttl_seconds: float
-    lifecycle_policy_ttl_seconds: float
-    registry_ttl_seconds: float
-    findings_ttl_seconds: float
-    # Of every cache: see CacheSettings.
-    jitter: float
-    max_entries: int
-    log_format: Literal["text", "json"]

@@ -64,3 +64,15 @@ def no_machine_ca(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the CA settings a test makes itself: none of the machine's own."""
     for name in MACHINE_CA_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+LAYERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its layer, from its folder: ``pytest -m unit`` runs the pure ones."""
+    for item in items:
+        parts = item.path.parts
+        for layer in LAYERS:
+            if layer in parts:
+                item.add_marker(getattr(pytest.mark, layer))

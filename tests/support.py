@@ -19,9 +19,10 @@ from typing import Any
 
 import httpx
 
+from service.aws.reader import AwsEcrReader
 from service.config import Settings, TargetSettings
 from service.demo import DEMO_CREDENTIALS
-from service.ecr import AwsEcrReader, SourceListing, StaticCredentials
+from service.reading import SourceListing, StaticCredentials
 
 # Where this machine tells programs which CAs to trust; TLS tests clear them, so that only the
 # settings under test can make a certificate trusted.
@@ -204,8 +205,8 @@ def moto_settings(url: str, regions: list[str], **aws: Any) -> Settings:
 
 @asynccontextmanager
 async def moto_reader(settings: Settings) -> Any:
-    reader_settings = settings.reader_settings()
-    async with AwsEcrReader.open(reader_settings, StaticCredentials(*DEMO_CREDENTIALS)) as reader:
+    credentials = StaticCredentials(*DEMO_CREDENTIALS)
+    async with AwsEcrReader.open(settings.aws, settings.cache, credentials) as reader:
         yield reader
 
 
@@ -220,8 +221,10 @@ class FakeReader:
         self.reads = 0
         self.gate: Any = None
         self.forgotten: list[tuple[Any, str]] = []
+        self.rediscovered = 0
 
-    async def list_sources(self) -> SourceListing:
+    async def list_sources(self, rediscover: bool = False) -> SourceListing:
+        self.rediscovered += rediscover
         return SourceListing(tuple(sorted(self.answers)))
 
     async def read_source(self, source: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .support import GOLDEN
-from .test_catalog import golden_catalog
+from .unit.catalog.test_entities import golden_catalog
 
 
 def main() -> None:

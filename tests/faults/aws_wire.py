@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["TokenBuckets", "aws_error", "run_announced"]
+__all__ = ["TokenBuckets", "aws_error", "run_announced", "sts_error"]
 
 
 def run_announced(app: web.Application, host: str, port: int, **runner_options: Any) -> None:
@@ -29,6 +29,16 @@ def run_announced(app: web.Application, host: str, port: int, **runner_options: 
         await asyncio.Event().wait()
 
     asyncio.run(serve())
+
+
+def sts_error(status: int, code: str, message: str) -> web.Response:
+    """An error as STS (the query protocol) sends it: XML."""
+    body = (
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+        f"<Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<RequestId>fault-proxy</RequestId></ErrorResponse>"
+    )
+    return web.Response(body=body.encode(), status=status, content_type="text/xml")
 
 
 def aws_error(status: int, code: str, message: str) -> web.Response:

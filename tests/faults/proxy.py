@@ -20,10 +20,11 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-from .aws_wire import TokenBuckets, aws_error, run_announced
+from .aws_wire import TokenBuckets, aws_error, run_announced, sts_error
 
 ECR_TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
@@ -52,6 +53,11 @@ class Faults:
     # a ThrottlingException; otherwise an InternalFailure with error_status.
     fail_next_token: str | None = None
     fail_page_with: str = "throttle"
+    # JSON 1.1 calls whose X-Amz-Target starts with one of these (e.g. an Organizations
+    # "AWSOrganizationsV20161128.") get 503: that service is down.
+    unavailable_targets: list[str] = field(default_factory=list)
+    # STS AssumeRole of these role ARNs is refused (AccessDenied), as for a missing role.
+    deny_assume_roles: list[str] = field(default_factory=list)
     seed: int | None = None
 
 
@@ -92,6 +98,16 @@ class Proxy:
             assert request.transport is not None
             request.transport.abort()
             raise ConnectionResetError("injected refusal")
+        if any(target.startswith(prefix) for prefix in faults.unavailable_targets):
+            self.injected["unavailable"] += 1
+            return aws_error(503, "ServiceUnavailableException", "injected: unavailable")
+        if faults.deny_assume_roles and b"Action=AssumeRole" in body:
+            role = parse_qs(body.decode("utf-8", "replace")).get("RoleArn", [""])[0]
+            if role in faults.deny_assume_roles:
+                self.injected["assume_role_denied"] += 1
+                return sts_error(
+                    403, "AccessDenied", f"not authorized to perform sts:AssumeRole on {role}"
+                )
         if target.startswith(ECR_TARGET_PREFIX):
             operation = target.removeprefix(ECR_TARGET_PREFIX)
             scope = _SCOPE.search(request.headers.get("Authorization", ""))

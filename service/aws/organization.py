@@ -1,0 +1,375 @@
+"""Every account of an AWS Organization: discovered, remembered, and read with one role each.
+
+``Organization`` lists the organisation's ACTIVE accounts (``ListAccounts``, or a walk of
+``ListChildren``/``ListAccountsForParent`` under the configured OUs), keeps the roster
+(``roster.py``: never shrunk by one listing, saved in ``state_dir``), and gives each account
+an ``AccountRole``: the role of the same name in that account, assumed through the service's
+own STS client when first needed and renewed before it expires, at a time of its own, so that
+a fleet of accounts does not renew at once. STS calls are paced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+from aiobotocore.retries import bucket
+from aiobotocore.session import AioSession
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..config import OrganizationSettings, TargetSettings
+from ..errors import EcrError
+from ..reading import DiscoveryStatus
+from .clients import Connections, assumed_role_session, refreshing_session
+from .partitions import partition_of
+from .roster import Roster, RosterChange
+
+__all__ = ["AccountRole", "Organization", "role_session"]
+
+log = logging.getLogger(__name__)
+
+ASSUME_ROLE_SECONDS = 3600
+# Renewed this long before expiry (botocore's advisory window), plus up to RENEW_SPREAD more,
+# by a hash of the account: renewals of a fleet spread over ten minutes instead of one moment.
+RENEW_BEFORE = timedelta(minutes=15)
+RENEW_SPREAD_SECONDS = 600
+ACTIVE = "ACTIVE"
+ROSTER_FILE = Path("organization") / "roster.json"
+
+
+class StsPacer:
+    """At most ``rate`` STS calls a second, a few at a time, whichever account asks."""
+
+    def __init__(self, rate: float, in_flight: int = 8) -> None:
+        self._budget = bucket.AsyncTokenBucket(max_rate=rate, clock=bucket.Clock())
+        self._slots = asyncio.Semaphore(in_flight)
+
+    async def __aenter__(self) -> None:
+        await self._slots.acquire()
+        try:
+            await self._budget.acquire()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._slots.release()
+
+
+@dataclass(frozen=True)
+class _Frozen:
+    access_key: str
+    secret_key: str
+    token: str
+
+
+class AccountRole:
+    """One member account's credentials: its role, assumed when needed, renewed in time."""
+
+    def __init__(
+        self,
+        account: str,
+        role_arn: str,
+        settings: OrganizationSettings,
+        sts: Callable[[], Any],
+        pacer: StsPacer,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.account = account
+        self.role_arn = role_arn
+        self._settings = settings
+        self._sts = sts
+        self._pacer = pacer
+        self._clock = clock
+        self._credentials: _Frozen | None = None
+        self._renew_at: datetime | None = None
+        self._expires_at: datetime | None = None
+        self._lock = asyncio.Lock()
+        spread = int.from_bytes(hashlib.sha256(account.encode()).digest()[:4], "big")
+        self._early = RENEW_BEFORE + timedelta(seconds=spread % RENEW_SPREAD_SECONDS)
+
+    async def frozen(self) -> _Frozen:
+        """Credentials good for now; assumes the role (once, for every caller) when due.
+
+        Raises EcrError naming the account and the role when it cannot be assumed.
+        """
+        if not self._due():
+            assert self._credentials is not None
+            return self._credentials
+        async with self._lock:
+            if self._due():  # another caller may have renewed it meanwhile
+                await self._assume()
+            assert self._credentials is not None
+            return self._credentials
+
+    def _due(self) -> bool:
+        return (
+            self._credentials is None or self._renew_at is None or self._clock() >= self._renew_at
+        )
+
+    async def metadata(self) -> dict[str, str]:
+        """The credentials as botocore's refreshable credentials take them."""
+        frozen = await self.frozen()
+        assert self._expires_at is not None
+        return {
+            "access_key": frozen.access_key,
+            "secret_key": frozen.secret_key,
+            "token": frozen.token,
+            "expiry_time": self._expires_at.isoformat(),
+        }
+
+    async def _assume(self) -> None:
+        arguments: dict[str, Any] = {
+            "RoleArn": self.role_arn,
+            "RoleSessionName": self._settings.session_name,
+            "DurationSeconds": ASSUME_ROLE_SECONDS,
+        }
+        if self._settings.external_id is not None:
+            arguments["ExternalId"] = self._settings.external_id.get_secret_value()
+        sts = await self._sts()
+        try:
+            async with self._pacer:
+                answer = await sts.assume_role(**arguments)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise EcrError(
+                self.account,
+                str(sts.meta.region_name),
+                "AssumeRole",
+                str(error.get("Code")),
+                f"cannot assume {self.role_arn}: {error.get('Message')}",
+            ) from exc
+        except BotoCoreError as exc:
+            raise EcrError(
+                self.account,
+                str(sts.meta.region_name),
+                "AssumeRole",
+                type(exc).__name__,
+                f"cannot assume {self.role_arn}: {exc}",
+            ) from exc
+        credentials = answer["Credentials"]
+        expires = credentials["Expiration"]
+        expires = expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)
+        self._credentials = _Frozen(
+            credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"]
+        )
+        self._expires_at = expires.astimezone(UTC)
+        self._renew_at = self._expires_at - self._early
+
+
+class Organization:
+    """The accounts of the organisation to read, rediscovered every ``rediscover_seconds``."""
+
+    def __init__(
+        self,
+        settings: OrganizationSettings,
+        connections: Connections,
+        state_dir: Path | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self._connections = connections
+        self._clock = clock
+        self._roster_file = state_dir / ROSTER_FILE if state_dir else None
+        self.roster = self._load_roster()
+        home = settings.regions[0] if not settings.enabled_regions else "us-east-1"
+        self._home = home
+        self.partition = partition_of(home).name
+        self._pacer = StsPacer(connections.settings.sts_calls_per_second)
+        self._roles: dict[str, AccountRole] = {}
+        self._management: Any = None
+        self._account_api: Any = None
+        self._last_attempt: datetime | None = None
+        self._last_success: datetime | None = self.roster.discovered_at
+        self._last_error: str | None = None
+        self._due = time.monotonic()
+        self._discoveries = 0
+        self._failures = 0
+
+    @property
+    def status(self) -> DiscoveryStatus:
+        return DiscoveryStatus(
+            accounts=len(self.roster.accounts),
+            last_attempt_at=self._last_attempt,
+            last_success_at=self._last_success,
+            last_error=self._last_error,
+            leaving=self.roster.missed_once,
+            discoveries=self._discoveries,
+            failures=self._failures,
+        )
+
+    def regions_of(self, account: str) -> tuple[str, ...]:
+        """The regions read in ``account``."""
+        if self.settings.enabled_regions:
+            return self.roster.regions.get(account, ())
+        return tuple(self.settings.regions)
+
+    def role(self, account: str) -> AccountRole:
+        """The account's role, made on first use."""
+        found = self._roles.get(account)
+        if found is None:
+            arn = f"arn:{self.partition}:iam::{account}:role/{self.settings.role_name}"
+            found = self._roles[account] = AccountRole(
+                account, arn, self.settings, lambda: self._connections.sts(self._home), self._pacer
+            )
+        return found
+
+    async def rediscover(self, force: bool = False) -> RosterChange | None:
+        """Discover now if due (or ``force``); None when nothing was discovered.
+
+        A failure keeps the roster as it was, and says why in ``status``.
+        """
+        if not force and time.monotonic() < self._due:
+            return None
+        self._due = time.monotonic() + self.settings.rediscover_seconds
+        self._last_attempt = self._clock()
+        try:
+            seen = await self._discover()
+            regions = await self._enabled_regions(seen) if self.settings.enabled_regions else {}
+        except (ClientError, BotoCoreError, EcrError) as exc:
+            self._failures += 1
+            self._last_error = f"discovering the organisation's accounts failed: {exc}"
+            log.warning(
+                "%s; still reading the %d accounts known",
+                self._last_error,
+                len(self.roster.accounts),
+            )
+            return None
+        self.roster, change = self.roster.after(seen, self._last_attempt, regions)
+        self._discoveries += 1
+        self._last_success, self._last_error = self._last_attempt, None
+        for account in change.removed:
+            self._roles.pop(account, None)
+        if change.added or change.removed or change.leaving:
+            log.info(
+                "organisation: %d accounts; new %s; gone %s; missed once %s",
+                len(self.roster.accounts),
+                list(change.added),
+                list(change.removed),
+                list(change.leaving),
+            )
+        await asyncio.to_thread(self._save_roster)
+        return change
+
+    async def _management_client(self) -> Any:
+        if self._management is None:
+            connections = self._connections
+            botocore_session = connections.base
+            if self.settings.management_role_arn:
+                target = TargetSettings(
+                    regions=[self._home],
+                    role_arn=self.settings.management_role_arn,
+                    session_name=self.settings.session_name,
+                )
+                botocore_session = await assumed_role_session(
+                    connections.base, target, connections.network, connections.config(self._home)
+                )
+            session = aioboto3.Session(botocore_session=botocore_session)
+            self._management = await connections.stack.enter_async_context(
+                connections.client(session, "organizations", self._home)
+            )
+            self._account_api = await connections.stack.enter_async_context(
+                connections.client(session, "account", self._home)
+            )
+        return self._management
+
+    async def _discover(self) -> list[str]:
+        client = await self._management_client()
+        accounts: list[dict[str, Any]] = []
+        if not self.settings.organizational_units:
+            accounts = await _every(client, "list_accounts", "Accounts")
+        else:
+            parents = list(self.settings.organizational_units)
+            while parents:
+                parent = parents.pop()
+                accounts += await _every(
+                    client, "list_accounts_for_parent", "Accounts", ParentId=parent
+                )
+                children = await _every(
+                    client,
+                    "list_children",
+                    "Children",
+                    ParentId=parent,
+                    ChildType="ORGANIZATIONAL_UNIT",
+                )
+                parents += [str(child["Id"]) for child in children]
+        active = {
+            str(account["Id"])
+            for account in accounts
+            # Status is the old name of State; both say ACTIVE for an account to read.
+            if (account.get("State") or account.get("Status")) == ACTIVE
+        }
+        return sorted(account for account in active if self.settings.wants(account))
+
+    async def _enabled_regions(self, accounts: list[str]) -> dict[str, tuple[str, ...]]:
+        await self._management_client()
+        regions = {}
+        for account in accounts:
+            answers = await _every(
+                self._account_api,
+                "list_regions",
+                "Regions",
+                AccountId=account,
+                RegionOptStatusContains=["ENABLED", "ENABLED_BY_DEFAULT"],
+            )
+            regions[account] = tuple(sorted(str(region["RegionName"]) for region in answers))
+        return regions
+
+    def _load_roster(self) -> Roster:
+        if self._roster_file is None or not self._roster_file.is_file():
+            return Roster()
+        try:
+            roster = Roster.from_json(self._roster_file.read_bytes())
+        except (OSError, ValueError) as exc:
+            aside = self._roster_file.with_suffix(".corrupt")
+            log.error("organisation roster %s is unreadable, set aside: %s", self._roster_file, exc)
+            try:
+                os.replace(self._roster_file, aside)
+            except OSError as move_error:
+                log.error("cannot set %s aside: %s", self._roster_file, move_error)
+            return Roster()
+        log.info("organisation roster: %d accounts saved before", len(roster.accounts))
+        return roster
+
+    def _save_roster(self) -> None:
+        if self._roster_file is None:
+            return
+        try:
+            self._roster_file.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(dir=self._roster_file.parent, prefix=".tmp-")
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(self.roster.to_json())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self._roster_file)
+        except OSError as exc:
+            log.error("cannot save the organisation roster in %s: %s", self._roster_file, exc)
+
+
+async def _every(client: Any, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a paginated listing; a failure on any page fails the whole listing."""
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        page = await getattr(client, operation)(**params, **({"NextToken": token} if token else {}))
+        if key not in page:
+            raise EcrError("organization", "-", operation, "MalformedResponse", f"no {key!r}")
+        items += page[key]
+        token = page.get("NextToken")
+        if not token:
+            return items
+
+
+def role_session(role: AccountRole) -> AioSession:
+    """A botocore session whose credentials are ``role``'s (``aws.client: botocore``)."""
+    return refreshing_session(role.metadata)

@@ -1,0 +1,100 @@
+"""Entity names, label values, registry hosts and console links: the catalog's naming rules.
+
+Pure. A name depends only on the repository's own account, region and name, so it never
+changes when other repositories come and go.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import quote
+
+from ..model import Entity, Partition, SourceId
+from .validate import MAX_NAME_LENGTH, is_valid_label_value
+
+__all__ = [
+    "console_link",
+    "console_url",
+    "registry_entity_name",
+    "registry_uri",
+    "repository_entity_name",
+    "sanitize_label_key",
+    "sanitize_label_value",
+]
+
+# An ECR repository name: lower-case components joined by single separators, split by "/".
+# "--" can therefore never occur in one, which makes "/" -> "--" reversible.
+_ECR_REPOSITORY_NAME = re.compile(
+    r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+)
+_NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_SEPARATOR_RUNS = re.compile(r"[-_.]{2,}")
+_HASH_LENGTH = 8
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:_HASH_LENGTH]
+
+
+def registry_entity_name(source: SourceId) -> str:
+    """``ecr-<account>-<region>``: one registry Resource per account and region."""
+    return f"ecr-{source.account_id}-{source.region}"
+
+
+def repository_entity_name(source: SourceId, repository_name: str) -> str:
+    """A name that depends only on the repository's own account, region and name.
+
+    ``team-a/payments-api`` in us-east-1 of 123456789012 becomes
+    ``team-a--payments-api.us-east-1.123456789012``. A name that would exceed 63 characters,
+    or that is not a plain ECR name, keeps a readable head and gains an 8-hex hash of the full
+    identity, so it stays unique and never changes when other repositories come and go.
+    """
+    suffix = f".{source.region}.{source.account_id}"
+    if _ECR_REPOSITORY_NAME.match(repository_name):
+        readable = repository_name.replace("/", "--") + suffix
+        if len(readable) <= MAX_NAME_LENGTH:
+            return readable
+    digest = _short_hash(f"{source.account_id}/{source.region}/{repository_name}")
+    room = MAX_NAME_LENGTH - len(suffix) - len(digest) - 1
+    head = _NOT_NAME_CHARS.sub("-", repository_name.replace("/", "--"))[:room].strip("-_.")
+    return f"{head}-{digest}{suffix}" if head else f"{digest}{suffix}"
+
+
+def sanitize_label_value(value: str) -> str:
+    """Fit any text to Backstage's label-value rule, or to "" when nothing usable is left."""
+    cleaned = _SEPARATOR_RUNS.sub("-", _NOT_NAME_CHARS.sub("-", value.strip()))
+    cleaned = cleaned.strip("-_.")[:MAX_NAME_LENGTH].rstrip("-_.")
+    return cleaned if is_valid_label_value(cleaned) else ""
+
+
+def sanitize_label_key(key: str) -> str:
+    """A tag key fitted to the label-key rule the way values are (lower-cased first)."""
+    return sanitize_label_value(key.lower())
+
+
+def registry_uri(source: SourceId, partition: Partition) -> str:
+    """The registry's host, as ``docker pull`` names it: ``<account>.dkr.ecr.<region>.<suffix>``."""
+    return f"{source.account_id}.dkr.ecr.{source.region}.{partition.dns_suffix}"
+
+
+def console_url(
+    source: SourceId, partition: Partition, repository_name: str | None = None
+) -> str | None:
+    """The AWS console page of a registry, or of one repository; None without a console."""
+    # The console lives in each partition on a host of its own; some have none that is public.
+    if partition.console_host is None:
+        return None
+    region = source.region
+    base = f"https://{region}.{partition.console_host}/ecr"
+    if repository_name is None:
+        return f"{base}/private-registry/repositories?region={region}"
+    return (
+        f"{base}/repositories/private/{source.account_id}/"
+        f"{quote(repository_name, safe='/')}?region={region}"
+    )
+
+
+def console_link(url: str | None) -> list[Entity]:
+    """The entity's links: the console page, when there is one."""
+    return [] if url is None else [{"url": url, "title": "AWS console", "icon": "cloud"}]

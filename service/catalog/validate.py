@@ -1,0 +1,355 @@
+"""Backstage's entity rules, checked (and safely repaired) before anything is served.
+
+The rules mirror @backstage/catalog-model's KubernetesValidatorFunctions and the kind schemas.
+One invalid document, or one envelope error, fails a whole ``type: url`` location, so nothing
+reaches a snapshot without passing here. Pure: no I/O, no settings.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..model import Entity
+
+__all__ = [
+    "EntityRef",
+    "Rejection",
+    "EntityValidator",
+    "ValidationOutcome",
+    "entity_problems",
+    "entity_ref",
+    "is_valid_annotation_key",
+    "is_valid_dns_subdomain",
+    "is_valid_entity_name",
+    "is_valid_label_key",
+    "is_valid_label_value",
+    "is_valid_namespace",
+    "is_valid_tag",
+    "parse_entity_ref",
+    "validate_entities",
+]
+
+MAX_NAME_LENGTH = 63
+MAX_TAG_LENGTH = 63
+MAX_DNS_SUBDOMAIN_LENGTH = 253
+
+_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]+(?:-+[a-z0-9]+)*$")
+_TAG = re.compile(r"^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$")
+_KIND = re.compile(r"^[a-zA-Z][a-z0-9A-Z]*$")
+
+API_VERSIONS = frozenset({"backstage.io/v1alpha1", "backstage.io/v1beta1"})
+ROOT_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec"})
+# Fields the catalog sets itself; an entity that carries them is refused or overwritten.
+FORBIDDEN_METADATA = frozenset({"uid", "etag", "generation"})
+CATALOG_OWNED_ANNOTATIONS = frozenset(
+    {"backstage.io/managed-by-location", "backstage.io/managed-by-origin-location"}
+)
+REQUIRED_SPEC_FIELDS: dict[str, tuple[str, ...]] = {
+    "component": ("type", "lifecycle", "owner"),
+    "resource": ("type", "owner"),
+    "system": ("owner",),
+    "domain": ("owner",),
+}
+# spec fields holding refs, and the kind a ref without one defaults to (None: kind required).
+REF_FIELDS: dict[str, str | None] = {
+    "owner": "group",
+    "system": "system",
+    "domain": "domain",
+    "dependsOn": None,
+    "dependencyOf": None,
+}
+
+
+def is_valid_entity_name(value: object) -> bool:
+    """metadata.name: 1-63 characters of ``[A-Za-z0-9-_.]``, alphanumeric at both ends."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_NAME_LENGTH and bool(_NAME.match(value))
+
+
+def is_valid_dns_label(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 63 and bool(_DNS_LABEL.match(value))
+
+
+def is_valid_namespace(value: object) -> bool:
+    """metadata.namespace: a DNS label."""
+    return is_valid_dns_label(value)
+
+
+def is_valid_dns_subdomain(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_DNS_SUBDOMAIN_LENGTH
+        and all(is_valid_dns_label(label) for label in value.split("."))
+    )
+
+
+def _is_valid_prefixed_name(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    return _is_valid_prefixed_str(value)
+
+
+# Label and annotation keys are the same few dozen strings on every entity: each is checked once.
+@functools.lru_cache(maxsize=4096)
+def _is_valid_prefixed_str(value: str) -> bool:
+    parts = value.split("/")
+    if len(parts) == 1:
+        return is_valid_entity_name(parts[0])
+    if len(parts) == 2:
+        return is_valid_dns_subdomain(parts[0]) and is_valid_entity_name(parts[1])
+    return False
+
+
+def is_valid_label_key(value: object) -> bool:
+    """``[dns-subdomain/]name``."""
+    return _is_valid_prefixed_name(value)
+
+
+def is_valid_annotation_key(value: object) -> bool:
+    """``[dns-subdomain/]name``, the same rule as label keys."""
+    return _is_valid_prefixed_name(value)
+
+
+def is_valid_label_value(value: object) -> bool:
+    """Empty, or the entity-name rule."""
+    return value == "" or is_valid_entity_name(value)
+
+
+def is_valid_tag(value: object) -> bool:
+    """metadata.tags entries: lower-case words of ``[a-z0-9:+#]`` joined by single dashes."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_TAG_LENGTH and bool(_TAG.match(value))
+
+
+def _is_valid_url(value: object) -> bool:
+    # Backstage runs `new URL(url)`: an absolute URL with a scheme; we also insist on a host.
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return bool(parts.scheme) and bool(parts.netloc)
+
+
+@dataclass(frozen=True, order=True)
+class EntityRef:
+    """A fully qualified entity reference, lower-cased for comparison."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.namespace}/{self.name}"
+
+
+def parse_entity_ref(
+    value: object, *, default_kind: str | None, default_namespace: str
+) -> EntityRef | None:
+    """Parse ``[kind:][namespace/]name``; None when it is malformed or lacks a required kind."""
+    if not isinstance(value, str) or not value:
+        return None
+    kind: str | None = default_kind
+    rest = value
+    if ":" in rest:
+        kind, rest = rest.split(":", 1)
+        if not _KIND.match(kind):
+            return None
+    if kind is None:
+        return None
+    namespace = default_namespace
+    if "/" in rest:
+        namespace, rest = rest.split("/", 1)
+        if not is_valid_namespace(namespace):
+            return None
+    if not is_valid_entity_name(rest):
+        return None
+    return EntityRef(kind.lower(), namespace.lower(), rest.lower())
+
+
+def entity_ref(entity: Entity) -> EntityRef:
+    """The ref of an entity that passed validation."""
+    metadata = entity["metadata"]
+    return EntityRef(
+        str(entity["kind"]).lower(),
+        str(metadata.get("namespace", "default")).lower(),
+        str(metadata["name"]).lower(),
+    )
+
+
+def _mapping_problems(
+    field: str,
+    value: object,
+    key_ok: Any,
+    value_ok: Any,
+) -> list[str]:
+    if not isinstance(value, dict):
+        return [f"metadata.{field} must be a mapping"]
+    problems = []
+    for key, item in value.items():
+        if not key_ok(key):
+            problems.append(f"metadata.{field} key {key!r} is invalid")
+        elif not value_ok(item):
+            problems.append(f"metadata.{field}[{key!r}] has an invalid value")
+    return problems
+
+
+def _metadata_problems(metadata: object) -> list[str]:
+    if not isinstance(metadata, dict):
+        return ["metadata must be a mapping"]
+    problems = []
+    if not is_valid_entity_name(metadata.get("name")):
+        problems.append(f"metadata.name {metadata.get('name')!r} is invalid")
+    if "namespace" in metadata and not is_valid_namespace(metadata["namespace"]):
+        problems.append(f"metadata.namespace {metadata['namespace']!r} is invalid")
+    problems += [f"metadata.{key} must not be set" for key in FORBIDDEN_METADATA & metadata.keys()]
+    for optional_text in ("title", "description"):
+        if optional_text in metadata and not isinstance(metadata[optional_text], str):
+            problems.append(f"metadata.{optional_text} must be a string")
+    if "labels" in metadata:
+        problems += _mapping_problems(
+            "labels", metadata["labels"], is_valid_label_key, is_valid_label_value
+        )
+    if "annotations" in metadata:
+        annotations = metadata["annotations"]
+        problems += _mapping_problems(
+            "annotations", annotations, is_valid_annotation_key, lambda v: isinstance(v, str)
+        )
+        if isinstance(annotations, dict):
+            problems += [
+                f"annotation {key} is set by the catalog itself"
+                for key in sorted(CATALOG_OWNED_ANNOTATIONS & annotations.keys())
+            ]
+    tags = metadata.get("tags", [])
+    if not isinstance(tags, list):
+        problems.append("metadata.tags must be a list")
+    else:
+        problems += [f"tag {tag!r} is invalid" for tag in tags if not is_valid_tag(tag)]
+        if len({t for t in tags if isinstance(t, str)}) != len(tags):
+            problems.append("metadata.tags has duplicates")
+    links = metadata.get("links", [])
+    if not isinstance(links, list):
+        problems.append("metadata.links must be a list")
+    else:
+        for link in links:
+            if not isinstance(link, dict) or not _is_valid_url(link.get("url")):
+                problems.append(f"link {link!r} has no valid url")
+    return problems
+
+
+def _spec_problems(kind: str, spec: object, namespace: str) -> list[str]:
+    if not isinstance(spec, dict):
+        return ["spec must be a mapping"]
+    problems = [
+        f"spec.{field} is required for a {kind}"
+        for field in REQUIRED_SPEC_FIELDS.get(kind.lower(), ())
+        if not isinstance(spec.get(field), str) or not spec.get(field)
+    ]
+    for field, default_kind in REF_FIELDS.items():
+        if field not in spec:
+            continue
+        value = spec[field]
+        refs = value if isinstance(value, list) else [value]
+        if field in ("dependsOn", "dependencyOf") and not isinstance(value, list):
+            problems.append(f"spec.{field} must be a list")
+            continue
+        for ref in refs:
+            parsed = parse_entity_ref(ref, default_kind=default_kind, default_namespace=namespace)
+            if parsed is None:
+                problems.append(f"spec.{field} ref {ref!r} is invalid")
+    return problems
+
+
+def entity_problems(entity: object) -> list[str]:
+    """Every rule the entity breaks; empty when Backstage would accept it."""
+    if not isinstance(entity, dict):
+        return ["an entity must be a mapping"]
+    problems = [f"root field {key!r} is not allowed" for key in sorted(entity.keys() - ROOT_FIELDS)]
+    if entity.get("apiVersion") not in API_VERSIONS:
+        problems.append(f"apiVersion {entity.get('apiVersion')!r} is not supported")
+    kind = entity.get("kind")
+    if not isinstance(kind, str) or not _KIND.match(kind):
+        problems.append(f"kind {kind!r} is invalid")
+        kind = ""
+    metadata = entity.get("metadata")
+    problems += _metadata_problems(metadata)
+    namespace = metadata.get("namespace", "default") if isinstance(metadata, dict) else "default"
+    problems += _spec_problems(kind, entity.get("spec"), str(namespace))
+    return problems
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An entity left out of the snapshot, and why."""
+
+    ref: str
+    origin: str
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    """The entities fit to serve, and those left out."""
+
+    accepted: tuple[Entity, ...]
+    rejected: tuple[Rejection, ...]
+
+
+def _describe(entity: object) -> str:
+    if isinstance(entity, dict) and isinstance(entity.get("metadata"), dict):
+        return f"{entity.get('kind')}:{entity['metadata'].get('name')}"
+    return "<not an entity>"
+
+
+class EntityValidator:
+    """Validates entities one at a time, so that a build need not hold them all at once.
+
+    Keeps the refs seen so far (refs must be unique, ignoring case) and the rejections.
+    """
+
+    def __init__(self) -> None:
+        self.rejected: list[Rejection] = []
+        self._seen: set[EntityRef] = set()
+
+    def admit(
+        self, entity: Entity, origin: str | None = None, *, known_valid: bool = False
+    ) -> bool:
+        """Whether Backstage accepts ``entity`` after those admitted before it.
+
+        ``origin`` names where it came from (a repository ARN, say), for the rejection log.
+        ``known_valid`` says it equals one that passed before: its own rules are not checked
+        again (they depend on nothing else), only the uniqueness of its ref.
+        """
+        origin = origin if origin is not None else _describe(entity)
+        problems = [] if known_valid else entity_problems(entity)
+        if problems:
+            self.rejected.append(Rejection(_describe(entity), origin, tuple(problems)))
+            return False
+        ref = entity_ref(entity)
+        if ref in self._seen:
+            self.rejected.append(Rejection(str(ref), origin, (f"ref {ref} is emitted twice",)))
+            return False
+        self._seen.add(ref)
+        return True
+
+
+def validate_entities(
+    entities: Iterable[Entity],
+    origins: Sequence[str] | None = None,
+    known_valid: Callable[[int], bool] = lambda _index: False,
+) -> ValidationOutcome:
+    """Keep the entities Backstage accepts (see EntityValidator.admit)."""
+    validator = EntityValidator()
+    accepted = [
+        entity
+        for index, entity in enumerate(entities)
+        if validator.admit(
+            entity, origins[index] if origins is not None else None, known_valid=known_valid(index)
+        )
+    ]
+    return ValidationOutcome(tuple(accepted), tuple(validator.rejected))

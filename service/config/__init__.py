@@ -1,0 +1,155 @@
+"""Settings: the one configuration object, loaded from a YAML file and ``ECR_CATALOG_*`` variables.
+
+Precedence, highest first: explicit arguments, environment variables, the YAML file (read by
+pydantic-settings' own ``YamlConfigSettingsSource``), defaults. Everything is validated here,
+at startup, so a bad file fails before any AWS call is made, with a ``ConfigError`` that names
+the file and the key in this project's words.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from ..errors import ConfigError
+from .aws import AwsSettings, OrganizationSettings, TargetSettings
+from .sections import (
+    CacheSettings,
+    CatalogSettings,
+    EventsSettings,
+    RefreshSettings,
+    ServerSettings,
+)
+
+__all__ = [
+    "AwsSettings",
+    "CacheSettings",
+    "CatalogSettings",
+    "EventsSettings",
+    "OrganizationSettings",
+    "RefreshSettings",
+    "ServerSettings",
+    "Settings",
+    "TargetSettings",
+    "describe_invalid",
+    "load_settings",
+]
+
+ENV_PREFIX = "ECR_CATALOG_"
+CONFIG_ENV_VAR = "ECR_CATALOG_CONFIG"
+
+
+class Settings(BaseSettings):
+    """All of the service's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    refresh: RefreshSettings = Field(default_factory=RefreshSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
+    # "json" writes one JSON object per log line, for log shippers; "text" is for people.
+    log_format: Literal["text", "json"] = "text"
+    # Where each source's last good data is kept across restarts; None keeps it in memory only.
+    state_dir: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # No .env or secrets-dir reading: the file and the environment are the whole story.
+        config_file = _CONFIG_FILE.get()
+        if config_file is None:
+            return init_settings, env_settings
+        return (
+            init_settings,
+            env_settings,
+            YamlConfigSettingsSource(
+                settings_cls, yaml_file=config_file, yaml_file_encoding="utf-8"
+            ),
+        )
+
+
+# The file load_settings reads, for the settings it builds: a context variable rather than a
+# class attribute, so Settings(...) built elsewhere (tests, the demo) never reads a file.
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("ecr_catalog_config_file", default=None)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build Settings from the config file (``--config`` or ECR_CATALOG_CONFIG) and environment.
+
+    Raises ConfigError, naming the file and the key, for anything that cannot be used.
+    """
+    env = os.environ if environ is None else environ
+    if config_file is None and env.get(CONFIG_ENV_VAR):
+        config_file = Path(env[CONFIG_ENV_VAR])
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"cannot read config file {config_file}: no such file")
+    token = _CONFIG_FILE.set(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_invalid(exc, config_file)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {config_file} is not valid YAML: {exc}") from None
+    except (TypeError, ValueError, AttributeError):
+        # pydantic-settings merges the file's top level as a mapping; anything else fails here.
+        raise ConfigError(
+            f"config file {config_file} must hold a mapping of settings at the top level"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
+    finally:
+        _CONFIG_FILE.reset(token)
+
+
+# Keys of earlier versions, and what became of them.
+REMOVED_KEYS = {
+    ("aws", "reader_process"): "removed: reading now runs in the serving process; delete the key",
+}
+
+
+def describe_invalid(exc: ValidationError, config_file: Path | None) -> str:
+    """Each problem as ``<where>: <key path>: <what is wrong>``, in our words."""
+    where = str(config_file) if config_file is not None else "settings"
+    lines = []
+    for error in exc.errors(include_url=False):
+        location = tuple(str(part) for part in error["loc"])
+        key = ".".join(location) or "(the whole file)"
+        if location in REMOVED_KEYS:
+            problem = REMOVED_KEYS[location]
+        elif error["type"] == "extra_forbidden":
+            problem = "not a setting (a misspelt or unknown key)"
+        elif error["type"] == "missing":
+            problem = "required, but not set"
+        else:
+            problem = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}: {key}: {problem}")
+    return "invalid configuration:\n" + "\n".join(f"  {line}" for line in lines)

@@ -1,0 +1,130 @@
+"""The sections of the settings other than ``aws``: catalog, cache, refresh, server, events."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, SecretStr, field_validator
+
+from ..catalog.validate import parse_entity_ref
+from .base import Strict
+
+__all__ = [
+    "CacheSettings",
+    "CatalogSettings",
+    "EventsSettings",
+    "RefreshSettings",
+    "ServerSettings",
+]
+
+# Backstage's entity-name rule; configured names are checked against it up front.
+ENTITY_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+class CatalogSettings(Strict):
+    """Names and conventions of the entities; the defaults follow ADR-0132."""
+
+    namespace: str = "default"
+    owner: str = "platform-team"
+    domain: str = "delivery"
+    system: str = "container-registry"
+    component: str = "ecr-registry"
+    component_lifecycle: str = "production"
+    annotation_prefix: str = "ecr-catalog.io"
+    owner_tag_keys: list[str] = Field(default_factory=lambda: ["backstage.io/owner", "owner"])
+    component_tag_keys: list[str] = Field(
+        default_factory=lambda: ["backstage.io/component", "component"]
+    )
+    description_tag_keys: list[str] = Field(default_factory=lambda: ["description"])
+    backstage_tags_tag_keys: list[str] = Field(default_factory=lambda: ["backstage.io/tags"])
+    label_tag_keys: list[str] = Field(
+        default_factory=lambda: ["team", "environment", "env", "cost-center", "project"]
+    )
+    # Most entities per shard URL of a source (see README, "One URL or many").
+    shard_size: int = Field(default=1000, ge=10, le=100_000)
+
+    @field_validator("owner")
+    @classmethod
+    def _is_owner_ref(cls, owner: str) -> str:
+        ref = parse_entity_ref(owner, default_kind="group", default_namespace="default")
+        if ref is None or ref.kind not in ("group", "user"):
+            raise ValueError(f"{owner!r} is not a group or user entity ref")
+        return owner
+
+    @field_validator("domain", "system", "component")
+    @classmethod
+    def _is_entity_name(cls, name: str) -> str:
+        if len(name) > 63 or not ENTITY_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid Backstage entity name")
+        return name
+
+    @field_validator("namespace")
+    @classmethod
+    def _is_dns_label(cls, namespace: str) -> str:
+        if len(namespace) > 63 or not re.match(r"^[a-z0-9]+(-[a-z0-9]+)*$", namespace):
+            raise ValueError(f"{namespace!r} is not a valid Backstage namespace")
+        return namespace
+
+    @field_validator("annotation_prefix")
+    @classmethod
+    def _is_dns_subdomain(cls, prefix: str) -> str:
+        if len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix):
+            raise ValueError(f"{prefix!r} is not a lower-case DNS subdomain")
+        return prefix
+
+
+class CacheSettings(Strict):
+    """How long each kind of ECR answer is reused."""
+
+    # The repository list of a source: by default read every refresh. A fleet of small
+    # registries is mostly listings; a few minutes here makes them a fraction of its calls,
+    # and push events and forced refreshes still list at once (see README, "Fleets").
+    repositories_ttl_seconds: float = Field(default=0, ge=0)
+    images_ttl_seconds: float = Field(default=600, ge=0)
+    tags_ttl_seconds: float = Field(default=3600, ge=0)
+    lifecycle_policy_ttl_seconds: float = Field(default=21600, ge=0)
+    registry_ttl_seconds: float = Field(default=21600, ge=0)
+    # The latest image's scan findings, when DescribeImages does not carry them (enhanced
+    # scanning); by digest, so a new latest image is read at once.
+    findings_ttl_seconds: float = Field(default=3600, ge=0)
+    # Each entry lives ttl * (1 - jitter * random()), so entries cached together expire apart.
+    jitter: float = Field(default=0.1, ge=0, lt=1)
+    max_entries: int = Field(default=200_000, ge=100)
+
+
+class RefreshSettings(Strict):
+    """The background refresh."""
+
+    interval_seconds: float = Field(default=60, gt=0)
+    # A refresh that runs longer is abandoned, so a hung source cannot hold the lock for ever.
+    deadline_seconds: float = Field(default=120, gt=0)
+    # Until the first snapshot exists, failed reads are retried sooner than the interval.
+    initial_retry_seconds: float = Field(default=5, gt=0)
+
+
+class ServerSettings(Strict):
+    """The HTTP listener."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # POST /refresh is off (404) unless a token is set; callers send it as a Bearer token.
+    refresh_token: SecretStr | None = None
+    # At most one forced refresh per this many seconds; more get 429.
+    refresh_min_interval_seconds: float = Field(default=10, ge=0)
+    # Longer request targets (path and query) get 414 before any routing.
+    max_url_length: int = Field(default=8192, ge=256)
+    # Larger header blocks get 431.
+    max_header_bytes: int = Field(default=16384, ge=1024)
+
+
+class EventsSettings(Strict):
+    """POST /events/ecr: ECR push, delete and scan events from EventBridge."""
+
+    # The endpoint is off (404) unless a token is set; EventBridge's connection sends it as
+    # ``Authorization: Bearer <token>``.
+    token: SecretStr | None = None
+    # Events within this many seconds of each other share one refresh.
+    debounce_seconds: float = Field(default=2.0, ge=0, le=300)
+    # Larger bodies get 413; an EventBridge event is at most 256 KB.
+    max_body_bytes: int = Field(default=262_144, ge=1024, le=1_048_576)

@@ -1,0 +1,151 @@
+"""The one exception tree of ecr-catalog, and where each kind ends up.
+
+    EcrCatalogError
+    ├── ConfigError             a setting is wrong: the command exits 2, naming the key
+    ├── AwsError                AWS did not answer as the read needs
+    │   ├── CallFailed          one call failed for good (after its retries): code, message
+    │   └── EcrError            ... given its place: account, region and operation
+    ├── StateError              the state directory (service/snapshot/persist.py)
+    │   ├── StateFileInvalid    a file is not one source's records: it is set aside
+    │   └── StateWriteFailed    a save failed: counted, and serving goes on
+    ├── SnapshotRefused         the catalog's own entities failed validation: the last stays
+    ├── CatalogUnreadable       `ecr-catalog diff`: the old catalog file cannot be read
+    └── RequestRefused          an HTTP request cannot be served: status, detail, headers
+        ├── NotFound            404
+        ├── Unauthorized        401, with WWW-Authenticate: Bearer
+        ├── PayloadTooLarge     413
+        ├── TooManyRequests     429, with Retry-After
+        ├── Unavailable         503, with Retry-After: nothing to serve yet
+        └── EventRejected       400 or 422: not an ECR event this endpoint takes
+
+AWS errors never reach HTTP: a source whose read fails keeps its last good data, and the
+failure shows on /readyz. ``RequestRefused`` is mapped to a response by the one handler in
+``service/web/app.py``; the command maps ``ConfigError`` and ``CatalogUnreadable`` to exit 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "AwsError",
+    "CallFailed",
+    "CatalogUnreadable",
+    "ConfigError",
+    "EcrCatalogError",
+    "EcrError",
+    "EventRejected",
+    "NotFound",
+    "PayloadTooLarge",
+    "RequestRefused",
+    "SnapshotRefused",
+    "StateError",
+    "StateFileInvalid",
+    "StateWriteFailed",
+    "TooManyRequests",
+    "Unauthorized",
+    "Unavailable",
+]
+
+
+class EcrCatalogError(Exception):
+    """Every error this service raises on purpose."""
+
+
+class ConfigError(EcrCatalogError):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+class AwsError(EcrCatalogError):
+    """AWS did not answer as the read needs."""
+
+
+class CallFailed(AwsError):
+    """A call that failed for good: its last error code and message, and the attempts made."""
+
+    def __init__(self, code: str, message: str, attempts: int) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.attempts = attempts
+
+
+class EcrError(AwsError):
+    """An ECR or STS call failed; names the account, region and operation."""
+
+    def __init__(self, account: str, region: str, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation} in {account}/{region} failed: {code}: {message}")
+        self.account = account
+        self.region = region
+        self.operation = operation
+        self.code = code
+        self.detail = message
+
+
+class StateError(EcrCatalogError):
+    """Something about the state directory."""
+
+
+class StateFileInvalid(StateError, ValueError):
+    """A state file's content is not the records of one source in this format."""
+
+
+class StateWriteFailed(StateError):
+    """A source's records could not be written to the state directory."""
+
+
+class SnapshotRefused(EcrCatalogError):
+    """The catalog's own entities failed validation: serving the rest would orphan them."""
+
+
+class CatalogUnreadable(EcrCatalogError):
+    """An old catalog file (for ``ecr-catalog diff``) cannot be read as entities."""
+
+
+class RequestRefused(EcrCatalogError):
+    """An HTTP request that gets ``status`` with ``detail`` (and ``headers``) instead."""
+
+    status = 400
+
+    def __init__(self, detail: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class NotFound(RequestRefused):
+    status = 404
+
+
+class Unauthorized(RequestRefused):
+    status = 401
+
+    def __init__(self, detail: str = "a valid bearer token is required") -> None:
+        super().__init__(detail, {"WWW-Authenticate": "Bearer"})
+
+
+class PayloadTooLarge(RequestRefused):
+    status = 413
+
+
+class TooManyRequests(RequestRefused):
+    status = 429
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, {"Retry-After": str(retry_after)})
+
+
+class Unavailable(RequestRefused):
+    status = 503
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, {"Retry-After": str(retry_after)})
+
+
+class EventRejected(RequestRefused):
+    """The body is not an event this endpoint takes: 400 (not JSON) or 422 (not an event)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason

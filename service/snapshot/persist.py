@@ -1,0 +1,202 @@
+"""Each source's last good records on disk, so a restarted service serves at once.
+
+Files are written atomically (temporary file, fsync, rename, fsync of the directory), one per
+source. A corrupt state file must never stop the service from starting, so loading trusts
+nothing: a file is parsed against the records' own fields (pydantic, strict, no extra or
+missing field), and anything else (not JSON, another JSON value, another format version, a
+wrong type, a naive time, a file named for another source, a file that cannot be read) is
+logged and renamed aside as ``*.corrupt``. A well-formed file of a source that is no longer
+configured is kept as it is and not loaded. A save that fails (a read-only or full disk) is
+logged and raised as ``StateWriteFailed``; the store counts it and serving goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
+
+from ..errors import StateFileInvalid, StateWriteFailed
+from ..model import SourceId, SourceRecords
+
+__all__ = ["StateDir", "records_from_json", "records_to_json"]
+
+log = logging.getLogger(__name__)
+
+# 2: the partition of each source, the scanning rules of its registry, findings and last pulls;
+# repository URIs are no longer kept (they follow from the partition).
+FORMAT_VERSION = 2
+CORRUPT_SUFFIX = ".corrupt"
+
+
+@dataclass(frozen=True)
+class _StateFile:
+    """The whole file: strict JSON, exactly these fields (see model.py's records)."""
+
+    __pydantic_config__ = {"extra": "forbid", "strict": True}
+
+    format: Literal[2]
+    records: SourceRecords
+
+
+_STATE_FILE = TypeAdapter(_StateFile)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot persist {type(value).__name__}")
+
+
+def records_to_json(records: SourceRecords) -> bytes:
+    """The records as JSON bytes, with a format version."""
+    document = {"format": FORMAT_VERSION, "records": asdict(records)}
+    return json.dumps(document, default=_encode, sort_keys=True).encode("utf-8")
+
+
+def _naive_times(value: object) -> Iterator[str]:
+    # The store compares these times with aware ones; a naive one would fail a refresh later.
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            yield str(value)
+    elif is_dataclass(value):
+        for item in fields(value):
+            yield from _naive_times(getattr(value, item.name))
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from _naive_times(item)
+
+
+def records_from_json(data: bytes) -> SourceRecords:
+    """Parse what records_to_json wrote; raises StateFileInvalid for anything else."""
+    try:
+        document = _STATE_FILE.validate_json(data)
+    except ValidationError as exc:
+        raise StateFileInvalid(_earlier_format(data) or _problems(exc)) from exc
+    naive = list(_naive_times(document.records))
+    if naive:
+        raise StateFileInvalid(f"times without a time zone: {', '.join(naive[:3])}")
+    # Fields with defaults would be filled in silently: the file must be whole, as written.
+    if json.loads(records_to_json(document.records)) != json.loads(data):
+        raise StateFileInvalid("fields are missing, or not in the form this version writes")
+    return document.records
+
+
+def _earlier_format(data: bytes) -> str | None:
+    # What an earlier version wrote is set aside like any other file, but said as what it is.
+    try:
+        version = json.loads(data).get("format")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    if isinstance(version, int) and not isinstance(version, bool) and 0 < version < FORMAT_VERSION:
+        return f"format {version}, written by an earlier version; this one writes {FORMAT_VERSION}"
+    return None
+
+
+def _problems(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    shown = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'the file'}: {error['msg']}"
+        for error in errors[:3]
+    )
+    return shown + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "")
+
+
+class StateDir:
+    """A directory of ``<account>-<region>.json`` files, one per source."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _file(self, source: SourceId) -> Path:
+        return self.path / f"{source.account_id}-{source.region}.json"
+
+    def save(self, records: SourceRecords) -> None:
+        """Replace the source's file atomically: a crash leaves the old or the new one, whole.
+
+        Raises StateWriteFailed, naming the file, when it cannot be written.
+        """
+        target = self._file(records.source)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".json")
+        except OSError as exc:
+            raise StateWriteFailed(f"cannot write {target}: {exc.strerror or exc}") from exc
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(records_to_json(records))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+            directory = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as exc:
+            Path(temporary).unlink(missing_ok=True)
+            raise StateWriteFailed(f"cannot write {target}: {exc.strerror or exc}") from exc
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def load(self, wanted: Callable[[SourceId], bool] = lambda _s: True) -> list[SourceRecords]:
+        """Every valid file of a ``wanted`` source; invalid ones are set aside as ``*.corrupt``.
+
+        A valid file of a source not ``wanted`` (no longer configured) stays where it is.
+        """
+        try:
+            files = sorted(self.path.glob("*.json")) if self.path.is_dir() else []
+        except OSError as exc:
+            log.error("cannot list the state directory %s: %s", self.path, exc)
+            return []
+        loaded = []
+        for file in files:
+            if file.name.startswith(".tmp-"):
+                # A save that was interrupted; its source's previous file is still whole.
+                file.unlink(missing_ok=True)
+                continue
+            try:
+                records = self._read(file)
+            except (OSError, StateFileInvalid) as exc:
+                self._set_aside(file, exc)
+                continue
+            if not wanted(records.source):
+                log.warning(
+                    "state file %s holds %s, which is no longer configured: kept, not loaded",
+                    file,
+                    records.source,
+                )
+                continue
+            loaded.append(records)
+        return loaded
+
+    def _read(self, file: Path) -> SourceRecords:
+        if not file.is_file():
+            # A directory, a dangling link, or a FIFO that would block start-up for ever.
+            raise StateFileInvalid("not a regular file")
+        records = records_from_json(file.read_bytes())
+        if file != self._file(records.source):
+            raise StateFileInvalid(f"it holds {records.source}, which belongs in another file")
+        return records
+
+    def _set_aside(self, file: Path, reason: Exception) -> None:
+        aside = file.with_suffix(CORRUPT_SUFFIX)
+        number = 1
+        while aside.exists():
+            # An earlier corrupt copy is kept too: it may be what someone wants to look at.
+            aside = file.with_suffix(f".{number}{CORRUPT_SUFFIX}")
+            number += 1
+        log.error("state file %s is unreadable and set aside as %s: %s", file, aside, reason)
+        try:
+            os.replace(file, aside)
+        except OSError as move_error:
+            log.error("cannot set %s aside: %s", file, move_error)

@@ -1,0 +1,96 @@
+"""How the reads and refreshes have gone: each source's status, each refresh's outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..model import SourceId
+from .types import Snapshot
+
+__all__ = ["NOT_READ_SINCE_RESTART", "EntityChanges", "RefreshOutcome", "SourceStatus", "iso"]
+
+NOT_READ_SINCE_RESTART = "not read since the restart; serving the data saved before it"
+
+
+def iso(moment: datetime | None) -> str | None:
+    """An instant as RFC 3339 in UTC, to the second (``2026-01-09T12:00:00Z``)."""
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
+
+
+@dataclass
+class SourceStatus:
+    """How the reads of one source have gone."""
+
+    source: SourceId
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    repositories: int | None = None
+    successes: int = 0
+    failures: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        """Read once at least, and the latest read succeeded."""
+        return self.last_error is None and self.last_success_at is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        """As /readyz shows it."""
+        return {
+            "account": self.source.account_id,
+            "region": self.source.region,
+            "healthy": self.healthy,
+            "stale": self.last_error is not None and self.last_success_at is not None,
+            "last_attempt_at": iso(self.last_attempt_at),
+            "last_success_at": iso(self.last_success_at),
+            "last_error": self.last_error,
+            "repositories": self.repositories,
+        }
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    """What one refresh did."""
+
+    started_at: datetime
+    duration_seconds: float
+    failed_sources: tuple[str, ...]
+    published: bool
+    error: str | None = None
+    sources: int = 0
+    repositories: int = 0
+    changes: EntityChanges | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "started_at": iso(self.started_at),
+            "duration_seconds": round(self.duration_seconds, 3),
+            "failed_sources": list(self.failed_sources),
+            "published": self.published,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class EntityChanges:
+    """How a new snapshot differs from the one it replaced, by entity ref."""
+
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+
+    @classmethod
+    def between(cls, before: Snapshot | None, after: Snapshot) -> EntityChanges:
+        """What ``after`` adds, removes and changes against ``before`` (None: nothing before)."""
+        if before is after:
+            # Most refreshes publish nothing new (the build was skipped): no dicts of every ref.
+            return cls()
+        old = {item.ref: item.json_document for item in before.entities} if before else {}
+        new = {item.ref: item.json_document for item in after.entities}
+        return cls(
+            added=len(new.keys() - old.keys()),
+            removed=len(old.keys() - new.keys()),
+            changed=sum(1 for ref, doc in new.items() if ref in old and old[ref] != doc),
+        )

@@ -1,0 +1,336 @@
+"""The store: holds the current snapshot and each source's last good records, and refreshes.
+
+A refresh reads every source, keeps each source's last good records, builds the snapshot in a
+worker thread (``build.py``) and swaps it in one assignment. Requests only ever read
+``store.snapshot``; they never wait on AWS. Backstage deletes whatever a 200 leaves out, so
+nothing partial is ever served:
+
+* the single URL (``/entities.yaml``) is served only when every source has data;
+* each source also has its own URLs, served as soon as that source has data, so one failing
+  source blocks nothing else;
+* a failing source keeps serving its last good data, marked with the time it was read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from ..config import CatalogSettings, RefreshSettings
+from ..errors import EcrError, SnapshotRefused, StateWriteFailed
+from ..model import SourceId, SourceRecords
+from ..reading import DiscoveryStatus, EcrReader, SourceListing
+from ..reuse import BuildInputs
+from .build import build_snapshot
+from .persist import StateDir
+from .status import NOT_READ_SINCE_RESTART, EntityChanges, RefreshOutcome, SourceStatus
+from .types import Snapshot
+
+__all__ = ["SnapshotStore"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SnapshotStore:
+    """Holds the current snapshot and each source's last good records; refreshes single-flight."""
+
+    reader: EcrReader
+    options: CatalogSettings
+    refresh_settings: RefreshSettings
+    state: StateDir | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    snapshot: Snapshot | None = None
+    last_refresh: RefreshOutcome | None = None
+    refreshed_at: datetime | None = None
+    statuses: dict[SourceId, SourceStatus] = field(default_factory=dict)
+    unresolved: tuple[str, ...] = ()
+    _last_good: dict[SourceId, SourceRecords] = field(default_factory=dict)
+    # Called after every refresh: metrics and the summary log line.
+    on_refresh: Callable[[RefreshOutcome], None] = field(default=lambda _outcome: None)
+    _running: asyncio.Task[RefreshOutcome] | None = None
+    _soon: asyncio.Task[None] | None = None
+    # What the current snapshot was built from (service.reuse, step 2).
+    _built_from: BuildInputs | None = None
+    _reading: dict[SourceId, asyncio.Task[None]] = field(default_factory=dict)
+    # Saves to ``state``, by outcome (ok, failed), and the last failure while it lasts.
+    state_writes: Counter[str] = field(default_factory=Counter)
+    last_state_error: str | None = None
+    # How the organisation's discovery has gone (aws.organization), from the last listing.
+    discovery: DiscoveryStatus | None = None
+    _rediscover: bool = False
+
+    async def load_state(self, wanted: Callable[[SourceId], bool] = lambda _s: True) -> None:
+        """Serve what the last run saved, marked stale, before AWS has answered anything.
+
+        Only sources that are ``wanted`` (still configured) are loaded; see StateDir.load.
+        """
+        if self.state is None:
+            return
+        saved = await asyncio.to_thread(self.state.load, wanted)
+        for records in saved:
+            self._last_good[records.source] = records
+            self.statuses[records.source] = SourceStatus(
+                records.source,
+                last_success_at=records.read_at,
+                last_error=NOT_READ_SINCE_RESTART,
+                repositories=len(records.repositories),
+            )
+        if saved:
+            log.info("loaded saved data of %d source(s) from %s", len(saved), self.state.path)
+            listing = SourceListing(tuple(sorted(self._last_good)))
+            await self._publish(listing)
+
+    async def refresh(self, rediscover: bool = False) -> RefreshOutcome:
+        """Refresh now, or join the refresh already running; it never raises for AWS failures.
+
+        ``rediscover`` lists the organisation's accounts again first; a refresh already
+        running is followed by one that does.
+        """
+        if rediscover:
+            self._rediscover = True
+            running = self._running
+            if running is not None and not running.done():
+                await asyncio.shield(running)
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._refresh())
+        return await asyncio.shield(self._running)
+
+    def refresh_soon(self, delay: float) -> bool:
+        """Refresh ``delay`` seconds from now; calls until then share that one refresh.
+
+        A refresh already running may have read before the reason for this call (a push, say),
+        so the debounced refresh waits for it to end and then runs a new one. False when one
+        is already scheduled.
+        """
+        if self.refresh_pending:
+            return False
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            running = self._running
+            if running is not None and not running.done():
+                await asyncio.shield(running)
+            await self.refresh()
+
+        self._soon = asyncio.create_task(later(), name="ecr-catalog-debounced-refresh")
+        self._soon.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return True
+
+    @property
+    def refresh_pending(self) -> bool:
+        """Whether a debounced refresh (``refresh_soon``) is scheduled and has not run yet."""
+        return self._soon is not None and not self._soon.done()
+
+    async def close(self) -> None:
+        """Cancel a scheduled refresh (at shutdown)."""
+        if self._soon is not None:
+            self._soon.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._soon
+
+    async def _read(self, source: SourceId) -> None:
+        status = self.statuses.setdefault(source, SourceStatus(source))
+        status.last_attempt_at = self.clock()
+        try:
+            records = await self.reader.read_source(source)
+        except EcrError as exc:
+            self._failed(status, str(exc))
+            return
+        except Exception as exc:
+            # Not an AWS answer but a bug or a library failure: this source fails alone.
+            log.exception("reading %s failed unexpectedly", source)
+            self._failed(status, f"unexpected {type(exc).__name__}: {exc}")
+            return
+        self._last_good[source] = records
+        status.successes += 1
+        status.last_success_at = records.read_at
+        status.last_error = None
+        status.repositories = len(records.repositories)
+        if self.state is not None:
+            await self._save(records)
+
+    async def _save(self, records: SourceRecords) -> None:
+        assert self.state is not None
+        try:
+            await asyncio.to_thread(self.state.save, records)
+        except StateWriteFailed as exc:
+            # The data is read and served all the same; only a restart would miss it.
+            self.state_writes["failed"] += 1
+            self.last_state_error = str(exc)
+            log.error("%s; serving goes on, but a restart would not have this data", exc)
+        else:
+            self.state_writes["ok"] += 1
+            self.last_state_error = None
+
+    def _failed(self, status: SourceStatus, error: str) -> None:
+        status.failures += 1
+        status.last_error = error
+        log.warning("reading %s failed; keeping its last good data: %s", status.source, error)
+
+    async def _read_all(self, sources: Sequence[SourceId]) -> None:
+        """Read every source at once, but wait no longer than the deadline for any of them.
+
+        A read still running at the deadline is asked to stop and left behind: the refresh
+        publishes without it, and that source is not read again until the old read has ended.
+        The deadline does not depend on cancellation being honoured (asyncio.wait_for in
+        Python 3.11 can swallow one, and botocore's rate limiter waits in it).
+        """
+        deadline = self.refresh_settings.deadline_seconds
+        started: dict[SourceId, asyncio.Task[None]] = {}
+        for source in sources:
+            running = self._reading.get(source)
+            if running is not None and not running.done():
+                status = self.statuses.setdefault(source, SourceStatus(source))
+                self._failed(status, f"the previous read is still running past {deadline:g} s")
+                continue
+            task = asyncio.create_task(self._read(source), name=f"read {source}")
+            self._reading[source] = task
+            started[source] = task
+        if not started:
+            return
+        _, late = await asyncio.wait(started.values(), timeout=deadline)
+        for source, task in started.items():
+            if task in late:
+                task.cancel()
+                self._failed(self.statuses[source], f"read did not finish within {deadline:g} s")
+
+    def _effective_listing(self, listing: SourceListing) -> SourceListing:
+        if not listing.unresolved:
+            return listing
+        # A target whose account is unknown may own sources read before (or saved before a
+        # restart): keep serving them rather than orphaning them in Backstage.
+        known = set(listing.sources) | {
+            s for s in self._last_good if s not in {r for r, _ in listing.refused}
+        }
+        return replace(listing, sources=tuple(sorted(known)))
+
+    async def _refresh(self) -> RefreshOutcome:
+        started_at = self.clock()
+        started = time.monotonic()
+        rediscover, self._rediscover = self._rediscover, False
+        listing = self._effective_listing(await self.reader.list_sources(rediscover=rediscover))
+        self.unresolved = listing.unresolved
+        self.discovery = listing.discovery
+        for source, reason in listing.refused:
+            status = self.statuses.setdefault(source, SourceStatus(source))
+            status.last_attempt_at = started_at
+            status.last_error = reason
+        self._drop(set(self._last_good) - set(listing.sources), listing.departed)
+        await self._read_all(listing.sources)
+        failed = tuple(str(s) for s in listing.sources if not self.statuses[s].healthy)
+        failed += tuple(str(s) for s, _ in listing.refused)
+        before = self.snapshot
+        try:
+            snapshot = await self._publish(listing)
+        except SnapshotRefused as exc:
+            log.error("snapshot refused, keeping the last good one: %s", exc)
+            return self._finish(started_at, started, failed, published=False, error=str(exc))
+        self.refreshed_at = self.clock()
+        error = "; ".join(snapshot.incomplete) or None
+        return self._finish(
+            started_at,
+            started,
+            failed,
+            published=True,
+            error=error,
+            changes=EntityChanges.between(before, snapshot),
+        )
+
+    def _drop(self, gone: set[SourceId], departed: Sequence[str]) -> None:
+        """Stop serving sources no longer listed: removed from the configuration, or of an
+        account that left the organisation (two discoveries in a row agreed)."""
+        for account in departed:
+            sources = sorted(s for s in gone if s.account_id == account)
+            entities = sum(1 + len(self._last_good[s].repositories) for s in sources)
+            log.warning(
+                "account %s left the organisation: %d source(s) and %d entities leave the catalog",
+                account,
+                len(sources),
+                entities,
+            )
+        for source in gone:
+            del self._last_good[source]
+            self.statuses.pop(source, None)
+
+    async def _publish(self, listing: SourceListing) -> Snapshot:
+        stale = {
+            s: status.last_success_at
+            for s, status in self.statuses.items()
+            if status.last_error is not None and status.last_success_at is not None
+        }
+        records = {s: r for s, r in self._last_good.items() if s in set(listing.sources)}
+        errors = {s: st.last_error for s, st in self.statuses.items() if st.last_error}
+        current = self.snapshot
+        inputs = BuildInputs.of(self.options, listing, records, stale, errors)
+        if current is not None and inputs == self._built_from:
+            return current
+        snapshot = await asyncio.to_thread(
+            build_snapshot, listing, records, stale, self.options, self.clock(), errors, current
+        )
+        self._built_from = inputs
+        if (
+            current is None
+            or snapshot.yaml.etag != current.yaml.etag
+            or snapshot.incomplete != current.incomplete
+            or snapshot.root_location != current.root_location
+            or snapshot.core != current.core
+        ):
+            self.snapshot = snapshot
+            log.info(
+                "snapshot published: %d entities, etag %s%s",
+                len(snapshot.entities),
+                snapshot.yaml.etag,
+                f" (incomplete: {'; '.join(snapshot.incomplete)})" if snapshot.incomplete else "",
+            )
+        return snapshot
+
+    def _finish(
+        self,
+        started_at: datetime,
+        started: float,
+        failed: tuple[str, ...],
+        *,
+        published: bool,
+        error: str | None = None,
+        changes: EntityChanges | None = None,
+    ) -> RefreshOutcome:
+        self.last_refresh = RefreshOutcome(
+            started_at=started_at,
+            duration_seconds=time.monotonic() - started,
+            failed_sources=failed,
+            published=published,
+            error=error,
+            sources=len(self.statuses),
+            repositories=sum(len(r.repositories) for r in self._last_good.values()),
+            changes=changes,
+        )
+        try:
+            self.on_refresh(self.last_refresh)
+        except Exception:
+            log.exception("reporting a refresh failed")
+        return self.last_refresh
+
+    async def run_forever(self) -> None:
+        """Refresh on the interval; sooner while the single URL cannot be served yet."""
+        while True:
+            try:
+                await self.refresh()
+            except Exception:
+                # A bug in one refresh must not end refreshing for the life of the process.
+                log.exception("refresh failed unexpectedly")
+            # Retry sooner only while nothing at all can be served: a source that keeps
+            # failing must not make every healthy source be read at the retry rate.
+            serving = self.snapshot is not None and bool(self.snapshot.sources)
+            delay = (
+                self.refresh_settings.interval_seconds
+                if serving
+                else self.refresh_settings.initial_retry_seconds
+            )
+            await asyncio.sleep(delay)

@@ -1,0 +1,132 @@
+"""What a snapshot is: one consistent catalog, rendered once, that every request reads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from cachetools import LRUCache
+
+from ..catalog.render import RenderedBody
+from ..catalog.validate import Rejection
+from ..model import SourceId
+
+__all__ = ["Deferred", "IndexedEntity", "Snapshot", "SourceView"]
+
+T = TypeVar("T")
+
+
+class Deferred(Generic[T]):
+    """A value computed on first use, once, off the event loop.
+
+    For bodies few clients ask for (the JSON body, a source's one-body URL, the shards of the
+    many-URL mode): each set is as large as the whole catalog, held by every snapshot for
+    nobody unless someone asks.
+    """
+
+    def __init__(self, compute: Callable[[], T]) -> None:
+        self._compute: Callable[[], T] | None = compute
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def peek(self) -> T | None:
+        """The value if it has been computed, else None."""
+        return self._value
+
+    def get(self) -> T:
+        """The value, computed now if it was not yet (in the calling thread)."""
+        with self._lock:
+            if self._compute is not None:
+                self._value = self._compute()
+                # Drops what the computation closed over.
+                self._compute = None
+            assert self._value is not None
+            return self._value
+
+    async def aget(self) -> T:
+        """The value; a first computation runs in a worker thread, never on the loop."""
+        value = self._value
+        return value if value is not None else await asyncio.to_thread(self.get)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedEntity:
+    """An entity's pre-rendered documents and the fields the filters look at.
+
+    The entity itself is not kept: a snapshot holds bytes, which the garbage collector never
+    scans, instead of the many small dicts it would (see RELIABILITY.md).
+    """
+
+    ref: str
+    kind: str
+    type: str | None
+    owner: str | None
+    account: str | None
+    region: str | None
+    name: str
+    search_text: str
+    # In a snapshot, a view into its full YAML body: one copy of each document.
+    yaml_document: bytes | memoryview
+    # Also what a rebuild compares to take this entity over instead of building it again.
+    json_document: bytes
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """What one source serves on its own URLs."""
+
+    source: SourceId
+    # The last successful read, when the latest read failed; None when fresh.
+    stale_since: datetime | None
+    entities: Deferred[RenderedBody]
+    shard_count: int
+    # Rendered when first asked for: only the many-URL mode reads them.
+    shards: Deferred[tuple[RenderedBody, ...]]
+    location: RenderedBody
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent catalog, rendered once."""
+
+    entities: tuple[IndexedEntity, ...]
+    by_ref: Mapping[str, IndexedEntity]
+    yaml: RenderedBody
+    json: Deferred[RenderedBody]
+    # Why the single URL cannot be served; empty when every source has data.
+    incomplete: tuple[str, ...]
+    # The Domain, System and Component, and the root Location; None while a target's sources
+    # are unknown, since both list every source.
+    core: RenderedBody | None
+    root_location: RenderedBody | None
+    sources: Mapping[SourceId, SourceView]
+    # Every source the configuration names and the reader could list, with data or not.
+    listed: tuple[SourceId, ...]
+    # The Location of each listed source that has no data yet (see catalog.locations).
+    pending_locations: Mapping[SourceId, RenderedBody]
+    built_at: datetime
+    # The entities left out, each with where it came from and the rules it broke.
+    rejections: tuple[Rejection, ...]
+    # What was repaired on the way ("<repository ARN>: <what>").
+    repairs: tuple[str, ...]
+    # Filtered bodies are rendered on first request and live as long as the snapshot.
+    filtered_bodies: LRUCache[tuple[Any, ...], RenderedBody] = field(
+        default_factory=lambda: LRUCache(maxsize=256), compare=False, repr=False
+    )
+
+    @property
+    def complete(self) -> bool:
+        return not self.incomplete
+
+    def counts_by_kind(self) -> dict[str, int]:
+        """How many entities of each kind (lower case), sorted by kind."""
+        return dict(sorted(Counter(item.kind for item in self.entities).items()))
+
+    def stale_sources(self) -> dict[SourceId, datetime]:
+        """Each source served from last good data, and the time of that data."""
+        return {s: v.stale_since for s, v in self.sources.items() if v.stale_since is not None}

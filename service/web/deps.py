@@ -1,0 +1,55 @@
+"""The one place that turns the lifespan's state into typed dependencies for the routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from ..snapshot.store import SnapshotStore
+from .auth import EventsGate, RefreshGate
+from .metrics import Metrics
+
+__all__ = [
+    "EventsGateDep",
+    "MetricsDep",
+    "RefreshGateDep",
+    "StoreDep",
+    "store_in",
+]
+
+
+def store_in(state: dict[str, Any]) -> SnapshotStore | None:
+    """The store in a lifespan state (an ASGI scope's ``state``), if the lifespan has run."""
+    store: SnapshotStore | None = state.get("store")
+    return store
+
+
+def get_store(request: Request) -> SnapshotStore:
+    """The store the lifespan put in the request state."""
+    store: SnapshotStore = request.state.store
+    return store
+
+
+def get_metrics(request: Request) -> Metrics:
+    """The app's metrics, from the request state."""
+    metrics: Metrics = request.state.metrics
+    return metrics
+
+
+def get_refresh_gate(request: Request) -> RefreshGate:
+    """The forced-refresh gate, from the request state."""
+    gate: RefreshGate = request.state.refresh_gate
+    return gate
+
+
+def get_events_gate(request: Request) -> EventsGate:
+    """The events endpoint's gate, from the request state."""
+    gate: EventsGate = request.state.events_gate
+    return gate
+
+
+StoreDep = Annotated[SnapshotStore, Depends(get_store)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+RefreshGateDep = Annotated[RefreshGate, Depends(get_refresh_gate)]
+EventsGateDep = Annotated[EventsGate, Depends(get_events_gate)]

@@ -1,0 +1,119 @@
+"""The entity routes: the whole catalog (the URL Backstage reads), filtered views, one entity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from ..catalog.render import render_body
+from ..errors import NotFound
+from .deps import StoreDep
+from .filters import FiltersDep
+from .responses import (
+    JSON_MEDIA_TYPE,
+    YAML_MEDIA_TYPE,
+    negotiate,
+    rendered_for,
+    require_complete,
+    require_snapshot,
+    respond,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["entities"])
+
+ENTITY_LIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": {"type": "object"}}},
+}
+
+_ENTITY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            # Multi-document YAML has no single JSON schema; each document is an entity.
+            YAML_MEDIA_TYPE: {},
+            JSON_MEDIA_TYPE: {"schema": ENTITY_LIST_SCHEMA},
+        },
+        "description": "The entities.",
+    },
+    304: {"description": "Not modified: the If-None-Match ETag is current."},
+    400: {"description": "A filter is malformed."},
+    503: {"description": "No snapshot exists yet; see Retry-After."},
+}
+
+
+@router.get(
+    "/entities.yaml",
+    response_class=Response,
+    responses={
+        **_ENTITY_RESPONSES,
+        200: {"content": {YAML_MEDIA_TYPE: {}}, "description": "Multi-document YAML."},
+    },
+)
+async def entities_yaml(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
+    """Every entity as multi-document YAML: the URL Backstage's `type: url` location reads."""
+    snapshot = require_complete(store)
+    rendered = await rendered_for(snapshot, filters, "yaml")
+    return respond(request, store, snapshot, rendered, YAML_MEDIA_TYPE)
+
+
+@router.get(
+    "/entities.json",
+    response_class=Response,
+    responses={
+        **_ENTITY_RESPONSES,
+        200: {
+            "content": {JSON_MEDIA_TYPE: {"schema": ENTITY_LIST_SCHEMA}},
+            "description": '`{"items": [...]}`.',
+        },
+    },
+)
+async def entities_json(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
+    """Every entity as one JSON object, `{"items": [...]}`, for people and tools."""
+    snapshot = require_complete(store)
+    rendered = await rendered_for(snapshot, filters, "json")
+    return respond(request, store, snapshot, rendered, JSON_MEDIA_TYPE)
+
+
+@router.get("/entities", response_class=Response, responses=_ENTITY_RESPONSES)
+async def entities(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
+    """The entities in YAML or JSON, chosen by `Accept`; YAML unless JSON is preferred."""
+    snapshot = require_complete(store)
+    fmt = negotiate(request.headers.get("accept"))
+    media_type = JSON_MEDIA_TYPE if fmt == "json" else YAML_MEDIA_TYPE
+    rendered = await rendered_for(snapshot, filters, fmt)
+    return respond(request, store, snapshot, rendered, media_type, vary="Accept")
+
+
+@router.get(
+    "/entities/{kind}/{namespace}/{name}",
+    response_class=Response,
+    responses={
+        **_ENTITY_RESPONSES,
+        200: {
+            "content": {YAML_MEDIA_TYPE: {}, JSON_MEDIA_TYPE: {"schema": {"type": "object"}}},
+            "description": "One entity.",
+        },
+        404: {"description": "No such entity."},
+    },
+)
+async def entity(
+    request: Request,
+    store: StoreDep,
+    kind: str,
+    namespace: str,
+    name: str,
+) -> Response:
+    """One entity by kind, namespace and name (case-insensitive), in YAML or JSON by `Accept`."""
+    snapshot = require_snapshot(store)
+    item = snapshot.by_ref.get(f"{kind}:{namespace}/{name}".lower())
+    if item is None:
+        raise NotFound("no such entity")
+    fmt = negotiate(request.headers.get("accept"))
+    body = item.json_document if fmt == "json" else bytes(item.yaml_document)
+    media_type = JSON_MEDIA_TYPE if fmt == "json" else YAML_MEDIA_TYPE
+    rendered = render_body(body, with_gzip=False)
+    return respond(request, store, snapshot, rendered, media_type, vary="Accept")

@@ -1,0 +1,122 @@
+"""The filters every entity-list route takes, normalised for matching the snapshot's index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Query
+
+from ..catalog.validate import parse_entity_ref
+from ..errors import RequestRefused
+from ..snapshot.types import IndexedEntity
+
+__all__ = [
+    "MAX_FILTER_LENGTH",
+    "MAX_FILTER_VALUES",
+    "EntityFilters",
+    "FiltersDep",
+    "entity_filters",
+]
+
+MAX_FILTER_LENGTH = 256
+MAX_FILTER_VALUES = 20
+
+
+def _filter_param(description: str) -> Any:
+    return Query(
+        description=description
+        + f" Repeat it (up to {MAX_FILTER_VALUES} times) to match any of several values.",
+        max_length=MAX_FILTER_VALUES,
+    )
+
+
+@dataclass(frozen=True)
+class EntityFilters:
+    """The query filters, normalised for matching."""
+
+    kind: frozenset[str]
+    type: frozenset[str]
+    owner: frozenset[str]
+    account: frozenset[str]
+    region: frozenset[str]
+    name: frozenset[str]
+    q: str | None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.kind or self.type or self.owner or self.account or self.region) and not (
+            self.name or self.q
+        )
+
+    def matches(self, item: IndexedEntity) -> bool:
+        return (
+            (not self.kind or item.kind in self.kind)
+            and (not self.type or item.type in self.type)
+            and (not self.owner or item.owner in self.owner)
+            and (not self.account or item.account in self.account)
+            and (not self.region or item.region in self.region)
+            and (not self.name or item.name in self.name)
+            and (self.q is None or self.q in item.search_text)
+        )
+
+    def cache_key(self) -> tuple[Any, ...]:
+        return (
+            tuple(sorted(self.kind)),
+            tuple(sorted(self.type)),
+            tuple(sorted(self.owner)),
+            tuple(sorted(self.account)),
+            tuple(sorted(self.region)),
+            tuple(sorted(self.name)),
+            self.q,
+        )
+
+
+def _values(values: Sequence[str] | None, label: str) -> frozenset[str]:
+    if not values:
+        return frozenset()
+    if any(len(value) > MAX_FILTER_LENGTH for value in values):
+        raise RequestRefused(f"{label} values are limited to {MAX_FILTER_LENGTH} characters")
+    return frozenset(v.strip().lower() for v in values if v.strip())
+
+
+def _owner_values(values: Sequence[str] | None) -> frozenset[str]:
+    owners = set()
+    for value in _values(values, "owner"):
+        ref = parse_entity_ref(value, default_kind="group", default_namespace="default")
+        # An owner that cannot be a ref matches nothing, rather than everything.
+        owners.add(str(ref) if ref else f"invalid:{value}")
+    return frozenset(owners)
+
+
+def entity_filters(
+    kind: Annotated[list[str] | None, _filter_param("Entity kind, e.g. Resource.")] = None,
+    type: Annotated[list[str] | None, _filter_param("spec.type, e.g. ecr-repository.")] = None,
+    owner: Annotated[
+        list[str] | None, _filter_param("spec.owner as an entity ref; kind defaults to group.")
+    ] = None,
+    account: Annotated[list[str] | None, _filter_param("AWS account id.")] = None,
+    region: Annotated[list[str] | None, _filter_param("AWS region.")] = None,
+    name: Annotated[list[str] | None, _filter_param("metadata.name, exactly.")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            description="Case-insensitive substring of name, title or description.",
+            max_length=MAX_FILTER_LENGTH,
+        ),
+    ] = None,
+) -> EntityFilters:
+    """The filters every entity-list route accepts."""
+    return EntityFilters(
+        kind=_values(kind, "kind"),
+        type=_values(type, "type"),
+        owner=_owner_values(owner),
+        account=_values(account, "account"),
+        region=_values(region, "region"),
+        name=_values(name, "name"),
+        q=q.strip().lower() or None if q is not None else None,
+    )
+
+
+FiltersDep = Annotated[EntityFilters, Depends(entity_filters)]

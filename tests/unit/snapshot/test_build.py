@@ -1,0 +1,256 @@
+"""The snapshot build, whole: what each body, Location and index field holds. Pure."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import yaml
+
+from service.catalog.validate import Rejection
+from service.config import CatalogSettings
+from service.errors import SnapshotRefused
+from service.model import SourceId
+from service.reading import SourceListing
+from service.snapshot.build import build_snapshot, log_rejections
+from service.snapshot.status import EntityChanges
+from service.snapshot.types import Deferred
+
+from ...records import ACCOUNT, repository, source
+
+NOW = datetime(2026, 1, 9, 12, 30, tzinfo=UTC)
+US = source(
+    repository("team-a/api", tags={"owner": "team-a", "team": "payments", "description": "API"}),
+    repository("shared/nginx", tags={"owner": "user:jdoe"}),
+)
+EU = SourceId(ACCOUNT, "eu-west-1")
+REFUSED = SourceId("999999999999", "us-east-1")
+OPTIONS = CatalogSettings(shard_size=10)
+
+
+def documents(body: bytes) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(body) if d]
+
+
+def build(listing: SourceListing, **kwargs: Any) -> Any:
+    return build_snapshot(listing, {US.source: US}, {}, OPTIONS, NOW, **kwargs)
+
+
+def test_the_root_location_lists_the_core_and_every_listed_source() -> None:
+    snapshot = build(SourceListing((EU, US.source)))
+    assert snapshot.root_location is not None
+    assert snapshot.root_location.gzipped is None
+    assert documents(snapshot.root_location.body) == [
+        {
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Location",
+            "metadata": {
+                "name": "ecr-catalog",
+                "description": "Every ECR entity served by ecr-catalog: the catalog itself "
+                "and one URL per source.",
+            },
+            "spec": {
+                "type": "url",
+                "targets": [
+                    "./catalog/core.yaml",
+                    f"./sources/{ACCOUNT}/eu-west-1/catalog-info.yaml",
+                    f"./sources/{ACCOUNT}/us-east-1/catalog-info.yaml",
+                ],
+            },
+        }
+    ]
+
+
+def test_a_source_with_data_has_its_shards_and_one_without_a_pending_location() -> None:
+    snapshot = build(SourceListing((EU, US.source)))
+    assert snapshot.listed == (EU, US.source)
+    assert list(snapshot.sources) == [US.source]
+    view = snapshot.sources[US.source]
+    assert view.source == US.source and view.stale_since is None and view.shard_count == 1
+    assert documents(view.location.body) == [
+        {
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Location",
+            "metadata": {
+                "name": f"ecr-catalog-{ACCOUNT}-us-east-1",
+                "description": f"ECR entities of {ACCOUNT}/us-east-1, in 1 shard(s).",
+            },
+            "spec": {"type": "url", "targets": ["./shards/1/0.yaml"]},
+        }
+    ]
+    assert list(snapshot.pending_locations) == [EU]
+    assert documents(snapshot.pending_locations[EU].body) == [
+        {
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Location",
+            "metadata": {
+                "name": f"ecr-catalog-{ACCOUNT}-eu-west-1",
+                "description": f"ECR entities of {ACCOUNT}/eu-west-1, not read yet.",
+            },
+            "spec": {"type": "url", "targets": ["./shards/1/0.yaml"]},
+        }
+    ]
+    entities = view.entities.get()
+    assert entities.gzipped is not None and gzip.decompress(entities.gzipped) == entities.body
+    assert [d["metadata"]["name"] for d in documents(entities.body)] == [
+        f"ecr-{ACCOUNT}-us-east-1",
+        f"shared--nginx.us-east-1.{ACCOUNT}",
+        f"team-a--api.us-east-1.{ACCOUNT}",
+    ]
+    (shard,) = view.shards.get()
+    assert shard.body == entities.body and shard.gzipped is not None
+
+
+def test_why_the_single_url_cannot_be_served_is_said_per_source() -> None:
+    listing = SourceListing(
+        (EU, US.source),
+        refused=((REFUSED, "belongs to another account"),),
+        unresolved=("role x in us-east-1: AccessDenied",),
+    )
+    snapshot = build(listing, errors={EU: "AccessDeniedException: no"})
+    assert snapshot.incomplete == (
+        "the sources of role x in us-east-1: AccessDenied cannot be named",
+        "999999999999/us-east-1 is refused: belongs to another account",
+        f"no data yet for {ACCOUNT}/eu-west-1 (AccessDeniedException: no)",
+    )
+    assert not snapshot.complete
+    # With a target's sources unknown, nothing that lists every source can be served.
+    assert snapshot.core is None and snapshot.root_location is None
+    without_error = build(SourceListing((EU, US.source)), errors={US.source: "old"})
+    assert without_error.incomplete == (f"no data yet for {ACCOUNT}/eu-west-1",)
+
+
+def test_the_core_holds_the_domain_system_and_component_only() -> None:
+    snapshot = build(SourceListing((US.source,)))
+    assert snapshot.complete and snapshot.incomplete == ()
+    assert snapshot.core is not None and snapshot.core.gzipped is None
+    assert [(d["kind"], d["metadata"]["name"]) for d in documents(snapshot.core.body)] == [
+        ("Domain", "delivery"),
+        ("System", "container-registry"),
+        ("Component", "ecr-registry"),
+    ]
+
+
+def test_every_entity_is_indexed_for_the_filters() -> None:
+    snapshot = build(SourceListing((US.source,)))
+    assert snapshot.built_at == NOW and snapshot.rejections == () and snapshot.repairs == ()
+    items = {item.name: item for item in snapshot.entities}
+    api = items[f"team-a--api.us-east-1.{ACCOUNT}"]
+    assert api.ref == f"resource:default/team-a--api.us-east-1.{ACCOUNT}"
+    assert (api.kind, api.type, api.owner) == ("resource", "ecr-repository", "group:default/team-a")
+    assert (api.account, api.region) == (ACCOUNT, "us-east-1")
+    assert api.search_text == f"team-a--api.us-east-1.{ACCOUNT} team-a/api api"
+    nginx = items[f"shared--nginx.us-east-1.{ACCOUNT}"]
+    assert nginx.owner == "user:default/jdoe"
+    domain = items["delivery"]
+    assert (domain.kind, domain.type, domain.account, domain.region) == ("domain", None, None, None)
+    assert domain.owner == "group:default/platform-team"
+    assert domain.search_text == "delivery  software delivery: build, publish, deploy."
+    assert snapshot.by_ref == {item.ref: item for item in snapshot.entities}
+    for item in snapshot.entities:
+        assert yaml.safe_load(bytes(item.yaml_document)) == json.loads(item.json_document)
+
+
+def test_the_json_body_is_every_document_and_gzipped() -> None:
+    snapshot = build(SourceListing((US.source,)))
+    body = snapshot.json.get()
+    assert body.gzipped is not None and gzip.decompress(body.gzipped) == body.body
+    items = json.loads(body.body)["items"]
+    assert items == [json.loads(item.json_document) for item in snapshot.entities]
+    assert snapshot.yaml.gzipped is not None
+    assert documents(snapshot.yaml.body) == items
+
+
+def test_an_entity_in_another_namespace_is_indexed_with_its_own_refs() -> None:
+    options = CatalogSettings(namespace="ops", owner="team-x")
+    snapshot = build_snapshot(SourceListing((US.source,)), {US.source: US}, {}, options, NOW)
+    items = {item.name: item for item in snapshot.entities}
+    assert items["delivery"].ref == "domain:ops/delivery"
+    assert items["delivery"].owner == "group:ops/team-x"
+
+
+def test_an_invalid_repository_is_left_out_and_counted_and_a_structural_one_refuses() -> None:
+    bad_owner = repository("team-b/api", tags={"owner": "not a ref!"})
+    records = source(*US.repositories, bad_owner)
+    snapshot = build_snapshot(SourceListing((US.source,)), {US.source: records}, {}, OPTIONS, NOW)
+    assert len(snapshot.repairs) == 1 and snapshot.rejections == ()
+    assert snapshot.repairs[0].startswith(
+        "arn:aws:ecr:us-east-1:123456789012:repository/team-b/api: owner tag"
+    )
+    options = CatalogSettings.model_construct(**{**OPTIONS.model_dump(), "owner": "a/b/c"})
+    with pytest.raises(SnapshotRefused) as refused:
+        build_snapshot(SourceListing((US.source,)), {US.source: US}, {}, options, NOW)
+    assert str(refused.value) == "; ".join(
+        f"{ref}: spec.owner ref 'a/b/c' is invalid"
+        for ref in (
+            "Domain:delivery",
+            "System:container-registry",
+            "Component:ecr-registry",
+            f"Resource:ecr-{ACCOUNT}-us-east-1",
+        )
+    )
+
+
+def test_a_name_taken_twice_is_rejected_once_and_counted() -> None:
+    # ECR never lists a repository twice, but if it did, Backstage would refuse the location.
+    twice = source(repository("x/api"), repository("x/api"))
+    snapshot = build_snapshot(SourceListing((US.source,)), {US.source: twice}, {}, OPTIONS, NOW)
+    (rejection,) = snapshot.rejections
+    assert rejection.origin == "arn:aws:ecr:us-east-1:123456789012:repository/x/api"
+    assert rejection.problems == (
+        "ref resource:default/x--api.us-east-1.123456789012 is emitted twice",
+    )
+    assert [item.name for item in snapshot.entities if item.kind == "resource"] == [
+        f"ecr-{ACCOUNT}-us-east-1",
+        f"x--api.us-east-1.{ACCOUNT}",
+    ]
+
+
+def test_a_stale_source_says_since_when() -> None:
+    since = datetime(2026, 1, 8, tzinfo=UTC)
+    snapshot = build_snapshot(
+        SourceListing((US.source,)), {US.source: US}, {US.source: since}, OPTIONS, NOW
+    )
+    assert snapshot.sources[US.source].stale_since == since
+    assert snapshot.stale_sources() == {US.source: since}
+
+
+def test_changes_between_snapshots_count_refs_added_removed_and_changed() -> None:
+    first = build(SourceListing((US.source,)))
+    assert EntityChanges.between(first, first) == EntityChanges()
+    assert EntityChanges.between(None, first) == EntityChanges(added=len(first.entities))
+    changed = source(
+        repository("team-a/api", tags={"owner": "team-b"}),
+        repository("new/one"),
+        repository("new/two"),
+    )
+    second = build_snapshot(SourceListing((US.source,)), {US.source: changed}, {}, OPTIONS, NOW)
+    assert EntityChanges.between(first, second) == EntityChanges(added=2, removed=1, changed=1)
+
+
+def test_a_deferred_value_is_computed_once_and_then_kept() -> None:
+    calls: list[int] = []
+    deferred = Deferred(lambda: calls.append(1) or "value")
+    assert deferred.peek() is None
+    assert deferred.get() == "value" and deferred.get() == "value"
+    assert deferred.peek() == "value" and calls == [1]
+
+
+async def test_a_deferred_value_is_awaited_once_and_then_kept() -> None:
+    calls: list[int] = []
+    deferred = Deferred(lambda: calls.append(1) or "value")
+    assert await deferred.aget() == "value"
+    assert await deferred.aget() == "value"
+    assert calls == [1]
+
+
+def test_rejections_are_logged_one_line_each(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        log_rejections([Rejection("resource:default/x", "arn:aws:ecr:x", ("a", "b"))])
+    assert caplog.messages == [
+        "entity left out of the catalog: resource:default/x from arn:aws:ecr:x: a; b"
+    ]

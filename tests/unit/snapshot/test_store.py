@@ -1,0 +1,163 @@
+"""The snapshot store: single flight, last good data, nothing partial."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import yaml
+
+from service.catalog.entities import build_catalog
+from service.catalog.validate import validate_entities
+from service.config import CatalogSettings, RefreshSettings
+from service.errors import EcrError
+from service.reading import SourceListing
+from service.snapshot.build import build_snapshot
+from service.snapshot.store import SnapshotStore
+
+from ...records import repository, source
+from ...support import FakeReader, until_true
+
+US = source(repository("team-a/api"), repository("team-a/web"))
+EU = source(repository("shared/nginx", region="eu-west-1"), region="eu-west-1")
+
+
+def store_for(reader: FakeReader, **refresh: float) -> SnapshotStore:
+    return SnapshotStore(reader, CatalogSettings(), RefreshSettings(**refresh))
+
+
+def denied(region: str) -> EcrError:
+    return EcrError("123456789012", region, "describe_repositories", "AccessDeniedException", "no")
+
+
+def names(store: SnapshotStore) -> list[str]:
+    assert store.snapshot is not None
+    return [item.name for item in store.snapshot.entities]
+
+
+async def test_a_refresh_publishes_a_rendered_snapshot() -> None:
+    store = store_for(FakeReader(US, EU))
+    outcome = await store.refresh()
+    assert outcome.published and outcome.failed_sources == ()
+    assert store.snapshot is not None
+    assert store.snapshot.counts_by_kind() == {
+        "component": 1,
+        "domain": 1,
+        "resource": 5,
+        "system": 1,
+    }
+    assert store.snapshot.yaml.body.count(b"\n---\n") + 1 == 8
+
+
+async def test_no_snapshot_until_every_source_has_been_read_once() -> None:
+    reader = FakeReader(US, EU)
+    reader.answers[EU.source] = denied("eu-west-1")
+    store = store_for(reader)
+    outcome = await store.refresh()
+    assert store.snapshot is not None and not store.snapshot.complete
+    assert "no data yet for 123456789012/eu-west-1" in (outcome.error or "")
+    assert list(store.snapshot.sources) == [US.source]
+
+
+async def test_a_failing_source_keeps_its_last_good_data() -> None:
+    reader = FakeReader(US, EU)
+    store = store_for(reader)
+    await store.refresh()
+    before = names(store)
+    reader.answers[EU.source] = denied("eu-west-1")
+    reader.answers[US.source] = source(repository("team-a/api"))
+    outcome = await store.refresh()
+    assert outcome.failed_sources == ("123456789012/eu-west-1",)
+    after = names(store)
+    assert "shared--nginx.eu-west-1.123456789012" in after
+    assert set(before) - set(after) == {"team-a--web.us-east-1.123456789012"}
+    assert store.statuses[EU.source].last_error is not None
+    assert store.statuses[EU.source].last_success_at is not None
+
+
+async def test_concurrent_refreshes_share_one_run() -> None:
+    reader = FakeReader(US)
+    reader.gate = asyncio.Event()
+    store = store_for(reader)
+    first = asyncio.create_task(store.refresh())
+    second = asyncio.create_task(store.refresh())
+    # The read is held at the gate; both tasks ran (in order) before the poll's first sleep ended.
+    await until_true(lambda: reader.reads == 1, "the first read")
+    reader.gate.set()
+    assert await first is await second
+    assert reader.reads == 1
+
+
+async def test_a_hung_source_is_abandoned_at_the_deadline() -> None:
+    reader = FakeReader(US)
+    reader.gate = asyncio.Event()
+    store = store_for(reader, deadline_seconds=0.05)
+    await store.refresh()
+    assert store.snapshot is not None and not store.snapshot.complete
+    assert "did not finish" in (store.statuses[US.source].last_error or "")
+
+
+async def test_an_unchanged_refresh_keeps_the_same_etag() -> None:
+    store = store_for(FakeReader(US, EU))
+    await store.refresh()
+    assert store.snapshot is not None
+    first = store.snapshot
+    await store.refresh()
+    assert store.snapshot is first
+
+
+async def test_an_invalid_repository_entity_is_left_out_and_counted() -> None:
+    build = build_catalog([US], CatalogSettings())
+    bad = dict(build.entities[-1], status={"x": 1})
+    outcome = validate_entities([*build.entities[:-1], bad], build.origins)
+    assert [r.origin for r in outcome.rejected] == [build.origins[-1]]
+
+
+async def test_invalid_structural_entities_refuse_the_whole_snapshot() -> None:
+    reader = FakeReader(US)
+    store = store_for(reader)
+    await store.refresh()
+    good = store.snapshot
+    # Config validation refuses such an owner; the validator is the last line of defence.
+    store.options = CatalogSettings.model_construct(
+        **{**CatalogSettings().model_dump(), "owner": "a/b/c"}
+    )
+    outcome = await store.refresh()
+    assert not outcome.published
+    assert "owner" in (outcome.error or "")
+    assert store.snapshot is good
+
+
+async def test_adding_a_repository_changes_exactly_one_shard_body() -> None:
+    repos = [repository(f"svc/r{index:03d}") for index in range(60)]
+    options = CatalogSettings(shard_size=10)
+    listing = SourceListing((US.source,))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def shards(records: list) -> tuple:
+        snapshot = build_snapshot(listing, {US.source: source(*records)}, {}, options, now)
+        return snapshot.sources[US.source].shards.get()
+
+    before = shards(repos)
+    after = shards([*repos, repository("svc/new")])
+    assert len(before) == len(after)
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a.etag != b.etag]
+    assert len(changed) == 1
+
+
+async def test_a_stale_source_is_marked_on_its_entities_only() -> None:
+    reader = FakeReader(US, EU)
+    store = store_for(reader)
+    await store.refresh()
+    reader.answers[EU.source] = denied("eu-west-1")
+    await store.refresh()
+    assert store.snapshot is not None
+    stale = store.snapshot.stale_sources()
+    assert list(stale) == [EU.source]
+    key = "ecr-catalog.io/last-successful-read-at"
+    marked = [
+        item.name
+        for item in store.snapshot.entities
+        if key in yaml.safe_load(bytes(item.yaml_document))["metadata"].get("annotations", {})
+    ]
+    assert sorted(marked) == ["ecr-123456789012-eu-west-1", "shared--nginx.eu-west-1.123456789012"]

@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 BACKSTAGE := tests/e2e/backstage
 BACKSTAGE_INSTALLED := $(BACKSTAGE)/node_modules/.installed
 
-.PHONY: install backstage-deps run test check mutation lint typecheck pytest openapi golden iam soak load bench bench-tools clean
+.PHONY: install backstage-deps browser-deps run test check mutation lint typecheck pytest openapi golden iam soak load bench bench-tools clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ $(BACKSTAGE_INSTALLED): $(BACKSTAGE)/package.json $(BACKSTAGE)/package-lock.json
 	touch $@
 
 backstage-deps: $(BACKSTAGE_INSTALLED)
+
+# The operator page's tests drive Debian's chromium through its chromedriver (no downloads).
+browser-deps:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 ## Serve the catalog from the embedded demo ECR (a seeded moto server) on $(HOST):$(PORT).
 run: install
@@ -44,7 +49,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install backstage-deps
+pytest: install backstage-deps browser-deps
 	$(BIN)/pytest
 
 ## Ten minutes of cycling faults, churn and polling clients; prints a table, fails on a violation.

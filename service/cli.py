@@ -58,8 +58,13 @@ def _reader_factory(settings: Settings, demo: bool) -> Iterator[tuple[Settings, 
     from .reading import StaticCredentials
 
     with running_demo_ecr() as url:
+        # The demo shows every posture check, the encryption check included, unless told not to.
+        posture = settings.posture
+        if "require_kms" not in posture.model_fields_set:
+            posture = posture.model_copy(update={"require_kms": True})
         demo_settings = settings.model_copy(
             update={
+                "posture": posture,
                 "aws": settings.aws.model_copy(
                     update={
                         "endpoint_url": url,
@@ -67,7 +72,7 @@ def _reader_factory(settings: Settings, demo: bool) -> Iterator[tuple[Settings, 
                             TargetSettings(regions=list(DEMO_REGIONS), account_id=DEMO_ACCOUNT)
                         ],
                     }
-                )
+                ),
             }
         )
         yield demo_settings, _opener(demo_settings, StaticCredentials(*DEMO_CREDENTIALS))
@@ -104,7 +109,7 @@ async def _read_once(settings: Settings, factory: ReaderFactory) -> Snapshot | N
     from .snapshot.store import SnapshotStore
 
     async with factory(None) as reader:
-        store = SnapshotStore(reader, settings.catalog, settings.refresh)
+        store = SnapshotStore(reader, settings.catalog, settings.refresh, posture=settings.posture)
         outcome = await store.refresh()
         if store.snapshot is None or not store.snapshot.complete:
             log.error("cannot render the catalog: %s", outcome.error)

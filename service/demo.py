@@ -73,10 +73,45 @@ class DemoRepository:
     lifecycle_policy: str | None = None
     tag_mutability: str = "MUTABLE"
     scan_on_push: bool = False
+    # KMS or AES256 (ECR's default).
+    encryption_type: str = "AES256"
+    # The latest image is scanned, and its scan finds these (severity: count); None: no scan.
+    findings: dict[str, int] | None = None
+
+
+# A repository built to break every rule a tag can: a 256-character name, owner tags that are
+# no refs, labels that are no labels, YAML and Unicode in values. It is repaired, never rejected
+# (the operator page lists each repair with the rule behind it).
+_HOSTILE_HEAD = "hostile/" + "/".join(["segment-" + "n" * 40] * 4) + "/"
+HOSTILE_NAME = _HOSTILE_HEAD + "z" * (256 - len(_HOSTILE_HEAD))
+HOSTILE = DemoRepository(
+    name=HOSTILE_NAME,
+    region="us-east-1",
+    tags={
+        "owner": "group:default/../x",
+        "Owner": "team-z",
+        "description": "line1\nline2\n---\nkey: value # not a comment ünï 🐳",
+        "team": "---",
+        "Team": "Ünïcödé 🐳 team",
+        "environment": "x" * 256,
+        "component": "",
+        "backstage.io/tags": "Good, bad tag!, ok-1, 🐳, 1e3",
+        "cost-center": "1e3",
+        "project": "a: b",
+    },
+    images=(("1e3", "0o17"), ()),
+)
+
+_API_FINDINGS = {
+    "team-a": {},
+    "team-b": {"CRITICAL": 1, "HIGH": 3, "MEDIUM": 7},
+    "data": {"MEDIUM": 2, "LOW": 5},
+}
 
 
 def demo_repositories() -> list[DemoRepository]:
-    """The demo data set: 2 regions, 30 repositories, every convention the service reads."""
+    """The demo data set: 2 regions, 26 repositories, every convention the service reads, and
+    repositories that pass and fail each posture check."""
     teams = {
         "team-a": ("group:default/team-a", "payments"),
         "team-b": ("team-b", "checkout"),
@@ -101,6 +136,9 @@ def demo_repositories() -> list[DemoRepository]:
                     lifecycle_policy=_LIFECYCLE_TWO_RULES if suffix != "migrations" else None,
                     tag_mutability="IMMUTABLE" if suffix == "api" else "MUTABLE",
                     scan_on_push=suffix == "api",
+                    # Scanned on push: one clean, one with critical findings, one medium only.
+                    findings=_API_FINDINGS[team] if suffix == "api" else None,
+                    encryption_type="KMS" if suffix == "api" else "AES256",
                 )
             )
     for index in range(8):
@@ -140,6 +178,7 @@ def demo_repositories() -> list[DemoRepository]:
             images=((), ()),
         )
     )
+    repos.append(HOSTILE)
     return repos
 
 
@@ -192,6 +231,7 @@ def seed_registry(
             repositoryName=repo.name,
             imageTagMutability=repo.tag_mutability,
             imageScanningConfiguration={"scanOnPush": repo.scan_on_push},
+            encryptionConfiguration={"encryptionType": repo.encryption_type},
             tags=[{"Key": k, "Value": v} for k, v in repo.tags.items()],
         )
         for index, image_tags in enumerate(repo.images):
@@ -204,12 +244,39 @@ def seed_registry(
             ecr.put_lifecycle_policy(
                 repositoryName=repo.name, lifecyclePolicyText=repo.lifecycle_policy
             )
+        if repo.findings is not None and repo.images:
+            _scan_latest(endpoint_url, ecr, repo)
     if "us-east-1" in clients:
         clients["us-east-1"].put_replication_configuration(
             replicationConfiguration={
                 "rules": [{"destinations": [{"region": "eu-west-1", "registryId": DEMO_ACCOUNT}]}]
             }
         )
+
+
+def _scan_latest(endpoint_url: str, ecr: Any, repo: DemoRepository) -> None:
+    """Scan the latest image, with what the scan finds set through moto's own API."""
+    import urllib.request
+
+    # Every image: which one is the latest is the reader's call (pushes share a second here).
+    for detail in ecr.describe_images(repositoryName=repo.name)["imageDetails"]:
+        image_id = {"imageDigest": detail["imageDigest"]}
+        ecr.start_image_scan(repositoryName=repo.name, imageId=image_id)
+    result = {
+        "registryId": DEMO_ACCOUNT,
+        "repositoryName": repo.name,
+        "imageId": {},
+        "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed."},
+        "imageScanFindings": {"findings": [], "findingSeverityCounts": repo.findings or {}},
+    }
+    request = urllib.request.Request(
+        f"{endpoint_url}/moto-api/static/ecr/scan-finding-results",
+        data=json.dumps({"results": [result], "region": repo.region}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        answer.read()
 
 
 @contextmanager

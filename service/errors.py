@@ -5,6 +5,7 @@
     ├── AwsError                AWS did not answer as the read needs
     │   ├── CallFailed          one call failed for good (after its retries): code, message
     │   └── EcrError            ... given its place: account, region and operation
+    ├── BackstageError          Backstage's API did not answer as needed: status and detail
     ├── StateError              the state directory (service/snapshot/persist.py)
     │   ├── StateFileInvalid    a file is not one source's records: it is set aside
     │   └── StateWriteFailed    a save failed: counted, and serving goes on
@@ -18,9 +19,10 @@
         ├── Unavailable         503, with Retry-After: nothing to serve yet
         └── EventRejected       400 or 422: not an ECR event this endpoint takes
 
-AWS errors never reach HTTP: a source whose read fails keeps its last good data, and the
-failure shows on /readyz. ``RequestRefused`` is mapped to a response by the one handler in
-``service/web/app.py``; the command maps ``ConfigError`` and ``CatalogUnreadable`` to exit 2.
+AWS and Backstage errors never reach HTTP: a source whose read fails keeps its last good data,
+a failed Backstage call keeps the last claims, and either shows on /readyz. ``RequestRefused``
+is mapped to a response by the one handler in ``service/web/app.py``; the command maps
+``ConfigError`` and ``CatalogUnreadable`` to exit 2.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Mapping
 
 __all__ = [
     "AwsError",
+    "BackstageError",
     "CallFailed",
     "CatalogUnreadable",
     "ConfigError",
@@ -80,6 +83,21 @@ class EcrError(AwsError):
         self.operation = operation
         self.code = code
         self.detail = message
+
+
+class BackstageError(EcrCatalogError):
+    """A call to Backstage's API failed; ``status`` is its HTTP status, or None unanswered."""
+
+    def __init__(self, what: str, status: int | None, detail: str) -> None:
+        answer = f"HTTP {status}" if status is not None else "no answer"
+        super().__init__(f"{what}: {answer}: {detail}")
+        self.status = status
+        self.detail = detail
+
+    @property
+    def retryable(self) -> bool:
+        """Worth one more try: no answer, a 429 or a server error."""
+        return self.status is None or self.status == 429 or self.status >= 500
 
 
 class StateError(EcrCatalogError):

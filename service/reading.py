@@ -57,8 +57,9 @@ class SourceListing:
     """The sources that can be read, and the problems that keep others from being listed.
 
     ``refused`` are sources whose target failed its identity check: they are known but are
-    never read. ``unresolved`` names targets whose account could not be found, so their sources
-    are not even known; nothing that needs every source may be published while it is not empty.
+    never read. ``unresolved`` says, a sentence each, which targets' accounts could not be found,
+    so their sources are not even known; nothing that needs every source may be published while
+    it is not empty.
     """
 
     sources: tuple[SourceId, ...]

@@ -58,6 +58,7 @@ class BuildInputs:
     sources: tuple[tuple[Any, ...], ...]
     stale_since: tuple[tuple[SourceId, datetime], ...]
     errors: tuple[tuple[SourceId, str], ...]
+    claims: Any = None
 
     @classmethod
     def of(
@@ -67,6 +68,7 @@ class BuildInputs:
         records: Mapping[SourceId, SourceRecords],
         stale_since: Mapping[SourceId, datetime],
         errors: Mapping[SourceId, str],
+        claims: Any = None,
     ) -> BuildInputs:
         # read_at is left out: a source read again with nothing new builds the same catalog.
         sources = tuple(
@@ -79,4 +81,5 @@ class BuildInputs:
             sources,
             tuple(sorted(stale_since.items())),
             tuple(sorted(errors.items())),
+            claims,
         )

@@ -341,6 +341,7 @@ def spawn_service(
     module: str = "service.cli",
     extra_env: dict[str, str] | None = None,
     drop_env: tuple[str, ...] = (),
+    args: tuple[str, ...] = (),
 ) -> ServiceProcess:
     """Write ``config`` to ``workdir``, start the service with it and wait for /healthz.
 
@@ -353,7 +354,7 @@ def spawn_service(
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     started = time.monotonic()
     process, port = start_announcing(
-        [sys.executable, "-m", module, "serve", "--config", str(config_path), "--port", "0"],
+        [sys.executable, "-m", module, "serve", "--config", str(config_path), "--port", "0", *args],
         workdir / "service.log",
         "ecr-catalog serve",
         env={k: v for k, v in command_env().items() if k not in drop_env} | (extra_env or {}),

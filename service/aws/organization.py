@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..config import OrganizationSettings, TargetSettings
 from ..errors import EcrError
 from ..reading import DiscoveryStatus
+from ..statefiles import set_aside, write_atomically
 from .clients import Connections, assumed_role_session, refreshing_session
 from .partitions import partition_of
 from .roster import Roster, RosterChange
@@ -331,12 +330,7 @@ class Organization:
         try:
             roster = Roster.from_json(self._roster_file.read_bytes())
         except (OSError, ValueError) as exc:
-            aside = self._roster_file.with_suffix(".corrupt")
-            log.error("organisation roster %s is unreadable, set aside: %s", self._roster_file, exc)
-            try:
-                os.replace(self._roster_file, aside)
-            except OSError as move_error:
-                log.error("cannot set %s aside: %s", self._roster_file, move_error)
+            set_aside(self._roster_file, "organisation roster", exc)
             return Roster()
         log.info("organisation roster: %d accounts saved before", len(roster.accounts))
         return roster
@@ -345,13 +339,7 @@ class Organization:
         if self._roster_file is None:
             return
         try:
-            self._roster_file.parent.mkdir(parents=True, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(dir=self._roster_file.parent, prefix=".tmp-")
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(self.roster.to_json())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self._roster_file)
+            write_atomically(self._roster_file, self.roster.to_json())
         except OSError as exc:
             log.error("cannot save the organisation roster in %s: %s", self._roster_file, exc)
 

@@ -204,7 +204,9 @@ class AwsEcrReader:
                 await target.verify()
             except EcrError as exc:
                 if target.settings.account_id is None:
-                    unresolved.append(f"{target.label}: {exc}")
+                    unresolved.append(
+                        f"cannot tell which account to read with {target.label}: {exc}"
+                    )
                     continue
                 # The account is configured, so the sources are known: reading them will
                 # report the same failure per source, and last good data stays served.
@@ -236,7 +238,8 @@ class AwsEcrReader:
                 # Never discovered, and nothing saved: the catalog cannot say which accounts
                 # it lacks, so it is incomplete, never an empty 200.
                 unresolved.append(
-                    f"the organisation's accounts: {discovery.last_error or 'not discovered yet'}"
+                    "cannot tell which accounts the organisation has: "
+                    + (discovery.last_error or "not discovered yet")
                 )
         return SourceListing(
             tuple(sorted(sources)),

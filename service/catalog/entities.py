@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 
-from ..config import CatalogSettings
+from ..config import CatalogSettings, PostureSettings
 from ..model import Entity, RepositoryRecord, SourceId, SourceRecords
+from .claims import Claimer, ClaimIndex
 from .naming import (
     console_link,
     console_url,
@@ -23,6 +24,7 @@ from .naming import (
     sanitize_label_key,
     sanitize_label_value,
 )
+from .posture import FAIL, UNKNOWN, assess
 from .validate import (
     EntityRef,
     is_valid_label_key,
@@ -32,6 +34,7 @@ from .validate import (
 
 __all__ = [
     "API_VERSION",
+    "FOREIGN_ANNOTATIONS",
     "REPOSITORY_ORIGIN",
     "CatalogBuild",
     "CatalogPlan",
@@ -49,6 +52,14 @@ ROADIE_ECR_REPOSITORY_ARN = "amazonaws.com/ecr-repository-arn"  # Roadie's ECR p
 # with both present the plugin shows nothing.
 AWSLABS_ECR_ARN = "aws.amazon.com/amazon-ecr-arn"
 VIEW_URL = "backstage.io/view-url"
+# The annotations of other plugins that this service's own entities carry.
+FOREIGN_ANNOTATIONS = (
+    AWS_ARN,
+    AWS_ACCOUNT_ID,
+    ROADIE_ECR_REPOSITORY_ARN,
+    AWSLABS_ECR_ARN,
+    VIEW_URL,
+)
 
 REGISTRY_RESOURCE_TYPE = "container-registry"
 # Roadie's convention, so that its provider and this service can run side by side.
@@ -102,10 +113,22 @@ class _TagReader:
 
 
 class _Builder:
-    def __init__(self, options: CatalogSettings, stale_since: Mapping[SourceId, datetime]) -> None:
+    def __init__(
+        self,
+        options: CatalogSettings,
+        stale_since: Mapping[SourceId, datetime],
+        claims: ClaimIndex,
+        own_refs: frozenset[str],
+        posture: tuple[PostureSettings, date] | None = None,
+    ) -> None:
         self.options = options
+        self.posture = posture
         self.stale_since = stale_since
+        self.claims = claims
+        self.own_refs = own_refs
         self.repairs: list[str] = []
+        self.claim_conflicts: list[str] = []
+        self.claimed: set[str] = set()
         self.namespace = options.namespace
         self.prefix = options.annotation_prefix
 
@@ -193,20 +216,35 @@ class _Builder:
     def _source_labels(self, source: SourceId) -> dict[str, str]:
         return {f"{self.prefix}/account": source.account_id, f"{self.prefix}/region": source.region}
 
-    def _owner(self, tags: _TagReader, origin: str) -> str:
+    def _owner(self, tags: _TagReader, origin: str, claimers: Sequence[Claimer]) -> str:
+        """The owner tag, else the first claimer's owner, else ``catalog.owner``."""
         found = tags.first(self.options.owner_tag_keys)
-        if found is None:
-            return self.options.owner
-        ref = parse_entity_ref(
-            found[1].strip(), default_kind="group", default_namespace=self.namespace
-        )
-        if ref is None or ref.kind not in ("group", "user"):
+        if found is not None:
+            ref = parse_entity_ref(
+                found[1].strip(), default_kind="group", default_namespace=self.namespace
+            )
+            if ref is not None and ref.kind in ("group", "user"):
+                return str(ref)
             self.repairs.append(f"{origin}: owner tag {found[0]!r} is not a group or user ref")
+        owners = {c.owner for c in claimers if c.owner is not None}
+        chosen = next((c for c in claimers if c.owner is not None), None)
+        if chosen is None or chosen.owner is None:
             return self.options.owner
-        return str(ref)
+        if len(owners) > 1:
+            others = ", ".join(f"{c.ref} ({c.owner})" for c in claimers if c.owner is not None)
+            self.claim_conflicts.append(
+                f"{origin}: claimed by {others}; owner {chosen.owner} from {chosen.ref}"
+            )
+        return chosen.owner
 
-    def _dependency_of(self, tags: _TagReader, origin: str) -> list[str]:
+    def _dependency_of(
+        self, tags: _TagReader, origin: str, claimers: Sequence[Claimer]
+    ) -> list[str]:
         refs: set[EntityRef] = set()
+        for claimer in claimers:
+            ref = parse_entity_ref(claimer.ref, default_kind="component", default_namespace="")
+            if ref is not None:
+                refs.add(ref)
         for key, value in tags.matching(self.options.component_tag_keys):
             for item in filter(None, _LIST_SEPARATORS.split(value)):
                 ref = parse_entity_ref(
@@ -285,6 +323,13 @@ class _Builder:
                 optional[f"{p}/latest-image-findings-{severity.lower()}"] = str(count)
         if repo.images.last_pulled_at is not None:
             optional[f"{p}/last-pulled-at"] = _iso(repo.images.last_pulled_at)
+        if self.posture is not None:
+            posture = assess(repo, records.registry, *self.posture)
+            optional |= {
+                f"{p}/posture": posture.overall,
+                f"{p}/posture-failures": ",".join(posture.named(FAIL)) or None,
+                f"{p}/posture-unknown": ",".join(posture.named(UNKNOWN)) or None,
+            }
         annotations |= {key: value for key, value in optional.items() if value is not None}
         return dict(sorted(annotations.items()))
 
@@ -308,13 +353,16 @@ class _Builder:
         links = console_link(console)
         if links:
             metadata["links"] = links
+        claimers = self.claims.claimers_of(repo.arn, repo.name, self.own_refs)
+        if claimers:
+            self.claimed.add(repo.arn)
         spec: Entity = {
             "type": REPOSITORY_RESOURCE_TYPE,
-            "owner": self._owner(tags, origin),
+            "owner": self._owner(tags, origin, claimers),
             "system": self.options.system,
             "dependsOn": [self._ref("resource", registry_entity_name(source))],
         }
-        dependency_of = self._dependency_of(tags, origin)
+        dependency_of = self._dependency_of(tags, origin, claimers)
         if dependency_of:
             spec["dependencyOf"] = dependency_of
         return self._envelope("Resource", metadata, spec)
@@ -338,7 +386,7 @@ class CatalogPlan:
     origins: tuple[str, ...]
     sources: tuple[SourceId | None, ...]
     _makers: tuple[Callable[[], Entity], ...]
-    _repairs: list[str]
+    _builder: _Builder
 
     def __len__(self) -> int:
         return len(self._makers)
@@ -348,7 +396,17 @@ class CatalogPlan:
 
     @property
     def repairs(self) -> tuple[str, ...]:
-        return tuple(self._repairs)
+        return tuple(self._builder.repairs)
+
+    @property
+    def claim_conflicts(self) -> tuple[str, ...]:
+        """Repositories claimed by entities of different owners, and the owner chosen."""
+        return tuple(self._builder.claim_conflicts)
+
+    @property
+    def claimed(self) -> int:
+        """How many repositories at least one Backstage entity claims."""
+        return len(self._builder.claimed)
 
 
 def plan_catalog(
@@ -357,10 +415,14 @@ def plan_catalog(
     *,
     registry_sources: Iterable[SourceId] | None = None,
     stale_since: Mapping[SourceId, datetime] | None = None,
+    claims: ClaimIndex | None = None,
+    posture: tuple[PostureSettings, date] | None = None,
 ) -> CatalogPlan:
     """What ``build_catalog`` builds, in the same order, with no entity built yet."""
-    builder = _Builder(options, stale_since or {})
     records_list = sorted(sources, key=lambda r: r.source)
+    claims = claims or ClaimIndex()
+    own_refs = _own_refs(records_list, options, claims)
+    builder = _Builder(options, stale_since or {}, claims, own_refs, posture)
     # (sort key, origin, source, maker); the sort is stable, so equal keys keep this order.
     items: list[tuple[tuple[int, str], str, SourceId | None, Callable[[], Entity]]] = [
         (_sort_key("Domain", options.domain), "catalog:domain", None, builder.domain),
@@ -402,8 +464,26 @@ def plan_catalog(
         origins=tuple(origin for _, origin, _, _ in items),
         sources=tuple(source for _, _, source, _ in items),
         _makers=tuple(make for _, _, _, make in items),
-        _repairs=builder.repairs,
+        _builder=builder,
     )
+
+
+def _own_refs(
+    records_list: Sequence[SourceRecords], options: CatalogSettings, claims: ClaimIndex
+) -> frozenset[str]:
+    """The refs of the entities built here: they never claim (no feedback loop)."""
+    if not claims:
+        return frozenset()
+    namespace = options.namespace
+    names = [("domain", options.domain), ("system", options.system)]
+    names.append(("component", options.component))
+    for records in records_list:
+        names.append(("resource", registry_entity_name(records.source)))
+        names += [
+            ("resource", repository_entity_name(records.source, r.name))
+            for r in records.repositories
+        ]
+    return frozenset(f"{kind}:{namespace}/{name}".lower() for kind, name in names)
 
 
 def build_catalog(
@@ -412,17 +492,27 @@ def build_catalog(
     *,
     registry_sources: Iterable[SourceId] | None = None,
     stale_since: Mapping[SourceId, datetime] | None = None,
+    claims: ClaimIndex | None = None,
+    posture: tuple[PostureSettings, date] | None = None,
 ) -> CatalogBuild:
     """Turn the records of every source into Backstage entities, sorted by kind and name.
 
     The result holds one Domain, one System, one Component, a registry Resource per source and
     a repository Resource per repository. The Component depends on the registry of every source
     in ``registry_sources`` (default: the sources given), read or not. Entities of a source in
-    ``stale_since`` carry the time of its last successful read. Unsafe tag values are repaired
+    ``stale_since`` carry the time of its last successful read. Repositories that ``claims``
+    name depend on their claimers and take a claimer's owner when no tag names one (see
+    catalog.claims). With ``posture`` (the checks and the day to judge on), each repository
+    says how it fares (catalog.posture). Unsafe tag values are repaired
     or dropped and listed in ``repairs``; final validation is validate.validate_entities' job.
     """
     plan = plan_catalog(
-        sources, options, registry_sources=registry_sources, stale_since=stale_since
+        sources,
+        options,
+        registry_sources=registry_sources,
+        stale_since=stale_since,
+        claims=claims,
+        posture=posture,
     )
     return CatalogBuild(
         entities=tuple(plan.entities()),

@@ -17,14 +17,18 @@ from .entities import API_VERSION
 
 __all__ = [
     "PENDING_SHARD",
+    "ROOT_LOCATION_NAME",
     "location_entity",
     "pending_location",
     "root_location",
     "shard_count",
     "shard_of",
     "source_location",
+    "source_location_name",
     "source_path",
 ]
+
+ROOT_LOCATION_NAME = "ecr-catalog"
 
 
 def shard_of(name: str, count: int) -> int:
@@ -66,16 +70,21 @@ def source_path(source: SourceId) -> str:
 def root_location(sources: Sequence[SourceId]) -> Entity:
     """The root Location: the core and every listed source's Location."""
     return location_entity(
-        "ecr-catalog",
+        ROOT_LOCATION_NAME,
         "Every ECR entity served by ecr-catalog: the catalog itself and one URL per source.",
         ["./catalog/core.yaml"] + [f"./{source_path(s)}/catalog-info.yaml" for s in sources],
     )
 
 
+def source_location_name(source: SourceId) -> str:
+    """The name of a source's Location entity."""
+    return f"{ROOT_LOCATION_NAME}-{source.account_id}-{source.region}"
+
+
 def source_location(source: SourceId, count: int) -> Entity:
     """A source's Location: its ``count`` shards."""
     return location_entity(
-        f"ecr-catalog-{source.account_id}-{source.region}",
+        source_location_name(source),
         f"ECR entities of {source}, in {count} shard(s).",
         [f"./shards/{count}/{index}.yaml" for index in range(count)],
     )
@@ -97,7 +106,7 @@ def pending_location(source: SourceId) -> Entity:
     # Backstage: a recovered source's entities vanished for a while when this was
     # ./entities.yaml).
     return location_entity(
-        f"ecr-catalog-{source.account_id}-{source.region}",
+        source_location_name(source),
         f"ECR entities of {source}, not read yet.",
         [PENDING_SHARD],
     )

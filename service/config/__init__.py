@@ -25,19 +25,25 @@ from pydantic_settings import (
 from ..errors import ConfigError
 from .aws import AwsSettings, OrganizationSettings, TargetSettings
 from .sections import (
+    BackstageSettings,
     CacheSettings,
     CatalogSettings,
+    ClaimsSettings,
     EventsSettings,
+    PostureSettings,
     RefreshSettings,
     ServerSettings,
 )
 
 __all__ = [
     "AwsSettings",
+    "BackstageSettings",
     "CacheSettings",
+    "ClaimsSettings",
     "CatalogSettings",
     "EventsSettings",
     "OrganizationSettings",
+    "PostureSettings",
     "RefreshSettings",
     "ServerSettings",
     "Settings",
@@ -66,6 +72,8 @@ class Settings(BaseSettings):
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    backstage: BackstageSettings = Field(default_factory=BackstageSettings)
+    posture: PostureSettings = Field(default_factory=PostureSettings)
     # "json" writes one JSON object per log line, for log shippers; "text" is for people.
     log_format: Literal["text", "json"] = "text"
     # Where each source's last good data is kept across restarts; None keeps it in memory only.

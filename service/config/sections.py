@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
 from ..catalog.validate import parse_entity_ref
-from .base import Strict
+from .base import Strict, check_url
 
 __all__ = [
+    "BackstageSettings",
     "CacheSettings",
+    "ClaimsSettings",
     "CatalogSettings",
     "EventsSettings",
+    "POSTURE_CHECKS",
+    "PostureSettings",
     "RefreshSettings",
+    "SEVERITIES",
     "ServerSettings",
 ]
 
@@ -128,3 +134,97 @@ class EventsSettings(Strict):
     debounce_seconds: float = Field(default=2.0, ge=0, le=300)
     # Larger bodies get 413; an EventBridge event is at most 256 KB.
     max_body_bytes: int = Field(default=262_144, ge=1024, le=1_048_576)
+
+
+class ClaimsSettings(Strict):
+    """Which Backstage entities claim repositories, and how often they are read."""
+
+    # Each value: comma-separated repository ARNs (matched exactly) or names (in every source).
+    annotations: list[str] = Field(
+        default_factory=lambda: ["aws.amazon.com/amazon-ecr-arn", "ecr-catalog.io/repositories"]
+    )
+    interval_seconds: float = Field(default=300, ge=5)
+
+    @field_validator("annotations")
+    @classmethod
+    def _are_annotation_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            # Backstage's catalog filters match keys in lower case; a key with "=" or ","
+            # cannot be put in a filter at all.
+            if not key or key != key.strip() or any(c in key for c in "=,&") or key != key.lower():
+                raise ValueError(f"{key!r} is not a lower-case annotation key a filter can name")
+        return keys
+
+
+class BackstageSettings(Strict):
+    """The way back to Backstage: refresh requests after a change, and claims (README,
+    "Connected to Backstage both ways"). Off while ``base_url`` is unset."""
+
+    base_url: str | None = None
+    # A static external-access token (backend.auth.externalAccess); sent as a Bearer token.
+    token: SecretStr | None = None
+    refresh_on_change: bool = True
+    refresh_min_interval_seconds: float = Field(default=5, ge=0)
+    claims: ClaimsSettings = Field(default_factory=ClaimsSettings)
+
+    @field_validator("base_url")
+    @classmethod
+    def _is_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if "@" in urlsplit(url).netloc:
+            # It is shown on /readyz and the operator page: credentials go in ``token``.
+            raise ValueError("backstage.base_url must not hold credentials; set backstage.token")
+        return check_url(url, "backstage.base_url").rstrip("/")
+
+    @field_validator("token")
+    @classmethod
+    def _is_header_safe(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is None:
+            return None
+        # A Secret mounted from a file often ends in a newline; an HTTP library that refuses
+        # the header would quote it in its error.
+        value = token.get_secret_value().strip()
+        if not value or any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError("backstage.token must be one word of printable characters")
+        return SecretStr(value)
+
+
+POSTURE_CHECKS = (
+    "scanning",
+    "tag-immutability",
+    "lifecycle-policy",
+    "encryption",
+    "latest-image",
+    "stale",
+)
+SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+
+
+class PostureSettings(Strict):
+    """Which posture checks each repository gets, and their thresholds (README, "Posture")."""
+
+    checks: list[str] = Field(default_factory=lambda: list(POSTURE_CHECKS))
+    # The encryption check passes only KMS; without this it is not made at all.
+    require_kms: bool = False
+    # The latest image fails at a finding of this severity or above.
+    max_severity: str = "HIGH"
+    # Stale: nobody has pulled in this many days (null: not checked) ...
+    stale_pull_days: int | None = Field(default=90, ge=1)
+    # ... or nobody has pushed in this many days (null: not checked).
+    stale_push_days: int | None = Field(default=None, ge=1)
+
+    @field_validator("checks")
+    @classmethod
+    def _are_checks(cls, checks: list[str]) -> list[str]:
+        unknown = [check for check in checks if check not in POSTURE_CHECKS]
+        if unknown:
+            raise ValueError(f"unknown check(s) {unknown}; the checks are {list(POSTURE_CHECKS)}")
+        return checks
+
+    @field_validator("max_severity")
+    @classmethod
+    def _is_severity(cls, severity: str) -> str:
+        if severity.upper() not in SEVERITIES:
+            raise ValueError(f"{severity!r} is not one of {list(SEVERITIES)}")
+        return severity.upper()

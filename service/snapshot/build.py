@@ -13,8 +13,9 @@ import io
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
+from ..catalog.claims import ClaimIndex
 from ..catalog.entities import REPOSITORY_ORIGIN, plan_catalog
 from ..catalog.locations import (
     pending_location,
@@ -33,7 +34,7 @@ from ..catalog.render import (
     to_yaml_document,
 )
 from ..catalog.validate import EntityValidator, Rejection, entity_ref, parse_entity_ref
-from ..config import CatalogSettings
+from ..config import CatalogSettings, PostureSettings
 from ..errors import SnapshotRefused
 from ..model import Entity, SourceId, SourceRecords
 from ..reading import SourceListing
@@ -115,11 +116,16 @@ def _owner_key(owner: object, namespace: str) -> str | None:
     return str(ref) if ref else None
 
 
+def _listed(value: str | None) -> tuple[str, ...]:
+    return tuple(value.split(",")) if value else ()
+
+
 def _index(entity: Entity, label_prefix: str, json_document: bytes) -> IndexedEntity:
     """The item of a new entity; its YAML document is written by the build (see _viewing)."""
     metadata = entity["metadata"]
     spec = entity.get("spec", {})
     labels = metadata.get("labels", {})
+    annotations = metadata.get("annotations", {})
     namespace = metadata.get("namespace", "default")
     text = " ".join(str(metadata.get(key, "")) for key in ("name", "title", "description")).lower()
     return IndexedEntity(
@@ -131,6 +137,9 @@ def _index(entity: Entity, label_prefix: str, json_document: bytes) -> IndexedEn
         region=labels.get(f"{label_prefix}/region"),
         name=str(metadata["name"]).lower(),
         search_text=text,
+        posture=annotations.get(f"{label_prefix}/posture"),
+        posture_failures=_listed(annotations.get(f"{label_prefix}/posture-failures")),
+        posture_unknown=_listed(annotations.get(f"{label_prefix}/posture-unknown")),
         yaml_document=b"",
         json_document=json_document,
     )
@@ -175,12 +184,16 @@ def build_snapshot(
     built_at: datetime,
     errors: Mapping[SourceId, str] | None = None,
     previous: Snapshot | None = None,
+    claims: ClaimIndex | None = None,
+    posture: PostureSettings | None = None,
 ) -> Snapshot:
     """Transform, validate and render the records of every source into one snapshot.
 
     A repository whose entity is invalid is left out. A Domain, System, Component or registry
     that is invalid refuses the whole snapshot (SnapshotRefused), since everything else hangs
-    off them. Documents and bodies equal to ones in ``previous`` are taken from it.
+    off them. Documents and bodies equal to ones in ``previous`` are taken from it. ``claims``
+    are the Backstage entities that claim repositories (catalog.claims); ``posture`` the checks
+    each repository gets (catalog.posture).
     """
     earlier = _Earlier.of(previous)
     plan = plan_catalog(
@@ -188,6 +201,9 @@ def build_snapshot(
         options,
         registry_sources=listing.sources,
         stale_since=stale_since,
+        claims=claims,
+        # Judged on the build's day (UTC), so replicas agree all day long.
+        posture=None if posture is None else (posture, built_at.astimezone(UTC).date()),
     )
     validator = EntityValidator()
     body = io.BytesIO()
@@ -220,7 +236,8 @@ def build_snapshot(
     for item, source in zip(indexed, sources_of, strict=True):
         (core if source is None else per_source[source]).append(item)
 
-    incomplete = [f"the sources of {target} cannot be named" for target in listing.unresolved]
+    # Each unresolved target is said as a sentence already (reading.SourceListing).
+    incomplete = list(listing.unresolved)
     incomplete += [f"{source} is refused: {reason}" for source, reason in listing.refused]
     incomplete += [
         f"no data yet for {s}" + (f" ({errors[s]})" if errors and s in errors else "")
@@ -259,4 +276,6 @@ def build_snapshot(
         built_at=built_at,
         rejections=tuple(validator.rejected),
         repairs=plan.repairs,
+        claim_conflicts=plan.claim_conflicts,
+        claimed=plan.claimed,
     )

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import datetime
@@ -26,6 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..errors import StateFileInvalid, StateWriteFailed
 from ..model import SourceId, SourceRecords
+from ..statefiles import TEMPORARY_PREFIX, set_aside, write_atomically
 
 __all__ = ["StateDir", "records_from_json", "records_to_json"]
 
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 # 2: the partition of each source, the scanning rules of its registry, findings and last pulls;
 # repository URIs are no longer kept (they follow from the partition).
 FORMAT_VERSION = 2
-CORRUPT_SUFFIX = ".corrupt"
 
 
 @dataclass(frozen=True)
@@ -126,27 +124,9 @@ class StateDir:
         """
         target = self._file(records.source)
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".json")
+            write_atomically(target, records_to_json(records))
         except OSError as exc:
             raise StateWriteFailed(f"cannot write {target}: {exc.strerror or exc}") from exc
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(records_to_json(records))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
-            directory = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-        except OSError as exc:
-            Path(temporary).unlink(missing_ok=True)
-            raise StateWriteFailed(f"cannot write {target}: {exc.strerror or exc}") from exc
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
 
     def load(self, wanted: Callable[[SourceId], bool] = lambda _s: True) -> list[SourceRecords]:
         """Every valid file of a ``wanted`` source; invalid ones are set aside as ``*.corrupt``.
@@ -160,14 +140,14 @@ class StateDir:
             return []
         loaded = []
         for file in files:
-            if file.name.startswith(".tmp-"):
+            if file.name.startswith(TEMPORARY_PREFIX):
                 # A save that was interrupted; its source's previous file is still whole.
                 file.unlink(missing_ok=True)
                 continue
             try:
                 records = self._read(file)
             except (OSError, StateFileInvalid) as exc:
-                self._set_aside(file, exc)
+                set_aside(file, "state file", exc)
                 continue
             if not wanted(records.source):
                 log.warning(
@@ -187,16 +167,3 @@ class StateDir:
         if file != self._file(records.source):
             raise StateFileInvalid(f"it holds {records.source}, which belongs in another file")
         return records
-
-    def _set_aside(self, file: Path, reason: Exception) -> None:
-        aside = file.with_suffix(CORRUPT_SUFFIX)
-        number = 1
-        while aside.exists():
-            # An earlier corrupt copy is kept too: it may be what someone wants to look at.
-            aside = file.with_suffix(f".{number}{CORRUPT_SUFFIX}")
-            number += 1
-        log.error("state file %s is unreadable and set aside as %s: %s", file, aside, reason)
-        try:
-            os.replace(file, aside)
-        except OSError as move_error:
-            log.error("cannot set %s aside: %s", file, move_error)

@@ -62,6 +62,15 @@ class RefreshOutcome:
     sources: int = 0
     repositories: int = 0
     changes: EntityChanges | None = None
+    # Why targets could not be listed at all (reading.SourceListing.unresolved).
+    unresolved: tuple[str, ...] = ()
+
+    @property
+    def read_nothing(self) -> bool:
+        """No source was read: none could even be named (no credentials, STS unreachable,
+        every target refused), or every one failed. A failure, not a quiet refresh."""
+        failed = len(self.failed_sources)
+        return bool(self.unresolved or failed) and failed >= self.sources
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +89,17 @@ class EntityChanges:
     added: int = 0
     removed: int = 0
     changed: int = 0
+    # The sources with an entity added, removed or changed, and whether the catalog's own
+    # entities (Domain, System, Component) were: which Locations Backstage should read again.
+    sources: frozenset[SourceId] = frozenset()
+    core: bool = False
+    # Whether there was a snapshot before: the first after a start changes nothing Backstage
+    # has not seen from the last run.
+    first: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
 
     @classmethod
     def between(cls, before: Snapshot | None, after: Snapshot) -> EntityChanges:
@@ -87,10 +107,25 @@ class EntityChanges:
         if before is after:
             # Most refreshes publish nothing new (the build was skipped): no dicts of every ref.
             return cls()
-        old = {item.ref: item.json_document for item in before.entities} if before else {}
-        new = {item.ref: item.json_document for item in after.entities}
+        old = {item.ref: item for item in before.entities} if before else {}
+        new = {item.ref: item for item in after.entities}
+        added = new.keys() - old.keys()
+        removed = old.keys() - new.keys()
+        changed = {
+            ref
+            for ref, item in new.items()
+            if ref in old and old[ref].json_document != item.json_document
+        }
+        touched = [new[ref] for ref in added | changed] + [old[ref] for ref in removed]
         return cls(
-            added=len(new.keys() - old.keys()),
-            removed=len(old.keys() - new.keys()),
-            changed=sum(1 for ref, doc in new.items() if ref in old and old[ref] != doc),
+            added=len(added),
+            removed=len(removed),
+            changed=len(changed),
+            sources=frozenset(
+                SourceId(item.account, item.region)
+                for item in touched
+                if item.account is not None and item.region is not None
+            ),
+            core=any(item.account is None for item in touched),
+            first=before is None,
         )

@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from ..config import CatalogSettings, RefreshSettings
+from ..catalog.claims import ClaimIndex
+from ..config import CatalogSettings, PostureSettings, RefreshSettings
 from ..errors import EcrError, SnapshotRefused, StateWriteFailed
 from ..model import SourceId, SourceRecords
 from ..reading import DiscoveryStatus, EcrReader, SourceListing
@@ -65,6 +66,29 @@ class SnapshotStore:
     # How the organisation's discovery has gone (aws.organization), from the last listing.
     discovery: DiscoveryStatus | None = None
     _rediscover: bool = False
+    # Set when the first refresh has ended, whatever its outcome.
+    first_refresh_done: asyncio.Event = field(default_factory=asyncio.Event)
+    # The sources the last listing named, refused ones included.
+    _listed: set[SourceId] = field(default_factory=set)
+    # Which claims (by set_claims) are in the current build, and which are the latest.
+    _claims_version: int = 0
+    _claims_built: int = 0
+    # The Backstage entities that claim repositories (service.backstage.claims), as last read.
+    claims: ClaimIndex = field(default_factory=ClaimIndex)
+    # The posture checks of each repository (catalog.posture); None makes none.
+    posture: PostureSettings | None = None
+
+    def set_claims(self, claims: ClaimIndex) -> bool:
+        """Build with these claims from now on; a change is published at once (False: none)."""
+        if claims == self.claims:
+            return False
+        self.claims = claims
+        self._claims_version += 1
+        if self.snapshot is not None:
+            # Joins a debounced refresh already scheduled; one already building with the old
+            # claims is followed by another (refresh_soon).
+            self.refresh_soon(0)
+        return True
 
     async def load_state(self, wanted: Callable[[SourceId], bool] = lambda _s: True) -> None:
         """Serve what the last run saved, marked stale, before AWS has answered anything.
@@ -118,6 +142,9 @@ class SnapshotStore:
             if running is not None and not running.done():
                 await asyncio.shield(running)
             await self.refresh()
+            if self._claims_built != self._claims_version:
+                # Claims set while that refresh was building with the ones before.
+                await self.refresh()
 
         self._soon = asyncio.create_task(later(), name="ecr-catalog-debounced-refresh")
         self._soon.add_done_callback(lambda done: done.cancelled() or done.exception())
@@ -222,6 +249,7 @@ class SnapshotStore:
             status = self.statuses.setdefault(source, SourceStatus(source))
             status.last_attempt_at = started_at
             status.last_error = reason
+        self._listed = set(listing.sources) | {source for source, _ in listing.refused}
         self._drop(set(self._last_good) - set(listing.sources), listing.departed)
         await self._read_all(listing.sources)
         failed = tuple(str(s) for s in listing.sources if not self.statuses[s].healthy)
@@ -246,6 +274,10 @@ class SnapshotStore:
     def _drop(self, gone: set[SourceId], departed: Sequence[str]) -> None:
         """Stop serving sources no longer listed: removed from the configuration, or of an
         account that left the organisation (two discoveries in a row agreed)."""
+        # Statuses of sources no longer listed that never had data (a removed target whose
+        # reads always failed): they would count in every later refresh.
+        for source in set(self.statuses) - set(self._last_good) - set(self._listed):
+            del self.statuses[source]
         for account in departed:
             sources = sorted(s for s in gone if s.account_id == account)
             entities = sum(1 + len(self._last_good[s].repositories) for s in sources)
@@ -268,13 +300,28 @@ class SnapshotStore:
         records = {s: r for s, r in self._last_good.items() if s in set(listing.sources)}
         errors = {s: st.last_error for s, st in self.statuses.items() if st.last_error}
         current = self.snapshot
-        inputs = BuildInputs.of(self.options, listing, records, stale, errors)
+        claims, claims_version = self.claims, self._claims_version
+        built_at = self.clock()
+        # The posture's day is an input: a new day may make a repository stale.
+        options = (self.options, self.posture, built_at.astimezone(UTC).date())
+        inputs = BuildInputs.of(options, listing, records, stale, errors, claims)
         if current is not None and inputs == self._built_from:
+            self._claims_built = claims_version
             return current
         snapshot = await asyncio.to_thread(
-            build_snapshot, listing, records, stale, self.options, self.clock(), errors, current
+            build_snapshot,
+            listing,
+            records,
+            stale,
+            self.options,
+            built_at,
+            errors,
+            current,
+            claims,
+            self.posture,
         )
         self._built_from = inputs
+        self._claims_built = claims_version
         if (
             current is None
             or snapshot.yaml.etag != current.yaml.etag
@@ -310,7 +357,9 @@ class SnapshotStore:
             sources=len(self.statuses),
             repositories=sum(len(r.repositories) for r in self._last_good.values()),
             changes=changes,
+            unresolved=self.unresolved,
         )
+        self.first_refresh_done.set()
         try:
             self.on_refresh(self.last_refresh)
         except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -70,6 +71,10 @@ class IndexedEntity:
     region: str | None
     name: str
     search_text: str
+    # A repository's posture (catalog.posture): overall, and the checks failed and unknown.
+    posture: str | None
+    posture_failures: tuple[str, ...]
+    posture_unknown: tuple[str, ...]
     # In a snapshot, a view into its full YAML body: one copy of each document.
     yaml_document: bytes | memoryview
     # Also what a rebuild compares to take this entity over instead of building it again.
@@ -114,9 +119,17 @@ class Snapshot:
     rejections: tuple[Rejection, ...]
     # What was repaired on the way ("<repository ARN>: <what>").
     repairs: tuple[str, ...]
+    # Repositories claimed in Backstage by entities of different owners, and who won.
+    claim_conflicts: tuple[str, ...] = ()
+    # How many repositories Backstage entities claim.
+    claimed: int = 0
     # Filtered bodies are rendered on first request and live as long as the snapshot.
     filtered_bodies: LRUCache[tuple[Any, ...], RenderedBody] = field(
         default_factory=lambda: LRUCache(maxsize=256), compare=False, repr=False
+    )
+    # The answers of this second (service.web.responses.answer), by everything they depend on.
+    answers: LRUCache[tuple[Any, ...], Any] = field(
+        default_factory=lambda: LRUCache(maxsize=64), compare=False, repr=False
     )
 
     @property
@@ -127,6 +140,25 @@ class Snapshot:
         """How many entities of each kind (lower case), sorted by kind."""
         return dict(sorted(Counter(item.kind for item in self.entities).items()))
 
-    def stale_sources(self) -> dict[SourceId, datetime]:
-        """Each source served from last good data, and the time of that data."""
-        return {s: v.stale_since for s, v in self.sources.items() if v.stale_since is not None}
+    @functools.cached_property
+    def posture_failures(self) -> Mapping[tuple[str, str], int]:
+        """How many repositories fail each posture check, by (check, owner); once per snapshot."""
+        return dict(
+            sorted(
+                Counter(
+                    (check, item.owner or "")
+                    for item in self.entities
+                    for check in item.posture_failures
+                ).items()
+            )
+        )
+
+    @functools.cached_property
+    def stale_sources(self) -> Mapping[SourceId, datetime]:
+        """Each source served from last good data, and the time of that data, in order.
+
+        Worked out once per snapshot: every response names them.
+        """
+        return {
+            s: v.stale_since for s, v in sorted(self.sources.items()) if v.stale_since is not None
+        }

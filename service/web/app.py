@@ -16,12 +16,14 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
+from ..backstage import connected
 from ..config import Settings
 from ..errors import RequestRefused
 from ..reading import EcrReader, ReadObserver
 from ..snapshot.persist import StateDir
+from ..snapshot.status import RefreshOutcome
 from ..snapshot.store import SnapshotStore
-from . import entities, health, operations, sources
+from . import entities, health, operations, pages, posture, sources
 from .auth import EventsGate, RefreshGate
 from .limits import RequestSizeLimit
 from .metrics import HttpMetricsMiddleware, Metrics, watch_loop_lag
@@ -47,6 +49,30 @@ async def _refused(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
 
+def _each(*reports: Callable[[RefreshOutcome], None]) -> Callable[[RefreshOutcome], None]:
+    def report(outcome: RefreshOutcome) -> None:
+        for each in reports:
+            each(outcome)
+
+    return report
+
+
+async def _freeze_long_lived(store: SnapshotStore) -> None:
+    """``gc.freeze()`` what lives as long as the process: at start-up, and after the first
+    refresh.
+
+    At start-up that is the modules, botocore's service models and the clients; after the
+    first refresh, also the first snapshot and its records, which a quiet refresh keeps.
+    Frozen, the collector no longer walks them, so its full collections stay short: those
+    of the first read because the imports are out of them, and those of every later refresh
+    because the first read is too (RELIABILITY.md, "Load", has the pauses with and without).
+    Frozen objects are still freed when their last reference goes.
+    """
+    gc.freeze()
+    await store.first_refresh_done.wait()
+    gc.freeze()
+
+
 def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> FastAPI:
     """Build the app. Nothing is opened until the lifespan starts.
 
@@ -66,19 +92,28 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with reader_factory(metrics) as reader:
+        async with contextlib.AsyncExitStack() as stack:
+            reader = await stack.enter_async_context(reader_factory(metrics))
             state = StateDir(settings.state_dir) if settings.state_dir else None
             store = SnapshotStore(
-                reader, settings.catalog, settings.refresh, state, on_refresh=metrics.refreshed
+                reader,
+                settings.catalog,
+                settings.refresh,
+                state,
+                on_refresh=metrics.refreshed,
+                posture=settings.posture,
             )
+            backstage = await stack.enter_async_context(
+                connected(settings, store, metrics.backstage_refresh, metrics.backstage_claims_read)
+            )
+            if backstage is not None:
+                store.on_refresh = _each(metrics.refreshed, backstage.pusher.changed)
             await store.load_state(settings.aws.may_read)
             collector = metrics.watch(store)
-            # Everything alive now (modules, botocore's service models, the clients) lives as
-            # long as the process: out of the collector's reach, full collections stay short.
-            gc.freeze()
             tasks = [
                 asyncio.create_task(store.run_forever(), name="ecr-catalog-refresh"),
                 asyncio.create_task(watch_loop_lag(metrics), name="ecr-catalog-loop-lag"),
+                asyncio.create_task(_freeze_long_lived(store), name="ecr-catalog-gc-freeze"),
             ]
             try:
                 yield {
@@ -86,6 +121,8 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
                     "metrics": metrics,
                     "refresh_gate": RefreshGate(settings.server),
                     "events_gate": EventsGate(settings.events),
+                    "backstage": backstage,
+                    "settings": settings,
                 }
             finally:
                 await store.close()
@@ -108,15 +145,17 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
     )
-    for module in (entities, sources, health, operations):
+    for module in (pages, entities, sources, posture, health, operations):
         app.include_router(module.router)
     app.add_exception_handler(RequestRefused, _refused)
 
     async def routed(scope: Scope, receive: Receive, send: Send) -> None:
         await FastAPI.__call__(app, scope, receive, send)
 
+    counted = HttpMetricsMiddleware(routed, metrics=metrics)
     app.front = RequestSizeLimit(
-        HttpMetricsMiddleware(EntitiesFastPath(routed), metrics=metrics),
+        # The poll's fast path counts its own responses, in the same metric.
+        EntitiesFastPath(counted, on_response=counted.count),
         max_url_length=settings.server.max_url_length,
         max_header_bytes=settings.server.max_header_bytes,
     )

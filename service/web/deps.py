@@ -6,11 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from ..backstage import BackstageLink
 from ..snapshot.store import SnapshotStore
 from .auth import EventsGate, RefreshGate
 from .metrics import Metrics
 
 __all__ = [
+    "BackstageDep",
     "EventsGateDep",
     "MetricsDep",
     "RefreshGateDep",
@@ -49,7 +51,14 @@ def get_events_gate(request: Request) -> EventsGate:
     return gate
 
 
+def get_backstage(request: Request) -> BackstageLink | None:
+    """The link to Backstage, or None while ``backstage.base_url`` is unset."""
+    link: BackstageLink | None = request.state.backstage
+    return link
+
+
 StoreDep = Annotated[SnapshotStore, Depends(get_store)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RefreshGateDep = Annotated[RefreshGate, Depends(get_refresh_gate)]
 EventsGateDep = Annotated[EventsGate, Depends(get_events_gate)]
+BackstageDep = Annotated[BackstageLink | None, Depends(get_backstage)]

@@ -10,10 +10,12 @@ from ..catalog.render import render_body
 from ..errors import NotFound
 from .deps import StoreDep
 from .filters import FiltersDep
+from .pages import entity_page
 from .responses import (
     JSON_MEDIA_TYPE,
     YAML_MEDIA_TYPE,
     negotiate,
+    prefers_html,
     rendered_for,
     require_complete,
     require_snapshot,
@@ -94,7 +96,11 @@ async def entities(request: Request, store: StoreDep, filters: FiltersDep) -> Re
     responses={
         **_ENTITY_RESPONSES,
         200: {
-            "content": {YAML_MEDIA_TYPE: {}, JSON_MEDIA_TYPE: {"schema": {"type": "object"}}},
+            "content": {
+                YAML_MEDIA_TYPE: {},
+                JSON_MEDIA_TYPE: {"schema": {"type": "object"}},
+                "text/html": {},
+            },
             "description": "One entity.",
         },
         404: {"description": "No such entity."},
@@ -107,11 +113,14 @@ async def entity(
     namespace: str,
     name: str,
 ) -> Response:
-    """One entity by kind, namespace and name (case-insensitive), in YAML or JSON by `Accept`."""
+    """One entity by kind, namespace and name (case-insensitive), in YAML or JSON by `Accept`;
+    a page for a browser (`text/html` preferred)."""
     snapshot = require_snapshot(store)
     item = snapshot.by_ref.get(f"{kind}:{namespace}/{name}".lower())
     if item is None:
         raise NotFound("no such entity")
+    if prefers_html(request.headers.get("accept")):
+        return entity_page(request, store, snapshot, item)
     fmt = negotiate(request.headers.get("accept"))
     body = item.json_document if fmt == "json" else bytes(item.yaml_document)
     media_type = JSON_MEDIA_TYPE if fmt == "json" else YAML_MEDIA_TYPE

@@ -10,11 +10,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..snapshot.status import iso
-from .deps import MetricsDep, StoreDep
+from .deps import BackstageDep, MetricsDep, StoreDep
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["health"])
+
+# The most rejections and repairs /readyz lists (the counts are always whole).
+LISTED = 100
 
 
 @router.get("/healthz")
@@ -27,7 +30,7 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     responses={503: {"description": "No snapshot yet.", "model": None}},
 )
-async def readyz(store: StoreDep) -> JSONResponse:
+async def readyz(store: StoreDep, backstage: BackstageDep) -> JSONResponse:
     """Readiness: 200 once a snapshot exists, with its age, counts and each source's last read."""
     snapshot = store.snapshot
     now = datetime.now(UTC)
@@ -44,6 +47,7 @@ async def readyz(store: StoreDep) -> JSONResponse:
         "last_refresh": store.last_refresh.as_dict() if store.last_refresh else None,
         "refresh_pending": store.refresh_pending,
         "discovery": store.discovery.as_dict() if store.discovery else None,
+        "backstage": backstage.as_dict() if backstage else None,
         "state": None
         if store.state is None
         else {
@@ -61,6 +65,13 @@ async def readyz(store: StoreDep) -> JSONResponse:
             "entities": snapshot.counts_by_kind(),
             "rejected_entities": len(snapshot.rejections),
             "repairs": len(snapshot.repairs),
+            # What was left out and what was repaired, with the repository and the rule; the
+            # operator page shows them all.
+            "rejected": [
+                {"ref": r.ref, "origin": r.origin, "problems": list(r.problems)}
+                for r in snapshot.rejections[:LISTED]
+            ],
+            "repaired": list(snapshot.repairs[:LISTED]),
         }
     return JSONResponse(detail, status_code=200 if ready else 503)
 

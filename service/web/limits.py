@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -11,7 +12,9 @@ __all__ = ["RequestSizeLimit", "header_bytes"]
 
 def header_bytes(headers: Iterable[tuple[bytes, bytes]]) -> int:
     """The size of a header block, as ``server.max_header_bytes`` bounds it."""
-    return sum(len(name) + len(value) + 4 for name, value in headers)
+    headers = list(headers)
+    # ": " and CRLF: 4 bytes a header. map(len, ...) runs in C: this is on every request.
+    return sum(map(len, itertools.chain.from_iterable(headers))) + 4 * len(headers)
 
 
 class RequestSizeLimit:

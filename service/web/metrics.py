@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter as Tally
+from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 NAMESPACE = "ecr_catalog"
+RECENT_REFRESHES = 10
 REFRESH_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 
 log = logging.getLogger(__name__)
@@ -84,8 +86,9 @@ class Metrics:
         )
         self.refreshes = Counter(
             "refreshes",
-            "Refreshes by result: published (all sources read), partial (some failed and kept "
-            "their last good data), refused (the snapshot failed validation).",
+            "Refreshes by result: ok (every source read), partial (some failed and kept "
+            "their last good data), failed (no source could be read, or even named: "
+            "credentials, STS), refused (the snapshot failed validation).",
             ["result"],
             namespace=NAMESPACE,
             registry=self.registry,
@@ -97,7 +100,25 @@ class Metrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self.backstage_refreshes = Counter(
+            "backstage_refresh",
+            "Refresh requests sent to Backstage after a change, by outcome: ok, not_found (an "
+            "entity Backstage does not have), unauthorized, failed (after one retry).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.backstage_claims_reads = Counter(
+            "backstage_claims_reads",
+            "Reads of the Backstage entities that claim repositories, by outcome: ok, failed "
+            "(the last claims are kept).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self._lookup_children: dict[tuple[str, bool], Any] = {}
+        # The summaries of the last refreshes, newest first, for the operator page.
+        self.recent_refreshes: deque[dict[str, Any]] = deque(maxlen=RECENT_REFRESHES)
         # Outcomes of AWS calls since the last refresh summary.
         self._calls_since_summary: Tally[str] = Tally()
 
@@ -114,17 +135,27 @@ class Metrics:
             )
         child.inc(times)
 
+    def backstage_refresh(self, outcome: str) -> None:
+        self.backstage_refreshes.labels(outcome).inc()
+
+    def backstage_claims_read(self, outcome: str) -> None:
+        self.backstage_claims_reads.labels(outcome).inc()
+
     def refreshed(self, outcome: RefreshOutcome) -> None:
         """Observe one refresh and log its one-line summary."""
-        result = (
-            "refused" if not outcome.published else "partial" if outcome.failed_sources else "ok"
-        )
+        if not outcome.published:
+            result = "refused"
+        elif outcome.read_nothing:
+            result = "failed"
+        else:
+            result = "partial" if outcome.failed_sources else "ok"
         self.refresh_duration.observe(outcome.duration_seconds)
         self.refreshes.labels(result).inc()
         calls, self._calls_since_summary = self._calls_since_summary, Tally()
         attempts = sum(n for outcome_, n in calls.items() if outcome_ != "retried")
         changes = outcome.changes
         summary = {
+            "started_at": outcome.started_at,
             "result": result,
             "sources": outcome.sources,
             "failed_sources": len(outcome.failed_sources),
@@ -137,6 +168,21 @@ class Metrics:
             "removed": changes.removed if changes else 0,
             "changed": changes.changed if changes else 0,
         }
+        logged = {"refresh": {k: v for k, v in summary.items() if k != "started_at"}}
+        self.recent_refreshes.appendleft(summary | {"error": outcome.error})
+        if result == "failed":
+            reasons = [*outcome.unresolved, *outcome.failed_sources]
+            shown = "; ".join(reasons[:5]) + (
+                f"; {len(reasons) - 5} more" if len(reasons) > 5 else ""
+            )
+            log.warning(
+                "refresh failed: no source could be read (%s); check the AWS credentials "
+                "(AWS_PROFILE or AWS_* variables, IRSA or Pod Identity), aws.targets and the "
+                "STS endpoint (aws.endpoint_urls.sts); /readyz has each source's last error",
+                shown,
+                extra=logged,
+            )
+            return
         log.info(
             "refresh %s: %d sources (%d failed), %d repositories, %d AWS calls (%d throttled, "
             "%d retried) in %.1f s; entities +%d -%d ~%d",
@@ -151,7 +197,7 @@ class Metrics:
             summary["added"],
             summary["removed"],
             summary["changed"],
-            extra={"refresh": summary},
+            extra=logged,
         )
 
     def watch(self, store: SnapshotStore) -> StoreCollector:
@@ -177,6 +223,14 @@ class StoreCollector(Collector):
         for kind, count in (snapshot.counts_by_kind() if snapshot else {}).items():
             entities.add_metric([kind], count)
         yield entities
+        failures = GaugeMetricFamily(
+            f"{NAMESPACE}_posture_failures",
+            'Repositories that fail each posture check, by check and owner (README, "Posture").',
+            labels=["check", "owner"],
+        )
+        for (check, owner), count in (snapshot.posture_failures if snapshot else {}).items():
+            failures.add_metric([check, owner], count)
+        yield failures
         yield GaugeMetricFamily(
             f"{NAMESPACE}_snapshot_present",
             "1 once a snapshot is served.",
@@ -209,15 +263,16 @@ class StoreCollector(Collector):
             writes.add_metric([outcome], store.state_writes[outcome])
         yield writes
         discovery = store.discovery
+        # Always there (zero without aws.organization), so that alerts on it always evaluate.
+        discoveries = CounterMetricFamily(
+            f"{NAMESPACE}_discoveries",
+            "Discoveries of the organisation's accounts, by outcome (ok, failed).",
+            labels=["outcome"],
+        )
+        discoveries.add_metric(["ok"], discovery.discoveries if discovery else 0)
+        discoveries.add_metric(["failed"], discovery.failures if discovery else 0)
+        yield discoveries
         if discovery is not None:
-            discoveries = CounterMetricFamily(
-                f"{NAMESPACE}_discoveries",
-                "Discoveries of the organisation's accounts, by outcome (ok, failed).",
-                labels=["outcome"],
-            )
-            discoveries.add_metric(["ok"], discovery.discoveries)
-            discoveries.add_metric(["failed"], discovery.failures)
-            yield discoveries
             yield GaugeMetricFamily(
                 f"{NAMESPACE}_organization_accounts",
                 "Accounts of the organisation read (the roster), leaving ones included.",
@@ -231,6 +286,8 @@ class HttpMetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # Each (route, status) child, looked up once: labels() locks and builds its key.
+        self._counters: dict[tuple[str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -248,8 +305,16 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, record_status)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.http_requests.labels(template, str(status)).inc()
+            self.count(getattr(route, "path", None) or "unmatched", status)
+
+    def count(self, template: str, status: int) -> None:
+        """One response to a request of the route ``template``."""
+        counter = self._counters.get((template, status))
+        if counter is None:
+            counter = self._counters[(template, status)] = self.metrics.http_requests.labels(
+                template, str(status)
+            )
+        counter.inc()
 
 
 async def watch_loop_lag(metrics: Metrics, period: float = 0.1) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -28,12 +28,14 @@ from .deps import store_in
 from .filters import EntityFilters
 
 __all__ = [
+    "HTML_MEDIA_TYPE",
     "JSON_MEDIA_TYPE",
     "YAML_MEDIA_TYPE",
     "Answer",
     "EntitiesFastPath",
     "answer",
     "negotiate",
+    "prefers_html",
     "rendered_for",
     "require_complete",
     "respond",
@@ -64,12 +66,17 @@ class Answer:
         """As a Starlette response, for the routes."""
         return Response(self.body, status_code=self.status, headers=self.headers)
 
+    @functools.cached_property
+    def _raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        return tuple(
+            (name.lower().encode(), value.encode("latin-1")) for name, value in self.headers.items()
+        )
+
     async def send(self, send: Send) -> None:
         """Straight to the ASGI server, for the fast path."""
-        raw = [
-            (name.lower().encode(), value.encode("latin-1")) for name, value in self.headers.items()
-        ]
-        await send({"type": "http.response.start", "status": self.status, "headers": raw})
+        # A fresh list each time: middleware may edit a response's headers in place.
+        headers = list(self._raw_headers)
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
 
@@ -77,6 +84,8 @@ def _etag_matches(if_none_match: str | None, etags: Sequence[str]) -> bool:
     # Weak comparison, as RFC 9110 prescribes for If-None-Match.
     if not if_none_match or len(if_none_match) > MAX_IF_NONE_MATCH_LENGTH:
         return False
+    if if_none_match in etags:  # what Backstage sends: the one ETag it was given
+        return True
     if if_none_match.strip() == "*":
         return True
     offered = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
@@ -130,16 +139,40 @@ def answer(
     header; ``vary`` is added to Vary beside Accept-Encoding.
     """
     use_gzip = rendered.gzipped is not None and _accepts_gzip(accept_encoding)
+    etags = (rendered.etag, gzip_etag(rendered))
+    matched = _etag_matches(if_none_match, etags)
     refreshed = store.refreshed_at or snapshot.built_at
     age = max(0, math.floor((datetime.now(UTC) - refreshed).total_seconds()))
+    # Every poll within a second gets one of a few answers: each is decided once.
+    held = None if sources is None else tuple(sources)
+    key = (rendered.etag, media_type, vary, held, refreshed, age, matched, use_gzip)
+    decided = snapshot.answers.get(key)
+    if decided is None:
+        decided = snapshot.answers[key] = _decide(
+            snapshot, rendered, media_type, vary, sources, refreshed, age, matched, use_gzip
+        )
+    return decided
+
+
+def _decide(
+    snapshot: Snapshot,
+    rendered: RenderedBody,
+    media_type: str,
+    vary: str | None,
+    sources: Sequence[SourceId] | None,
+    refreshed: datetime,
+    age: int,
+    matched: bool,
+    use_gzip: bool,
+) -> Answer:
     headers = {
         "Cache-Control": CACHE_CONTROL,
         "Age": str(age),
         "X-Catalog-Refreshed-At": _iso(refreshed),
         "X-Catalog-Built-At": _iso(snapshot.built_at),
     }
-    stale = snapshot.stale_sources()
-    relevant = sorted(stale if sources is None else (s for s in sources if s in stale))
+    stale = snapshot.stale_sources
+    relevant = list(stale) if sources is None else sorted(s for s in sources if s in stale)
     if relevant:
         # Which sources are served from last good data, and since when.
         headers["X-Catalog-Stale-Sources"] = ", ".join(f"{s}={_iso(stale[s])}" for s in relevant)
@@ -147,7 +180,7 @@ def answer(
     varies = [v for v in (vary, "Accept-Encoding" if rendered.gzipped else None) if v]
     if varies:
         headers["Vary"] = ", ".join(varies)
-    if _etag_matches(if_none_match, (rendered.etag, gzip_etag(rendered))):
+    if matched:
         return Answer(304, headers, b"")
     body = rendered.body
     if use_gzip:
@@ -229,6 +262,32 @@ def _filtered_body(
     return render_body(body, with_gzip=False)
 
 
+HTML_MEDIA_TYPE = "text/html; charset=utf-8"
+
+
+def prefers_html(accept: str | None) -> bool:
+    """Whether the client asks for HTML above YAML and JSON: a browser, never curl or Backstage.
+
+    ``*/*`` and a missing header mean data: only an explicit ``text/html`` gets the page.
+    """
+    if not accept:
+        return False
+    html = data = 0.0
+    for entry in accept.split(",")[:MAX_ACCEPT_ENTRIES]:
+        media, *params = entry.split(";")
+        media = media.strip().lower()
+        if media in ("text/html", "application/xhtml+xml"):
+            html = max(html, _quality(params))
+        elif media in _DATA_MEDIA_TYPES:
+            data = max(data, _quality(params))
+    return html > data
+
+
+_DATA_MEDIA_TYPES = frozenset(
+    ("application/json", "text/json", "application/yaml", "application/x-yaml", "text/yaml")
+)
+
+
 def negotiate(accept: str | None) -> Format:
     """JSON when the client prefers it; YAML otherwise (Backstage sends ``*/*``)."""
     if not accept:
@@ -251,13 +310,9 @@ def negotiate(accept: str | None) -> Format:
     return best[1]
 
 
-@dataclass(frozen=True)
-class _FastRoute:
-    path: str
-
-
 class EntitiesFastPath:
-    """Answers the one request Backstage makes every poll before FastAPI routes it.
+    """Answers the one request Backstage makes every poll before FastAPI routes it, and counts
+    it in the same metric as the routes (``on_response``).
 
     ``GET /entities.yaml`` without a query is a 304 nearly every time; routing, dependency
     injection and query validation would cost more than the answer itself. So the complete
@@ -268,9 +323,9 @@ class EntitiesFastPath:
 
     path = "/entities.yaml"
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_response: Callable[[str, int], None]) -> None:
         self.app = app
-        self.route = _FastRoute(self.path)
+        self.on_response = on_response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -282,8 +337,6 @@ class EntitiesFastPath:
             store = store_in(scope.get("state", {}))
             snapshot = store.snapshot if store is not None else None
             if store is not None and snapshot is not None and snapshot.complete:
-                # The metrics middleware labels requests by the route template.
-                scope["route"] = self.route
                 if_none_match = accept_encoding = None
                 # The first of each, as Starlette's Headers.get gives the route.
                 for name, value in scope["headers"]:
@@ -300,5 +353,6 @@ class EntitiesFastPath:
                     accept_encoding=accept_encoding or "",
                 )
                 await decided.send(send)
+                self.on_response(self.path, decided.status)
                 return
         await self.app(scope, receive, send)

@@ -293,6 +293,35 @@ def test_alerts_and_dashboard_use_only_exported_metrics() -> None:
     assert not missing, f"not exported: {sorted(missing)}"
 
 
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation but - and _ dropped, spaces to -."""
+    headings = re.findall(r"^#{1,6} (.+)$", markdown, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_alert_links_its_runbook_section_and_every_runbook_link_lands() -> None:
+    runbook = (ROOT / "RUNBOOK.md").read_text(encoding="utf-8")
+    anchors = _anchors(runbook)
+    rule = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+    for alert in (r for g in rule["spec"]["groups"] for r in g["rules"]):
+        url = alert["annotations"].get("runbook_url", "")
+        assert url.startswith("https://") and "/RUNBOOK.md#" in url, alert["alert"]
+        assert url.rsplit("#", 1)[1] == alert["alert"].lower(), alert["alert"]
+        assert alert["alert"].lower() in anchors, f"RUNBOOK.md has no section {alert['alert']}"
+    # The runbook's own links between sections land too.
+    for target in re.findall(r"\]\(#([^)]+)\)", runbook):
+        assert target in anchors, f"RUNBOOK.md links #{target}, which is no heading"
+    for procedure in (
+        "add-or-remove-an-account",
+        "rotate-the-event-refresh-and-backstage-tokens",
+        "migrate-from-the-committed-file-and-roll-back",
+        "recover-from-a-corrupt-or-lost-state_dir",
+        "a-source-stuck-stale",
+        "a-backstage-location-error",
+    ):
+        assert procedure in anchors, procedure
+
+
 def test_aws_snippets_lint_clean() -> None:
     result = subprocess.run(
         [str(BIN / "cfn-lint")]

@@ -35,9 +35,13 @@ DATA = [
 ]
 # What neither side can make equal: moto stamps images and repositories with the current time
 # (to the second, so which image is "latest" is a tie it breaks by digest) and derives digests
-# and sizes from manifests.
+# and sizes from manifests. The posture follows from the creation time too (the stale check:
+# the fake's repositories are from 2023, moto's from now); catalog/posture's tests judge it.
 VOLATILE = (
     "created-at",
+    "/posture",
+    "/posture-failures",
+    "/posture-unknown",
     "latest-image-digest",
     "latest-image-pushed-at",
     "latest-image-size-bytes",

@@ -356,7 +356,9 @@ async def test_the_accounts_are_listed_through_the_management_role(
     # Listing goes through the role, so a refused role lists nothing: never an empty 200.
     assert "AssumeRole" in error and "AccessDenied" in error and management in error
     assert refused.status_code == 503
-    assert body["unresolved_targets"] == [f"the organisation's accounts: {error}"]
+    assert body["unresolved_targets"] == [
+        f"cannot tell which accounts the organisation has: {error}"
+    ]
     proxy.set(deny_assume_roles=[])
     async with serving(settings_for(proxy, management_role_arn=management)) as client:
         await until_true(lambda: sources_read(client, active), "every account read")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import boto3
 import httpx
 import yaml
 
-from service.demo import DEMO_CREDENTIALS, DemoRepository, _manifest, seed_registry
+from service.demo import DemoRepository, _manifest, seed_registry
 
 from ..ecr_events import ACCOUNT, TOKEN, image_action
 from ..support import MotoServer, spawn_service, stop_process
@@ -47,13 +46,7 @@ def test_a_pushed_image_shows_within_seconds_after_its_event(
             time.sleep(0.1)
         name = f"team--api.us-east-1.{ACCOUNT}"
         assert latest_tags(service.url, name) == "v1"
-        ecr = boto3.client(
-            "ecr",
-            region_name="us-east-1",
-            endpoint_url=moto.url,
-            aws_access_key_id=DEMO_CREDENTIALS[0],
-            aws_secret_access_key=DEMO_CREDENTIALS[1],
-        )
+        ecr = moto.ecr("us-east-1")
         # moto's timestamps have one-second resolution: a later second makes v2 the latest.
         time.sleep(1.1)
         ecr.put_image(

@@ -203,12 +203,8 @@ async def test_every_partition_gets_its_own_arns_hosts_and_console(
 
 
 async def test_both_client_paths_read_the_same_records(moto: MotoServer) -> None:
+    # The demo scans the api repositories' images, with findings set through moto's API.
     seed_registry(moto.url, demo_repositories())
-    digest = moto.ecr("us-east-1").describe_images(repositoryName="team-a/payments-api")
-    latest = max(digest["imageDetails"], key=lambda d: d["imagePushedAt"])["imageDigest"]
-    moto.ecr("us-east-1").start_image_scan(
-        repositoryName="team-a/payments-api", imageId={"imageDigest": latest}
-    )
     read: dict[str, Any] = {}
     for client in ("lean", "botocore"):
         settings = moto_settings(moto.url, ["us-east-1", "eu-west-1"], client=client)
@@ -218,10 +214,13 @@ async def test_both_client_paths_read_the_same_records(moto: MotoServer) -> None
     assert read["lean"] == read["botocore"]
     repositories = [r for records in read["lean"] for r in records.repositories]
     assert len(repositories) == len(demo_repositories())
-    scanned = next(r for r in repositories if r.name == "team-a/payments-api")
-    assert scanned.images.latest is not None
-    assert scanned.images.latest.findings == "available"
-    assert scanned.images.latest.finding_counts == (("HIGH", 1),)
+    clean = next(r for r in repositories if r.name == "team-a/payments-api")
+    assert clean.images.latest is not None
+    assert clean.images.latest.findings == "available"
+    assert clean.images.latest.finding_counts == ()
+    critical = next(r for r in repositories if r.name == "team-b/checkout-api")
+    assert critical.images.latest is not None and critical.images.latest.findings == "available"
+    assert dict(critical.images.latest.finding_counts) == {"CRITICAL": 1, "HIGH": 3, "MEDIUM": 7}
 
 
 async def test_a_repository_of_50000_images_is_summarised_page_by_page() -> None:

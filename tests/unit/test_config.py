@@ -116,6 +116,31 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
             "removed: reading now runs in the serving process; delete the key",
         ),
         (
+            "backstage:\n  base_url: 'backstage:7007'\n",
+            "backstage.base_url",
+            "backstage.base_url must be an http or https URL with a host",
+        ),
+        (
+            "backstage:\n  claims:\n    annotations: ['Aws.Amazon.com/x=y']\n",
+            "backstage.claims.annotations",
+            "is not a lower-case annotation key a filter can name",
+        ),
+        (
+            "backstage:\n  base_url: 'http://admin:hunter2@backstage:7007'\n",
+            "backstage.base_url",
+            "must not hold credentials; set backstage.token",
+        ),
+        (
+            "backstage:\n  token: 'two words'\n",
+            "backstage.token",
+            "must be one word of printable characters",
+        ),
+        (
+            "backstage:\n  claims:\n    interval_seconds: 1\n",
+            "backstage.claims.interval_seconds",
+            "greater than or equal to 5",
+        ),
+        (
             "aws:\n  proxies: {https: 'ftp://user:hunter2@proxy:21'}\n",
             "aws.proxies",
             "aws.proxies.https must be an http or https URL with a host",
@@ -213,3 +238,35 @@ def test_a_bad_organization_is_refused_by_key(
 def test_enabled_regions_are_asked_for_by_name() -> None:
     settings = Settings(aws={"organization": {"regions": ["enabled"]}})
     assert settings.aws.organization is not None and settings.aws.organization.enabled_regions
+
+
+def test_backstage_is_configured_with_these_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path,
+        """
+backstage:
+  base_url: http://backstage-backend:7007/
+  token: null
+  refresh_on_change: true
+  refresh_min_interval_seconds: 5
+  claims:
+    annotations: [aws.amazon.com/amazon-ecr-arn, ecr-catalog.io/repositories]
+    interval_seconds: 300
+""",
+    )
+    # As a Secret mounted from a file often has it: with a trailing newline.
+    monkeypatch.setenv("ECR_CATALOG_BACKSTAGE__TOKEN", "b4ckstage-t0ken\n")
+    settings = load_settings(path)
+    backstage = settings.backstage
+    assert backstage.base_url == "http://backstage-backend:7007"
+    assert backstage.token is not None
+    assert backstage.token.get_secret_value() == "b4ckstage-t0ken"
+    assert "b4ckstage-t0ken" not in repr(settings)
+    assert backstage.claims.annotations == [
+        "aws.amazon.com/amazon-ecr-arn",
+        "ecr-catalog.io/repositories",
+    ]
+    # Off while base_url is unset.
+    assert Settings().backstage.base_url is None

@@ -21,7 +21,7 @@ HARNESS = Path(__file__).parent
 T = TypeVar("T")
 
 
-def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
+def eventually(check: Callable[[], T | None], timeout: float, what: str, every: float = 1.0) -> T:
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -29,7 +29,7 @@ def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(1)
+        time.sleep(every)
 
 
 def ref_of(entity: dict[str, Any]) -> str:
@@ -90,12 +90,49 @@ class Backstage:
 
     url: str
     log: Path
+    # The static external-access token, when the default auth policy is on.
+    token: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        """Stop it now (it stays stopped when the test's context ends)."""
+        if self.process is not None and self.process.poll() is None:
+            stop_process(self.process)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def entities(self) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.url}/api/catalog/entities", timeout=10)
+        response = httpx.get(f"{self.url}/api/catalog/entities", timeout=10, headers=self.headers)
         response.raise_for_status()
         result: list[dict[str, Any]] = response.json()
         return result
+
+    def entity(self, ref: str) -> dict[str, Any] | None:
+        """One entity by ref (``kind:namespace/name``), or None while Backstage has none."""
+        kind, rest = ref.split(":", 1)
+        namespace, name = rest.split("/", 1)
+        response = httpx.get(
+            f"{self.url}/api/catalog/entities/by-name/{kind}/{namespace}/{name}",
+            timeout=10,
+            headers=self.headers,
+        )
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def refresh(self, ref: str) -> None:
+        """What a person's "refresh" button does."""
+        response = httpx.post(
+            f"{self.url}/api/catalog/refresh",
+            json={"entityRef": ref},
+            timeout=10,
+            headers=self.headers,
+        )
+        response.raise_for_status()
 
     def ingested(self) -> dict[str, dict[str, Any]]:
         """Every entity but Locations, by ref."""
@@ -120,11 +157,17 @@ def running_backstage(
     *,
     locations: list[dict[str, Any]] | None = None,
     database_dir: Path | None = None,
+    port: int | None = None,
+    token: str | None = None,
+    processing_seconds: int | None = 5,
 ) -> Iterator[Backstage]:
     """Backstage with one `type: url` location on ``path`` of the service.
 
     ``locations`` replaces that location; ``database_dir`` keeps the catalog's SQLite database
     in files there, so that a restart (a config change) finds what the last run ingested.
+    ``port`` is the port to listen on (one the service was told already); ``token`` turns on
+    the default auth policy with this static external-access token, for the catalog only.
+    ``processing_seconds`` None keeps Backstage's own interval (100-150 s).
     """
     if not (HARNESS / "node_modules" / "@backstage" / "plugin-catalog-backend").is_dir():
         pytest.fail("the Backstage harness is not installed: run `make backstage-deps`")
@@ -133,22 +176,23 @@ def running_backstage(
     # Backstage cannot report a port it picked itself, so one is chosen here; another process
     # may take it first, and then Backstage exits with EADDRINUSE and is started again.
     for attempt in range(5):
-        port = free_port()
+        listen = port or free_port()
         process, log_path = _start_backstage(
-            tmp, node, port, service, path, locations, database_dir
+            tmp, node, listen, service, path, locations, database_dir, token, processing_seconds
         )
-        backstage = Backstage(f"http://127.0.0.1:{port}", log_path)
+        backstage = Backstage(f"http://127.0.0.1:{listen}", log_path, token, process)
         try:
+            # Any answer will do: with the auth policy on, it is a 401.
             wait_for_http(f"{backstage.url}/api/catalog/entities", timeout=120, process=process)
             break
         except AssertionError:
             stop_process(process)
-            if "EADDRINUSE" not in backstage.log_text() or attempt == 4:
+            if "EADDRINUSE" not in backstage.log_text() or attempt == 4 or port:
                 raise AssertionError(f"Backstage did not start:\n{backstage.log_tail()}") from None
     try:
         yield backstage
     finally:
-        stop_process(process)
+        backstage.stop()
 
 
 def _start_backstage(
@@ -159,7 +203,24 @@ def _start_backstage(
     path: str,
     locations: list[dict[str, Any]] | None,
     database_dir: Path | None,
+    token: str | None,
+    processing_seconds: int | None,
 ) -> tuple[subprocess.Popen[bytes], Path]:
+    # As the README's Backstage section has it: a static token, for the catalog plugin only.
+    auth: dict[str, Any] = (
+        {
+            "externalAccess": [
+                {
+                    "type": "static",
+                    "options": {"token": token, "subject": "ecr-catalog"},
+                    "accessRestrictions": [{"plugin": "catalog"}],
+                }
+            ]
+        }
+        if token
+        # Test only: lets plain HTTP read /api/catalog/entities.
+        else {"dangerouslyDisableDefaultAuthPolicy": True}
+    )
     config = {
         "app": {"baseUrl": "http://localhost:3000"},
         "backend": {
@@ -171,12 +232,15 @@ def _start_backstage(
             },
             # The hostname must match the location URL's exactly, port included.
             "reading": {"allow": [{"host": f"localhost:{service.port}"}]},
-            # Test only: lets plain HTTP read /api/catalog/entities.
-            "auth": {"dangerouslyDisableDefaultAuthPolicy": True},
+            "auth": auth,
         },
         "events": {"useEventBus": "never"},
         "catalog": {
-            "processingInterval": {"seconds": 5},
+            **(
+                {"processingInterval": {"seconds": processing_seconds}}
+                if processing_seconds
+                else {}
+            ),
             # Global rules: entities read through nested Locations are judged by these.
             "rules": [{"allow": ["Domain", "System", "Component", "Resource", "Location"]}],
             "locations": locations

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.demo import DEMO_ACCOUNT, DemoRepository, demo_repositories, seed_registry
+from service.demo import DEMO_ACCOUNT, HOSTILE, HOSTILE_NAME, demo_repositories, seed_registry
 
 from ...support import MotoServer, start_moto, stop_process
 from .harness import Backstage, Service, eventually, ref_of, running_backstage, running_service
@@ -25,25 +25,6 @@ from .harness import Backstage, Service, eventually, ref_of, running_backstage, 
 pytestmark = pytest.mark.backstage
 
 
-_HOSTILE_HEAD = "hostile/" + "/".join(["segment-" + "n" * 40] * 4) + "/"
-HOSTILE_NAME = _HOSTILE_HEAD + "z" * (256 - len(_HOSTILE_HEAD))
-HOSTILE = DemoRepository(
-    name=HOSTILE_NAME,
-    region="us-east-1",
-    tags={
-        "owner": "group:default/../x",
-        "Owner": "team-z",
-        "description": "line1\nline2\n---\nkey: value # not a comment ünï 🐳",
-        "team": "---",
-        "Team": "Ünïcödé 🐳 team",
-        "environment": "x" * 256,
-        "component": "",
-        "backstage.io/tags": "Good, bad tag!, ok-1, 🐳, 1e3",
-        "cost-center": "1e3",
-        "project": "a: b",
-    },
-    images=(("1e3", "0o17"), ()),
-)
 DELETED = "team-b/checkout-web"
 
 
@@ -69,7 +50,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "refresh": {"interval_seconds": 2, "initial_retry_seconds": 1},
     }
     try:
-        seed_registry(moto.url, [*demo_repositories(), HOSTILE])
+        seed_registry(moto.url, demo_repositories())
         with (
             running_service(tmp, settings) as service,
             running_backstage(tmp, service, "/entities.yaml") as backstage,

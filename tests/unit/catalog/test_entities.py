@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from service.catalog.entities import (
 )
 from service.catalog.render import join_yaml, to_yaml_document
 from service.catalog.validate import entity_problems
-from service.config import CatalogSettings
+from service.config import CatalogSettings, PostureSettings
 from service.model import ImageSummary, LatestImage, LifecyclePolicy, RegistryRecord, SourceId
 
 from ...records import repository, source
@@ -57,8 +57,9 @@ def test_catalog_matches_the_golden_file() -> None:
 
 
 def golden_catalog() -> str:
-    """What tests/golden/catalog.yaml holds: the golden sources, built and rendered."""
-    build = build_catalog(golden_sources(), OPTIONS)
+    """What tests/golden/catalog.yaml holds: the golden sources, built and rendered, with the
+    posture judged on the day after they were read."""
+    build = build_catalog(golden_sources(), OPTIONS, posture=(PostureSettings(), date(2026, 1, 10)))
     return join_yaml(to_yaml_document(entity) for entity in build.entities).decode()
 
 

@@ -109,11 +109,11 @@ def test_why_the_single_url_cannot_be_served_is_said_per_source() -> None:
     listing = SourceListing(
         (EU, US.source),
         refused=((REFUSED, "belongs to another account"),),
-        unresolved=("role x in us-east-1: AccessDenied",),
+        unresolved=("cannot tell which account to read with role x in us-east-1: AccessDenied",),
     )
     snapshot = build(listing, errors={EU: "AccessDeniedException: no"})
     assert snapshot.incomplete == (
-        "the sources of role x in us-east-1: AccessDenied cannot be named",
+        "cannot tell which account to read with role x in us-east-1: AccessDenied",
         "999999999999/us-east-1 is refused: belongs to another account",
         f"no data yet for {ACCOUNT}/eu-west-1 (AccessDeniedException: no)",
     )
@@ -216,20 +216,25 @@ def test_a_stale_source_says_since_when() -> None:
         SourceListing((US.source,)), {US.source: US}, {US.source: since}, OPTIONS, NOW
     )
     assert snapshot.sources[US.source].stale_since == since
-    assert snapshot.stale_sources() == {US.source: since}
+    assert snapshot.stale_sources == {US.source: since}
 
 
 def test_changes_between_snapshots_count_refs_added_removed_and_changed() -> None:
     first = build(SourceListing((US.source,)))
     assert EntityChanges.between(first, first) == EntityChanges()
-    assert EntityChanges.between(None, first) == EntityChanges(added=len(first.entities))
+    assert EntityChanges.between(None, first) == EntityChanges(
+        added=len(first.entities), sources=frozenset({US.source}), core=True, first=True
+    )
     changed = source(
         repository("team-a/api", tags={"owner": "team-b"}),
         repository("new/one"),
         repository("new/two"),
     )
     second = build_snapshot(SourceListing((US.source,)), {US.source: changed}, {}, OPTIONS, NOW)
-    assert EntityChanges.between(first, second) == EntityChanges(added=2, removed=1, changed=1)
+    # Only repositories of one source changed: only its Location needs reading again.
+    assert EntityChanges.between(first, second) == EntityChanges(
+        added=2, removed=1, changed=1, sources=frozenset({US.source}), core=False
+    )
 
 
 def test_a_deferred_value_is_computed_once_and_then_kept() -> None:

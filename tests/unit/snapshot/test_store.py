@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import yaml
 
+from service.catalog.claims import Claimer, ClaimIndex
 from service.catalog.entities import build_catalog
 from service.catalog.validate import validate_entities
-from service.config import CatalogSettings, RefreshSettings
+from service.config import CatalogSettings, PostureSettings, RefreshSettings
 from service.errors import EcrError
 from service.reading import SourceListing
 from service.snapshot.build import build_snapshot
@@ -20,6 +21,7 @@ from ...support import FakeReader, until_true
 
 US = source(repository("team-a/api"), repository("team-a/web"))
 EU = source(repository("shared/nginx", region="eu-west-1"), region="eu-west-1")
+REF_API = "resource:default/team-a--api.us-east-1.123456789012"
 
 
 def store_for(reader: FakeReader, **refresh: float) -> SnapshotStore:
@@ -152,7 +154,7 @@ async def test_a_stale_source_is_marked_on_its_entities_only() -> None:
     reader.answers[EU.source] = denied("eu-west-1")
     await store.refresh()
     assert store.snapshot is not None
-    stale = store.snapshot.stale_sources()
+    stale = store.snapshot.stale_sources
     assert list(stale) == [EU.source]
     key = "ecr-catalog.io/last-successful-read-at"
     marked = [
@@ -161,3 +163,55 @@ async def test_a_stale_source_is_marked_on_its_entities_only() -> None:
         if key in yaml.safe_load(bytes(item.yaml_document))["metadata"].get("annotations", {})
     ]
     assert sorted(marked) == ["ecr-123456789012-eu-west-1", "shared--nginx.eu-west-1.123456789012"]
+
+
+async def test_new_claims_are_published_and_equal_ones_build_nothing() -> None:
+    store = store_for(FakeReader(US))
+    await store.refresh()
+    before = store.snapshot
+    assert before is not None
+    claims = ClaimIndex.of(
+        [Claimer("component:default/api", "group:default/team-c", ("team-a/api",))]
+    )
+    assert store.set_claims(claims)
+    assert store.refresh_pending
+    await until_true(lambda: store.snapshot is not before, "the claims published")
+    assert store.snapshot is not None
+    repo = yaml.safe_load(bytes(store.snapshot.by_ref[REF_API].yaml_document))
+    assert repo["spec"]["owner"] == "group:default/team-c"
+    assert repo["spec"]["dependencyOf"] == ["component:default/api"]
+    assert store.snapshot.claimed == 1
+    # The same claims again change nothing and schedule nothing.
+    assert not store.set_claims(ClaimIndex.of(list(claims.claimers)))
+    published = store.snapshot
+    await store.refresh()
+    assert store.snapshot is published
+
+
+async def test_posture_is_judged_on_the_build_day_and_a_new_day_rebuilds() -> None:
+    now = [datetime(2026, 1, 9, 12, tzinfo=UTC)]
+    store = SnapshotStore(
+        FakeReader(US),
+        CatalogSettings(),
+        RefreshSettings(),
+        # Pulled on 2026-01-09 (tests/records.py): stale once a whole day has passed since.
+        posture=PostureSettings(stale_pull_days=1),
+        clock=lambda: now[0],
+    )
+    await store.refresh()
+    first = store.snapshot
+    assert first is not None
+    repo = yaml.safe_load(bytes(first.by_ref[REF_API].yaml_document))
+    assert repo["metadata"]["annotations"]["ecr-catalog.io/posture"] == "fail"
+    assert first.posture_failures[("scanning", "group:default/platform-team")] == 2
+    assert first.by_ref[REF_API].posture == "fail"
+    assert "scanning" in first.by_ref[REF_API].posture_failures
+    await store.refresh()
+    assert store.snapshot is first, "the same day and the same records built again"
+    now[0] = datetime(2026, 1, 11, 1, tzinfo=UTC)
+    await store.refresh()
+    # A new day is a new input: built again, and the verdicts moved with the day.
+    assert store.snapshot is not None and store.snapshot is not first
+    repo = yaml.safe_load(bytes(store.snapshot.by_ref[REF_API].yaml_document))
+    assert "stale" in repo["metadata"]["annotations"]["ecr-catalog.io/posture-failures"]
+    assert "stale" not in first.by_ref[REF_API].posture_failures

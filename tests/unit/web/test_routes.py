@@ -252,3 +252,46 @@ async def test_metrics_count_requests_by_route_template_and_status(
     assert 'ecr_catalog_entities{kind="resource"} 5.0' in text
     reads = 'ecr_catalog_source_reads_total{account="123456789012",outcome="success",'
     assert reads + 'region="us-east-1"} 1.0' in text
+
+
+@pytest.mark.parametrize(
+    ("accept", "html"),
+    [
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),
+        ("*/*", False),
+        (None, False),
+        ("application/json, text/html", False),
+        ("text/html;q=0.5, application/yaml", False),
+        ("application/yaml;q=0.5, text/html", True),
+    ],
+)
+async def test_pages_only_for_clients_that_prefer_html(
+    client: httpx.AsyncClient, accept: str | None, html: bool
+) -> None:
+    headers = {"Accept": accept} if accept else {}
+    response = await client.get(
+        "/entities/resource/default/team-a--api.us-east-1.123456789012", headers=headers
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html") == html
+
+
+async def test_the_operator_page_before_any_snapshot_says_why() -> None:
+    reader = FakeReader(US)
+    reader.gate = asyncio.Event()
+    async with serving(reader, wait=False) as client:
+        page = await client.get("/", headers={"Accept": "text/html"})
+        assert page.status_code == 200 and "no snapshot yet" in page.text
+        assert "etag" not in page.headers
+        reader.gate.set()
+
+
+async def test_the_operator_page_escapes_what_ecr_tags_hold() -> None:
+    hostile = source(repository("x/api", tags={"description": "<script>alert(1)</script>"}))
+    async with serving(FakeReader(hostile)) as client:
+        page = await client.get(
+            "/entities/resource/default/x--api.us-east-1.123456789012",
+            headers={"Accept": "text/html"},
+        )
+        assert "<script>alert(1)</script>" not in page.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text

@@ -1,0 +1,57 @@
+"""Writing and setting aside the files of ``state_dir``: one way for every kind of state file.
+
+A write is atomic (a temporary file in the same directory, fsync, rename, fsync of the
+directory), so a crash leaves the old file or the new one, whole. A file that cannot be read
+is renamed aside as ``*.corrupt`` (``*.1.corrupt`` and so on when one is there already), never
+deleted: it may be what someone wants to look at.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["CORRUPT_SUFFIX", "TEMPORARY_PREFIX", "set_aside", "write_atomically"]
+
+log = logging.getLogger(__name__)
+
+CORRUPT_SUFFIX = ".corrupt"
+TEMPORARY_PREFIX = ".tmp-"
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Replace ``target`` with ``data``; raises OSError when it cannot be written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=TEMPORARY_PREFIX, suffix=target.suffix
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def set_aside(file: Path, what: str, reason: object) -> None:
+    """Rename ``file`` (a ``what``) to ``*.corrupt`` and log why; a failed rename is logged."""
+    aside = file.with_suffix(CORRUPT_SUFFIX)
+    number = 1
+    while aside.exists():
+        aside = file.with_suffix(f".{number}{CORRUPT_SUFFIX}")
+        number += 1
+    log.error("%s %s is unreadable and set aside as %s: %s", what, file, aside, reason)
+    try:
+        os.replace(file, aside)
+    except OSError as move_error:
+        log.error("cannot set %s aside: %s", file, move_error)

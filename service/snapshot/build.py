@@ -1,7 +1,7 @@
 """Build a snapshot from records: transform, validate, render, and reuse what did not change.
 
 CPU work, run off the event loop by the store. Each entity is built, validated and written into
-the one YAML body in turn (``catalog.entities.CatalogPlan``), so a build never holds every
+the one YAML body in turn (``catalog.plan.CatalogPlan``), so a build never holds every
 entity dict at once. An entity whose JSON document equals one of the snapshot before it passed
 validation then: it is taken over, documents and all, and bodies equal to earlier ones are
 taken over with their gzip (the third step of ``service.reuse``).
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from ..catalog.claims import ClaimIndex
-from ..catalog.entities import REPOSITORY_ORIGIN, plan_catalog
+from ..catalog.entities import REPOSITORY_ORIGIN
 from ..catalog.locations import (
     pending_location,
     root_location,
@@ -24,6 +24,7 @@ from ..catalog.locations import (
     shard_of,
     source_location,
 )
+from ..catalog.plan import plan_catalog
 from ..catalog.render import (
     RenderedBody,
     etag_of,

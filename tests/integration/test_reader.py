@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.catalog.entities import build_catalog
+from service.catalog.plan import build_catalog
 from service.catalog.validate import entity_problems
 from service.config import CatalogSettings
 from service.demo import DemoRepository, demo_repositories, seed_registry

@@ -9,7 +9,7 @@ import pytest
 
 from service.aws.partitions import partition_of
 from service.aws.reader import AwsEcrReader
-from service.catalog.entities import build_catalog
+from service.catalog.plan import build_catalog
 from service.catalog.validate import entity_problems
 from service.config import CatalogSettings, Settings
 from service.reading import StaticCredentials

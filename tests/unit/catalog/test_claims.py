@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.catalog.claims import Claimer, ClaimIndex, claim_filters, claimer_of, is_own_entity
-from service.catalog.entities import build_catalog, plan_catalog
+from service.catalog.plan import build_catalog, plan_catalog
 from service.catalog.validate import entity_problems
 from service.config import CatalogSettings
 

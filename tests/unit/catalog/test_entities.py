@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from service.catalog.entities import (
-    build_catalog,
-    plan_catalog,
+from service.catalog.naming import (
     registry_entity_name,
     repository_entity_name,
     sanitize_label_value,
 )
+from service.catalog.plan import build_catalog, plan_catalog
 from service.catalog.render import join_yaml, to_yaml_document
 from service.catalog.validate import entity_problems
 from service.config import CatalogSettings, PostureSettings

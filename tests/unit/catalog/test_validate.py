@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from service.catalog.entities import build_catalog
+from service.catalog.plan import build_catalog
 from service.catalog.validate import (
     EntityRef,
     Rejection,

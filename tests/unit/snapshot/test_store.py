@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import yaml
 
 from service.catalog.claims import Claimer, ClaimIndex
-from service.catalog.entities import build_catalog
+from service.catalog.plan import build_catalog
 from service.catalog.validate import validate_entities
 from service.config import CatalogSettings, PostureSettings, RefreshSettings
 from service.errors import EcrError

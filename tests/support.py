@@ -122,8 +122,11 @@ def wait_for_http(
             time.sleep(0.1)
 
 
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll ``condition`` until it gives something true; fail, naming ``what``, at the deadline."""
+def wait_until(
+    condition: Callable[[], Any], what: str, timeout: float = 30.0, every: float = 0.05
+) -> Any:
+    """Poll ``condition`` every ``every`` seconds until it gives something true; fail, naming
+    ``what``, at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
@@ -131,7 +134,7 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout:g} s")
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 async def until_true(condition: Callable[[], Any], what: str, within: float = 30.0) -> Any:

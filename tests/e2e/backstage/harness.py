@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,21 +14,17 @@ import httpx
 import pytest
 import yaml
 
-from ...support import free_port, spawn_service, stop_process, wait_for_http
+from ...support import free_port, spawn_service, stop_process, wait_for_http, wait_until
 
 HARNESS = Path(__file__).parent
 T = TypeVar("T")
 
 
 def eventually(check: Callable[[], T | None], timeout: float, what: str, every: float = 1.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)
+    """``wait_until`` with the deadline first, as these tests read; once a second by default
+    (each check is an HTTP call to Backstage)."""
+    result: T = wait_until(check, what, timeout, every)
+    return result
 
 
 def ref_of(entity: dict[str, Any]) -> str:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .model import SourceId
+
 __all__ = [
     "AwsError",
     "BackstageError",
@@ -113,7 +115,15 @@ class StateWriteFailed(StateError):
 
 
 class SnapshotRefused(EcrCatalogError):
-    """The catalog's own entities failed validation: serving the rest would orphan them."""
+    """The catalog's own entities failed validation: serving the rest would orphan them.
+
+    ``sources`` are the sources whose registry was refused (none when the Domain, System or
+    Component was: those come from the settings alone).
+    """
+
+    def __init__(self, message: str, sources: tuple[SourceId, ...] = ()) -> None:
+        super().__init__(message)
+        self.sources = sources
 
 
 class CatalogUnreadable(EcrCatalogError):

@@ -2,7 +2,8 @@
 
 Slotted, since a large registry holds one record per repository for the life of the process.
 Each record also tells pydantic how to check it (``__pydantic_config__``, read only by
-``service/persist.py``): a state file from disk must match these fields exactly, types included.
+``service/snapshot/persist.py``): a state file from disk must match these fields exactly,
+types included.
 """
 
 from __future__ import annotations

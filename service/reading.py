@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from .instants import iso
 from .model import SourceId, SourceRecords
 
 __all__ = [
@@ -37,9 +38,6 @@ class DiscoveryStatus:
 
     def as_dict(self) -> dict[str, Any]:
         """As /readyz shows it."""
-
-        def iso(moment: datetime | None) -> str | None:
-            return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
 
         return {
             "accounts": self.accounts,

@@ -13,7 +13,13 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["CORRUPT_SUFFIX", "TEMPORARY_PREFIX", "set_aside", "write_atomically"]
+__all__ = [
+    "CORRUPT_SUFFIX",
+    "TEMPORARY_PREFIX",
+    "read_state_file",
+    "set_aside",
+    "write_atomically",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +61,20 @@ def set_aside(file: Path, what: str, reason: object) -> None:
         os.replace(file, aside)
     except OSError as move_error:
         log.error("cannot set %s aside: %s", file, move_error)
+
+
+def read_state_file(file: Path, what: str) -> bytes | None:
+    """The bytes of ``file`` (a ``what``), or None when there is none to load.
+
+    One that is there but is not a regular file (a directory, a dangling link, or a FIFO that
+    would block start-up for ever), or that cannot be read, is set aside.
+    """
+    if not os.path.lexists(file):
+        return None
+    try:
+        if not file.is_file():
+            raise OSError(f"{file} is not a regular file")
+        return file.read_bytes()
+    except OSError as exc:
+        set_aside(file, what, exc.strerror or exc)
+        return None

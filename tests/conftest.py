@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -57,6 +58,16 @@ def proxy(moto: MotoServer) -> Iterator[FaultProxy]:
         yield started
     finally:
         stop_process(started.process)
+
+
+@pytest.fixture
+def machine_in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone is nine hours ahead of UTC, for this test only."""
+    monkeypatch.setenv("TZ", "JST-9")  # POSIX form: needs no time zone database
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture

@@ -18,11 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from hypothesis import strategies as st
 
 from service.aws.reader import AwsEcrReader
 from service.config import Settings, TargetSettings
 from service.demo import DEMO_CREDENTIALS
 from service.reading import SourceListing, StaticCredentials
+
+# Any JSON document: what a state file may hold after a person, a disk or a bug got to it.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
 
 # Where this machine tells programs which CAs to trust; TLS tests clear them, so that only the
 # settings under test can make a certificate trusted.

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..config import OrganizationSettings, TargetSettings
 from ..errors import EcrError
 from ..reading import DiscoveryStatus
-from ..statefiles import set_aside, write_atomically
+from ..statefiles import read_state_file, set_aside, write_atomically
 from .clients import Connections, assumed_role_session, refreshing_session
 from .partitions import partition_of
 from .roster import Roster, RosterChange
@@ -325,12 +325,14 @@ class Organization:
         return regions
 
     def _load_roster(self) -> Roster:
-        if self._roster_file is None or not self._roster_file.is_file():
+        file = self._roster_file
+        data = None if file is None else read_state_file(file, "organisation roster")
+        if file is None or data is None:
             return Roster()
         try:
-            roster = Roster.from_json(self._roster_file.read_bytes())
-        except (OSError, ValueError) as exc:
-            set_aside(self._roster_file, "organisation roster", exc)
+            roster = Roster.from_json(data)
+        except ValueError as exc:
+            set_aside(file, "organisation roster", exc)
             return Roster()
         log.info("organisation roster: %d accounts saved before", len(roster.accounts))
         return roster

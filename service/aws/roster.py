@@ -13,6 +13,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
+
+from ..config.base import ACCOUNT, REGION
+from ..instants import time_problem
 
 __all__ = ["Roster", "RosterChange"]
 
@@ -76,29 +82,38 @@ class Roster:
     def from_json(cls, data: bytes) -> Roster:
         """A roster saved by ``to_json``; ValueError for anything else."""
         try:
-            document = json.loads(data)
-            if not isinstance(document, dict) or document.get("format") != FORMAT_VERSION:
-                raise ValueError("not a roster of this format")
-            accounts = _accounts(document["accounts"])
-            missed = _accounts(document["missed_once"])
-            discovered = document["discovered_at"]
-            regions = {
-                str(account): tuple(str(region) for region in values)
-                for account, values in dict(document["regions"]).items()
-            }
-            return cls(
-                accounts,
-                missed,
-                datetime.fromisoformat(discovered) if discovered is not None else None,
-                regions,
-            )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"not a roster: {exc}") from exc
+            document = _ROSTER_FILE.validate_json(data)
+        except ValidationError as exc:
+            problems = exc.errors(include_url=False, include_input=False)[:3]
+            raise ValueError(
+                "not a roster: " + "; ".join(f"{list(e['loc'])}: {e['msg']}" for e in problems)
+            ) from None
+        problem = None if document.discovered_at is None else time_problem(document.discovered_at)
+        if problem is not None:
+            raise ValueError(f"not a roster: discovered_at {problem}")
+        if len(set(document.accounts)) != len(document.accounts):
+            raise ValueError("not a roster: an account is listed twice")
+        return cls(
+            document.accounts, document.missed_once, document.discovered_at, document.regions
+        )
 
 
-def _accounts(values: object) -> tuple[str, ...]:
-    if not isinstance(values, list) or not all(
-        isinstance(v, str) and len(v) == 12 and v.isdigit() for v in values
-    ):
-        raise ValueError("accounts must be a list of 12-digit ids")
-    return tuple(values)
+AccountId = Annotated[str, StringConstraints(pattern=ACCOUNT.pattern)]
+# Saved regions become sources, and their names entity names: only a region's form is read.
+Region = Annotated[str, StringConstraints(pattern=REGION.pattern)]
+
+
+@dataclass(frozen=True)
+class _RosterFile:
+    """The whole file: strict JSON, exactly these fields, as ``Roster.to_json`` writes them."""
+
+    __pydantic_config__ = {"extra": "forbid", "strict": True}
+
+    format: Annotated[int, Field(ge=FORMAT_VERSION, le=FORMAT_VERSION)]
+    accounts: tuple[AccountId, ...]
+    missed_once: tuple[AccountId, ...]
+    discovered_at: datetime | None
+    regions: dict[AccountId, tuple[Region, ...]]
+
+
+_ROSTER_FILE = TypeAdapter(_RosterFile)

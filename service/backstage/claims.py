@@ -15,17 +15,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
-from ..catalog.claims import Claimer, ClaimIndex, claim_filters, claimer_of, is_own_entity
+from ..catalog.claims import (
+    Claimer,
+    ClaimIndex,
+    claim_filters,
+    claimer_of,
+    claimer_problems,
+    is_own_entity,
+)
 from ..catalog.entities import FOREIGN_ANNOTATIONS
 from ..config import BackstageSettings
 from ..errors import BackstageError
-from ..snapshot.status import iso
+from ..instants import iso, time_problem
 from ..snapshot.store import SnapshotStore
-from ..statefiles import set_aside, write_atomically
+from ..statefiles import read_state_file, set_aside, write_atomically
 from .client import BackstageClient
 
 __all__ = ["CLAIMS_FILE", "ClaimsReader", "claims_from_json", "claims_to_json"]
@@ -41,7 +48,7 @@ LISTED = 100
 class _ClaimsFile:
     __pydantic_config__ = {"extra": "forbid", "strict": True}
 
-    format: Literal[1]
+    format: Annotated[int, Field(ge=1, le=1)]
     read_at: str
     claimers: tuple[Claimer, ...]
 
@@ -62,8 +69,12 @@ def claims_from_json(data: bytes) -> tuple[ClaimIndex, datetime]:
         read_at = datetime.fromisoformat(document.read_at)
     except ValidationError as exc:
         raise ValueError(str(exc.errors(include_url=False)[:3])) from None
-    if read_at.tzinfo is None:
-        raise ValueError("read_at has no time zone")
+    problem = time_problem(read_at)
+    if problem is not None:
+        raise ValueError(f"read_at {problem}")
+    problems = [problem for claimer in document.claimers for problem in claimer_problems(claimer)]
+    if problems:
+        raise ValueError("; ".join(problems[:3]))
     return ClaimIndex.of(document.claimers), read_at
 
 
@@ -92,11 +103,12 @@ class ClaimsReader:
     def load(self) -> None:
         """The claims the last run saved, if any; an unreadable file is set aside."""
         file = self._file
-        if file is None or not file.is_file():
+        data = None if file is None else read_state_file(file, "claims file")
+        if file is None or data is None:
             return
         try:
-            claims, read_at = claims_from_json(file.read_bytes())
-        except (OSError, ValueError) as exc:
+            claims, read_at = claims_from_json(data)
+        except ValueError as exc:
             set_aside(file, "claims file", exc)
             return
         self.store.set_claims(claims)

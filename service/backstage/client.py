@@ -82,14 +82,16 @@ class BackstageClient:
             raise
         return _object(response, f"reading {ref}")
 
-    async def entities_matching(self, filters: Sequence[str]) -> AsyncIterator[list[Any]]:
+    async def entities_matching(
+        self, filters: Sequence[str], page_size: int = PAGE_SIZE
+    ) -> AsyncIterator[list[Any]]:
         """Every entity that matches any of ``filters`` (Backstage's filter syntax), page by
-        page (cursor pagination)."""
+        page (cursor pagination), ``page_size`` at a time."""
         what = "querying the entities that claim repositories"
         params: list[tuple[str, str | int | float | bool | None]] = [
             ("filter", condition) for condition in filters
         ]
-        params += [("fields", CLAIMER_FIELDS), ("limit", PAGE_SIZE)]
+        params += [("fields", CLAIMER_FIELDS), ("limit", page_size)]
         seen: set[str] = set()
         while True:
             request = self._http.build_request("GET", "/entities/by-query", params=params)
@@ -105,7 +107,7 @@ class BackstageClient:
                 raise BackstageError(what, 200, "the same page cursor came back twice")
             seen.add(cursor)
             # A cursor carries the filter; the query is the cursor, the fields and the size.
-            params = [("cursor", cursor), ("fields", CLAIMER_FIELDS), ("limit", PAGE_SIZE)]
+            params = [("cursor", cursor), ("fields", CLAIMER_FIELDS), ("limit", page_size)]
 
 
 def _reason(response: httpx.Response) -> str:

@@ -32,8 +32,9 @@ from ..catalog.locations import ROOT_LOCATION_NAME, source_location_name
 from ..catalog.validate import EntityRef
 from ..config import BackstageSettings, CatalogSettings
 from ..errors import BackstageError
+from ..instants import iso
 from ..model import SourceId
-from ..snapshot.status import RefreshOutcome, iso
+from ..snapshot.status import RefreshOutcome
 from .client import BackstageClient
 
 __all__ = ["RefreshPusher"]

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .validate import parse_entity_ref
+from .validate import EntityRef, parse_entity_ref
 
 __all__ = [
     "CLAIMING_KINDS",
@@ -23,6 +23,7 @@ __all__ = [
     "Claimer",
     "claim_filters",
     "claimer_of",
+    "claimer_problems",
     "is_own_entity",
 ]
 
@@ -50,6 +51,28 @@ def _split(value: object) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _full_ref(value: str) -> EntityRef | None:
+    ref = parse_entity_ref(value, default_kind=None, default_namespace="")
+    return ref if ref is not None and str(ref) == value else None
+
+
+def claimer_problems(claimer: Claimer) -> list[str]:
+    """What makes ``claimer`` one that claimer_of could not have made (a file edited by hand,
+    say); an owner or ref served as it is would make the repositories it claims invalid."""
+    problems = []
+    if _full_ref(claimer.ref) is None:
+        problems.append(f"ref {claimer.ref!r} is not a lower-case kind:namespace/name")
+    if claimer.owner is not None:
+        owner = _full_ref(claimer.owner)
+        if owner is None or owner.kind not in ("group", "user"):
+            problems.append(f"owner {claimer.owner!r} is not a full group or user ref")
+    if not claimer.values or any(
+        not value or value != value.strip() or "," in value for value in claimer.values
+    ):
+        problems.append(f"the values of {claimer.ref!r} are not what an annotation gives")
+    return problems
+
+
 def claimer_of(entity: Mapping[str, Any], annotation_keys: Sequence[str]) -> Claimer | None:
     """The claimer an entity from Backstage's catalog API is, or None when it claims nothing.
 
@@ -72,11 +95,14 @@ def claimer_of(entity: Mapping[str, Any], annotation_keys: Sequence[str]) -> Cla
         values.update(dict.fromkeys(_split(annotations.get(key))))
     if not values:
         return None
+    ref = f"{kind}:{namespace}/{name}".lower()
+    if _full_ref(ref) is None:
+        return None
     spec = entity.get("spec")
     owner_value = spec.get("owner") if isinstance(spec, Mapping) else None
     owner = parse_entity_ref(owner_value, default_kind="group", default_namespace=namespace)
     return Claimer(
-        ref=f"{kind}:{namespace}/{name}".lower(),
+        ref=ref,
         owner=str(owner) if owner is not None and owner.kind in ("group", "user") else None,
         values=tuple(values),
     )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from ..config import CatalogSettings, PostureSettings
+from ..instants import iso
 from ..model import Entity, RepositoryRecord, SourceId, SourceRecords
 from .claims import Claimer, ClaimIndex
 from .naming import (
@@ -65,10 +66,6 @@ _LIST_SEPARATORS = re.compile(r"[,\s]+")
 
 # Origins of repository entities are their ARNs; everything else is structural.
 REPOSITORY_ORIGIN = "arn:"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class _TagReader:
@@ -192,7 +189,7 @@ class EntityBuilder:
 
     def _freshness(self, source: SourceId) -> dict[str, str]:
         since = self.stale_since.get(source)
-        return {} if since is None else {f"{self.prefix}/last-successful-read-at": _iso(since)}
+        return {} if since is None else {f"{self.prefix}/last-successful-read-at": iso(since)}
 
     def _source_labels(self, source: SourceId) -> dict[str, str]:
         return {f"{self.prefix}/account": source.account_id, f"{self.prefix}/region": source.region}
@@ -277,7 +274,7 @@ class EntityBuilder:
             **self._freshness(source),
         }
         optional = {
-            f"{p}/created-at": _iso(repo.created_at) if repo.created_at else None,
+            f"{p}/created-at": iso(repo.created_at) if repo.created_at else None,
             f"{p}/tag-mutability": repo.tag_mutability,
             f"{p}/encryption-type": repo.encryption_type,
             f"{p}/scan-on-push": None
@@ -289,12 +286,12 @@ class EntityBuilder:
             optional |= {
                 f"{p}/latest-image-digest": latest.digest,
                 f"{p}/latest-image-tags": ",".join(latest.tags),
-                f"{p}/latest-image-pushed-at": _iso(latest.pushed_at),
+                f"{p}/latest-image-pushed-at": iso(latest.pushed_at),
                 f"{p}/latest-image-size-bytes": (
                     None if latest.size_bytes is None else str(latest.size_bytes)
                 ),
                 f"{p}/latest-image-last-pulled-at": (
-                    _iso(latest.last_pulled_at) if latest.last_pulled_at else None
+                    iso(latest.last_pulled_at) if latest.last_pulled_at else None
                 ),
                 # Whether the counts below are the whole story: never silently absent.
                 f"{p}/latest-image-findings": latest.findings,
@@ -303,7 +300,7 @@ class EntityBuilder:
             for severity, count in latest.finding_counts:
                 optional[f"{p}/latest-image-findings-{severity.lower()}"] = str(count)
         if repo.images.last_pulled_at is not None:
-            optional[f"{p}/last-pulled-at"] = _iso(repo.images.last_pulled_at)
+            optional[f"{p}/last-pulled-at"] = iso(repo.images.last_pulled_at)
         if self.posture is not None:
             posture = assess(repo, records.registry, *self.posture)
             optional |= {

@@ -242,7 +242,7 @@ def _metadata_problems(metadata: object) -> list[str]:
     return problems
 
 
-def _spec_problems(kind: str, spec: object, namespace: str) -> list[str]:
+def _spec_problems(kind: str, spec: object) -> list[str]:
     if not isinstance(spec, dict):
         return ["spec must be a mapping"]
     problems = [
@@ -259,7 +259,8 @@ def _spec_problems(kind: str, spec: object, namespace: str) -> list[str]:
             problems.append(f"spec.{field} must be a list")
             continue
         for ref in refs:
-            parsed = parse_entity_ref(ref, default_kind=default_kind, default_namespace=namespace)
+            # Whether a ref is valid does not depend on the namespace it defaults to.
+            parsed = parse_entity_ref(ref, default_kind=default_kind, default_namespace="default")
             if parsed is None:
                 problems.append(f"spec.{field} ref {ref!r} is invalid")
     return problems
@@ -278,8 +279,7 @@ def entity_problems(entity: object) -> list[str]:
         kind = ""
     metadata = entity.get("metadata")
     problems += _metadata_problems(metadata)
-    namespace = metadata.get("namespace", "default") if isinstance(metadata, dict) else "default"
-    problems += _spec_problems(kind, entity.get("spec"), str(namespace))
+    problems += _spec_problems(kind, entity.get("spec"))
     return problems
 
 

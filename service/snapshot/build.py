@@ -177,6 +177,10 @@ def _source_view(
     )
 
 
+def _is_repository(origin: str) -> bool:
+    return origin.startswith(REPOSITORY_ORIGIN)
+
+
 def build_snapshot(
     listing: SourceListing,
     records: Mapping[SourceId, SourceRecords],
@@ -187,6 +191,7 @@ def build_snapshot(
     previous: Snapshot | None = None,
     claims: ClaimIndex | None = None,
     posture: PostureSettings | None = None,
+    refuse_any_rejection: bool = False,
 ) -> Snapshot:
     """Transform, validate and render the records of every source into one snapshot.
 
@@ -194,7 +199,9 @@ def build_snapshot(
     that is invalid refuses the whole snapshot (SnapshotRefused), since everything else hangs
     off them. Documents and bodies equal to ones in ``previous`` are taken from it. ``claims``
     are the Backstage entities that claim repositories (catalog.claims); ``posture`` the checks
-    each repository gets (catalog.posture).
+    each repository gets (catalog.posture). With ``refuse_any_rejection`` (records saved by
+    an earlier run, which passed then) an invalid repository refuses the snapshot too.
+    SnapshotRefused names the sources whose entities it refused.
     """
     earlier = _Earlier.of(previous)
     plan = plan_catalog(
@@ -210,12 +217,15 @@ def build_snapshot(
     body = io.BytesIO()
     placed: list[tuple[IndexedEntity, int]] = []
     sources_of: list[SourceId | None] = []
+    refused_sources: set[SourceId] = set()
     for entity, origin, source in zip(plan.entities(), plan.origins, plan.sources, strict=True):
         json_document = to_json_document(entity)
         known = earlier.items.get(json_document)
         # One equal to an entity the last snapshot served passed validation then: its own
         # rules are not checked again, only the uniqueness of its ref.
         if not validator.admit(entity, origin, known_valid=known is not None):
+            if source is not None and (refuse_any_rejection or not _is_repository(origin)):
+                refused_sources.add(source)
             continue
         if known is None:
             item = _index(entity, options.annotation_prefix, json_document)
@@ -225,9 +235,14 @@ def build_snapshot(
         body.write(yaml_document)
         placed.append((item, len(yaml_document)))
         sources_of.append(source)
-    structural = [r for r in validator.rejected if not r.origin.startswith(REPOSITORY_ORIGIN)]
+    structural = [
+        r for r in validator.rejected if refuse_any_rejection or not _is_repository(r.origin)
+    ]
     if structural:
-        raise SnapshotRefused("; ".join(f"{r.ref}: {', '.join(r.problems)}" for r in structural))
+        raise SnapshotRefused(
+            "; ".join(f"{r.ref}: {', '.join(r.problems)}" for r in structural),
+            tuple(sorted(refused_sources)),
+        )
     log_rejections(validator.rejected)
     yaml_body = _gzipped_body(body.getvalue(), earlier.yaml)
     del body

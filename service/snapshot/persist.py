@@ -5,9 +5,12 @@ source. A corrupt state file must never stop the service from starting, so loadi
 nothing: a file is parsed against the records' own fields (pydantic, strict, no extra or
 missing field), and anything else (not JSON, another JSON value, another format version, a
 wrong type, a naive time, a file named for another source, a file that cannot be read) is
-logged and renamed aside as ``*.corrupt``. A well-formed file of a source that is no longer
-configured is kept as it is and not loaded. A save that fails (a read-only or full disk) is
-logged and raised as ``StateWriteFailed``; the store counts it and serving goes on.
+logged and renamed aside as ``*.corrupt``, and its source is reported (LoadedState.unreadable)
+so that nothing is served as complete until it is read again; so are records of the right
+form that the snapshot refuses (the store's _publish_saved). A well-formed file of a source
+that is no longer configured is kept as it is and not loaded. A save that fails (a read-only
+or full disk) is logged and raised as ``StateWriteFailed``; the store counts it and serving
+goes on.
 """
 
 from __future__ import annotations
@@ -18,15 +21,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from ..errors import StateFileInvalid, StateWriteFailed
+from ..instants import time_problem
 from ..model import SourceId, SourceRecords
-from ..statefiles import TEMPORARY_PREFIX, set_aside, write_atomically
+from ..statefiles import (
+    CORRUPT_SUFFIX,
+    TEMPORARY_PREFIX,
+    read_state_file,
+    set_aside,
+    write_atomically,
+)
 
-__all__ = ["StateDir", "records_from_json", "records_to_json"]
+__all__ = ["LoadedState", "StateDir", "records_from_json", "records_to_json"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +51,7 @@ class _StateFile:
 
     __pydantic_config__ = {"extra": "forbid", "strict": True}
 
-    format: Literal[2]
+    format: Annotated[int, Field(ge=FORMAT_VERSION, le=FORMAT_VERSION)]
     records: SourceRecords
 
 
@@ -60,17 +70,19 @@ def records_to_json(records: SourceRecords) -> bytes:
     return json.dumps(document, default=_encode, sort_keys=True).encode("utf-8")
 
 
-def _naive_times(value: object) -> Iterator[str]:
-    # The store compares these times with aware ones; a naive one would fail a refresh later.
+def _time_problems(value: object) -> Iterator[str]:
+    # The store compares these times with aware ones and writes them in UTC: a naive one, or
+    # one past the calendar's end in UTC, would fail a build or a refresh later.
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            yield str(value)
+        problem = time_problem(value)
+        if problem is not None:
+            yield f"{value} {problem}"
     elif is_dataclass(value):
         for item in fields(value):
-            yield from _naive_times(getattr(value, item.name))
+            yield from _time_problems(getattr(value, item.name))
     elif isinstance(value, tuple):
         for item in value:
-            yield from _naive_times(item)
+            yield from _time_problems(item)
 
 
 def records_from_json(data: bytes) -> SourceRecords:
@@ -79,9 +91,9 @@ def records_from_json(data: bytes) -> SourceRecords:
         document = _STATE_FILE.validate_json(data)
     except ValidationError as exc:
         raise StateFileInvalid(_earlier_format(data) or _problems(exc)) from exc
-    naive = list(_naive_times(document.records))
-    if naive:
-        raise StateFileInvalid(f"times without a time zone: {', '.join(naive[:3])}")
+    problems = list(_time_problems(document.records))
+    if problems:
+        raise StateFileInvalid(f"times that cannot be used: {', '.join(problems[:3])}")
     # Fields with defaults would be filled in silently: the file must be whole, as written.
     if json.loads(records_to_json(document.records)) != json.loads(data):
         raise StateFileInvalid("fields are missing, or not in the form this version writes")
@@ -108,6 +120,16 @@ def _problems(exc: ValidationError) -> str:
     return shown + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "")
 
 
+@dataclass(frozen=True)
+class LoadedState:
+    """What a state directory gave at start-up."""
+
+    records: list[SourceRecords]
+    # Wanted sources whose file was there but set aside: their data was served before, so
+    # nothing may be served as complete until they are read again.
+    unreadable: tuple[SourceId, ...] = ()
+
+
 class StateDir:
     """A directory of ``<account>-<region>.json`` files, one per source."""
 
@@ -116,6 +138,15 @@ class StateDir:
 
     def _file(self, source: SourceId) -> Path:
         return self.path / f"{source.account_id}-{source.region}.json"
+
+    @staticmethod
+    def _named_source(file: Path) -> SourceId | None:
+        """The source a file's name is for (``<account>-<region>.json``, or ``.corrupt``,
+        ``.1.corrupt``, …), if it names one."""
+        account, _, region = file.name.split(".", 1)[0].partition("-")
+        if len(account) == 12 and account.isdigit() and region:
+            return SourceId(account, region)
+        return None
 
     def save(self, records: SourceRecords) -> None:
         """Replace the source's file atomically: a crash leaves the old or the new one, whole.
@@ -128,26 +159,45 @@ class StateDir:
         except OSError as exc:
             raise StateWriteFailed(f"cannot write {target}: {exc.strerror or exc}") from exc
 
-    def load(self, wanted: Callable[[SourceId], bool] = lambda _s: True) -> list[SourceRecords]:
+    def set_aside(self, source: SourceId, reason: object) -> None:
+        """Rename the source's file aside as ``*.corrupt``: it loaded, but cannot be served."""
+        set_aside(self._file(source), "state file", reason)
+
+    def load(self, wanted: Callable[[SourceId], bool] = lambda _s: True) -> LoadedState:
         """Every valid file of a ``wanted`` source; invalid ones are set aside as ``*.corrupt``.
 
         A valid file of a source not ``wanted`` (no longer configured) stays where it is.
         """
         try:
+            if self.path.exists() and not self.path.is_dir():
+                log.error(
+                    "the state directory %s is not a directory: nothing is loaded from it, "
+                    "and saving to it will fail",
+                    self.path,
+                )
+                return LoadedState([])
             files = sorted(self.path.glob("*.json")) if self.path.is_dir() else []
         except OSError as exc:
             log.error("cannot list the state directory %s: %s", self.path, exc)
-            return []
+            return LoadedState([])
         loaded = []
+        unreadable = []
         for file in files:
             if file.name.startswith(TEMPORARY_PREFIX):
                 # A save that was interrupted; its source's previous file is still whole.
                 file.unlink(missing_ok=True)
                 continue
-            try:
-                records = self._read(file)
-            except (OSError, StateFileInvalid) as exc:
-                set_aside(file, "state file", exc)
+            data = read_state_file(file, "state file")
+            records = None
+            if data is not None:
+                try:
+                    records = self._read(file, data)
+                except StateFileInvalid as exc:
+                    set_aside(file, "state file", exc)
+            if records is None:
+                named = self._named_source(file)
+                if named is not None and wanted(named):
+                    unreadable.append(named)
                 continue
             if not wanted(records.source):
                 log.warning(
@@ -157,13 +207,23 @@ class StateDir:
                 )
                 continue
             loaded.append(records)
-        return loaded
+        # Set aside by an earlier start, and not read since (or its new file would be here).
+        unreadable += self._set_aside_before(files, wanted)
+        return LoadedState(loaded, tuple(sorted(set(unreadable))))
 
-    def _read(self, file: Path) -> SourceRecords:
-        if not file.is_file():
-            # A directory, a dangling link, or a FIFO that would block start-up for ever.
-            raise StateFileInvalid("not a regular file")
-        records = records_from_json(file.read_bytes())
+    def _set_aside_before(
+        self, files: list[Path], wanted: Callable[[SourceId], bool]
+    ) -> list[SourceId]:
+        present = {self._named_source(file) for file in files}
+        found = []
+        for aside in self.path.glob(f"*{CORRUPT_SUFFIX}"):
+            named = self._named_source(aside)
+            if named is not None and named not in present and wanted(named):
+                found.append(named)
+        return found
+
+    def _read(self, file: Path, data: bytes) -> SourceRecords:
+        records = records_from_json(data)
         if file != self._file(records.source):
             raise StateFileInvalid(f"it holds {records.source}, which belongs in another file")
         return records

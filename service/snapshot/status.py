@@ -6,17 +6,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..instants import iso
 from ..model import SourceId
 from .types import Snapshot
 
-__all__ = ["NOT_READ_SINCE_RESTART", "EntityChanges", "RefreshOutcome", "SourceStatus", "iso"]
+__all__ = [
+    "NOT_READ_SINCE_RESTART",
+    "SAVED_DATA_SET_ASIDE",
+    "EntityChanges",
+    "RefreshOutcome",
+    "SourceStatus",
+]
 
 NOT_READ_SINCE_RESTART = "not read since the restart; serving the data saved before it"
-
-
-def iso(moment: datetime | None) -> str | None:
-    """An instant as RFC 3339 in UTC, to the second (``2026-01-09T12:00:00Z``)."""
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
+SAVED_DATA_SET_ASIDE = "not read since the restart, and its saved data was set aside as corrupt"
 
 
 @dataclass

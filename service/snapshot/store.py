@@ -30,7 +30,13 @@ from ..reading import DiscoveryStatus, EcrReader, SourceListing
 from ..reuse import BuildInputs
 from .build import build_snapshot
 from .persist import StateDir
-from .status import NOT_READ_SINCE_RESTART, EntityChanges, RefreshOutcome, SourceStatus
+from .status import (
+    NOT_READ_SINCE_RESTART,
+    SAVED_DATA_SET_ASIDE,
+    EntityChanges,
+    RefreshOutcome,
+    SourceStatus,
+)
 from .types import Snapshot
 
 __all__ = ["SnapshotStore"]
@@ -97,8 +103,10 @@ class SnapshotStore:
         """
         if self.state is None:
             return
-        saved = await asyncio.to_thread(self.state.load, wanted)
-        for records in saved:
+        loaded = await asyncio.to_thread(self.state.load, wanted)
+        for source in loaded.unreadable:
+            self.statuses[source] = SourceStatus(source, last_error=SAVED_DATA_SET_ASIDE)
+        for records in loaded.records:
             self._last_good[records.source] = records
             self.statuses[records.source] = SourceStatus(
                 records.source,
@@ -106,10 +114,43 @@ class SnapshotStore:
                 last_error=NOT_READ_SINCE_RESTART,
                 repositories=len(records.repositories),
             )
-        if saved:
-            log.info("loaded saved data of %d source(s) from %s", len(saved), self.state.path)
-            listing = SourceListing(tuple(sorted(self._last_good)))
-            await self._publish(listing)
+        if loaded.records:
+            log.info(
+                "loaded saved data of %d source(s) from %s", len(loaded.records), self.state.path
+            )
+            await self._publish_saved(self.state, set(loaded.unreadable))
+
+    async def _publish_saved(self, state: StateDir, unreadable: set[SourceId]) -> None:
+        """Publish what was loaded; a source whose saved data is refused is set aside instead.
+
+        A file can hold records of the right form whose values no entity may carry (edited by
+        hand, say): an earlier run served every entity of what it saved, so a source with an
+        entity that is refused now is set aside, and start-up goes on without it as without a
+        corrupt file. Sources set aside stay listed, without data, so that until they are read
+        again nothing is served as complete without their entities (which Backstage would then
+        delete). A refusal that names no source is the settings' own (the Domain, System or
+        Component), which every refresh will report too.
+        """
+        while self._last_good:
+            try:
+                listed = tuple(sorted(set(self._last_good) | unreadable))
+                await self._publish(SourceListing(listed), refuse_any_rejection=True)
+                return
+            except SnapshotRefused as exc:
+                blamed = [source for source in exc.sources if source in self._last_good]
+                reason: object = f"its data cannot be served: {exc}"
+                if not blamed:
+                    log.error("the saved data cannot be served: %s", exc)
+                    return
+            except Exception as exc:
+                # Whatever else the saved data makes a build do, a crash loop would be worse.
+                log.exception("building from the saved data failed; setting it all aside")
+                blamed, reason = list(self._last_good), f"building from it failed: {exc!r}"
+            for source in blamed:
+                del self._last_good[source]
+                self.statuses[source] = SourceStatus(source, last_error=SAVED_DATA_SET_ASIDE)
+                unreadable.add(source)
+                state.set_aside(source, reason)
 
     async def refresh(self, rediscover: bool = False) -> RefreshOutcome:
         """Refresh now, or join the refresh already running; it never raises for AWS failures.
@@ -291,7 +332,9 @@ class SnapshotStore:
             del self._last_good[source]
             self.statuses.pop(source, None)
 
-    async def _publish(self, listing: SourceListing) -> Snapshot:
+    async def _publish(
+        self, listing: SourceListing, refuse_any_rejection: bool = False
+    ) -> Snapshot:
         stale = {
             s: status.last_success_at
             for s, status in self.statuses.items()
@@ -319,6 +362,7 @@ class SnapshotStore:
             current,
             claims,
             self.posture,
+            refuse_any_rejection,
         )
         self._built_from = inputs
         self._claims_built = claims_version

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..snapshot.status import iso
+from ..instants import iso
 from .deps import BackstageDep, MetricsDep, StoreDep
 
 __all__ = ["router"]

@@ -24,7 +24,7 @@ from .. import __version__
 from ..catalog.posture import FAIL, PASS, UNKNOWN
 from ..catalog.render import render_body
 from ..config import Settings
-from ..snapshot.status import iso
+from ..instants import iso
 from ..snapshot.store import SnapshotStore
 from ..snapshot.types import IndexedEntity, Snapshot
 from .deps import BackstageDep, MetricsDep, StoreDep

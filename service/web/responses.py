@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..catalog.render import RenderedBody, join_json, join_yaml, render_body
 from ..errors import Unavailable
+from ..instants import iso
 from ..model import SourceId
 from ..snapshot.store import SnapshotStore
 from ..snapshot.types import IndexedEntity, Snapshot
@@ -92,10 +93,8 @@ def _etag_matches(if_none_match: str | None, etags: Sequence[str]) -> bool:
     return any(etag in offered for etag in etags)
 
 
-@functools.lru_cache(maxsize=256)
-def _iso(moment: datetime) -> str:
-    # Memoised: the same few instants (the snapshot's build and refresh times) on every request.
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+# Memoised: the same few instants (the snapshot's build and refresh times) on every request.
+_iso = functools.lru_cache(maxsize=256)(iso)
 
 
 def _quality(params: Sequence[str]) -> float:

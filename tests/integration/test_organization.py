@@ -16,6 +16,7 @@ import boto3
 import httpx
 import pytest
 
+from service.aws.roster import Roster
 from service.config import Settings
 from service.demo import DemoRepository, seed_registry
 
@@ -227,6 +228,21 @@ async def test_a_restart_while_organizations_is_down_reads_every_saved_account(
     assert discovery["accounts"] == 3 and "ServiceUnavailable" in discovery["last_error"]
     assert 'ecr_catalog_discoveries_total{outcome="failed"}' in metrics
     assert proxy.stats()["injected"]["unavailable"] >= 1
+
+
+async def test_a_corrupt_roster_is_set_aside_and_the_organisation_discovered_again(
+    org: Org, proxy: FaultProxy, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    roster = tmp_path / "organization" / "roster.json"
+    roster.parent.mkdir()
+    # Deeper than Python's json module recurses: once a RecursionError that stopped start-up.
+    roster.write_bytes(b"[" * 100_000)
+    active = {org.accounts[name] for name in ("alpha", "beta", "gamma")}
+    async with serving(settings_for(proxy, state_dir=tmp_path)) as client:
+        await until_true(lambda: sources_read(client, active), "every account read")
+    assert (tmp_path / "organization" / "roster.corrupt").read_bytes() == b"[" * 100_000
+    assert f"organisation roster {roster} is unreadable and set aside" in caplog.text
+    assert Roster.from_json(roster.read_bytes()).accounts == tuple(sorted(active))
 
 
 async def test_organizations_down_later_keeps_every_account(org: Org, proxy: FaultProxy) -> None:

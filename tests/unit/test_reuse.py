@@ -36,6 +36,9 @@ def test_an_equal_record_is_the_object_seen_before() -> None:
     ledger.forget(changed.arn)
     back = repository("team/app", tags={"k": "other"})
     assert ledger.settle(back) is back and len(ledger) == 1
+    # A repository deleted twice (two events for one deletion) is forgotten once, quietly.
+    ledger.forget("arn:aws:ecr:us-east-1:123456789012:repository/never-seen")
+    assert len(ledger) == 1
 
 
 def test_inputs_of_the_same_objects_are_equal_and_any_change_is_not() -> None:

@@ -9,6 +9,7 @@ metric says it did). The tests run in file order: the last stops Backstage.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Iterator
@@ -20,7 +21,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from pydantic import SecretStr
 
+from service.backstage.client import BackstageClient
+from service.config import BackstageSettings
 from service.demo import DEMO_ACCOUNT, DemoRepository, _manifest, seed_registry
 
 from ...ecr_events import TOKEN as EVENTS_TOKEN
@@ -171,6 +175,58 @@ def test_without_the_token_backstage_refuses_and_with_it_answers(stack: Stack) -
     bare = httpx.get(f"{stack.backstage.url}/api/catalog/entities", timeout=10)
     assert bare.status_code == 401
     eventually(lambda: stack.backstage.entity(PUSHED_REF), 60, "the catalog ingested")
+
+
+class RecordingTransport(httpx.AsyncHTTPTransport):
+    """A real transport that keeps the query of every request it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: list[list[tuple[str, str]]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.queries.append(list(request.url.params.multi_items()))
+        return await super().handle_async_request(request)
+
+
+async def test_the_claims_query_pages_through_backstage_by_its_cursor(stack: Stack) -> None:
+    """Page after page of a real Backstage, each next page asked for by its cursor alone."""
+    eventually(lambda: stack.backstage.entity(CLAIMED_REF), 60, "the catalog ingested")
+    transport = RecordingTransport()
+    client = BackstageClient(
+        BackstageSettings(base_url=stack.backstage.url, token=SecretStr(TOKEN)), transport
+    )
+    # Two filters, as the claims query has: the cursor must carry both.
+    filters = ["kind=resource", "kind=component"]
+
+    def refs(pages: list[list[Any]]) -> list[str]:
+        return sorted(
+            f"{e['kind']}:{e['metadata'].get('namespace', 'default')}/{e['metadata']['name']}"
+            for page in pages
+            for e in page
+        )
+
+    try:
+        # Backstage may still be ingesting between two reads: until two agree.
+        for _ in range(20):
+            transport.queries.clear()
+            whole = [page async for page in client.entities_matching(filters)]
+            paged = [page async for page in client.entities_matching(filters, page_size=2)]
+            if refs(paged) == refs(whole):
+                break
+            await asyncio.sleep(1)
+    finally:
+        await client.aclose()
+    assert len(whole) == 1 and len(paged) >= 3 and all(len(page) <= 2 for page in paged)
+    assert refs(paged) == refs(whole)
+    assert {"Component:default/claims-demo", "Component:default/ecr-registry"} <= set(refs(whole))
+    assert f"Resource:default/{CLAIMED_REF.split('/', 1)[1]}" in refs(whole)
+    # The first page names the filters; every later one only the cursor, fields and size.
+    first, *later = transport.queries[1:]
+    assert [value for key, value in first if key == "filter"] == filters
+    assert later and all(
+        {key for key, _ in query} == {"cursor", "fields", "limit"} for query in later
+    )
 
 
 def test_a_claiming_component_gives_its_owner_and_relations_to_an_untagged_repository(

@@ -62,6 +62,9 @@ def test_entities_without_a_usable_claim_are_no_claimers() -> None:
     assert claimer_of(component("payments", {"other": ARN}), KEYS) is None
     assert claimer_of({"kind": "Component"}, KEYS) is None
     assert claimer_of({"kind": 1, "metadata": {"name": "x"}}, KEYS) is None
+    # A ref that is not one (no Backstage serves it) would make the claimed repository invalid.
+    assert claimer_of(component("bad name!", {KEYS[0]: ARN}), KEYS) is None
+    assert claimer_of({**component("x", {KEYS[0]: ARN}), "kind": "Com ponent"}, KEYS) is None
 
 
 def test_the_services_own_entities_are_recognised() -> None:
@@ -147,10 +150,28 @@ def test_claimers_of_different_owners_pick_the_first_ref_and_all_become_dependen
         "component:default/no-owner",
         "component:default/zeta",
     ]
-    (conflict,) = plan.claim_conflicts
-    assert conflict.startswith("arn:aws:ecr:us-east-1:123456789012:repository/a: claimed by")
-    assert "owner group:default/team-a from component:default/alpha" in conflict
+    assert plan.claim_conflicts == (
+        "arn:aws:ecr:us-east-1:123456789012:repository/a: claimed by "
+        "component:default/alpha (group:default/team-a), "
+        "component:default/zeta (group:default/team-z); "
+        "owner group:default/team-a from component:default/alpha",
+    )
     assert plan.claimed == 1
+
+
+def test_one_owner_among_claimers_is_no_conflict_and_each_claimed_repository_counts() -> None:
+    claims = ClaimIndex.of(
+        [
+            Claimer("component:default/alpha", "group:default/team-a", ("a", "b")),
+            Claimer("component:default/beta", None, ("a",)),
+        ]
+    )
+    plan = plan_catalog(
+        [source(repository("a"), repository("b"), repository("c"))], OPTIONS, claims=claims
+    )
+    entities = list(plan.entities())  # counted as they are built
+    assert len(entities) == 7 and plan.claim_conflicts == ()  # 3 + the registry + 3
+    assert plan.claimed == 2
 
 
 def test_the_services_own_entities_never_claim() -> None:

@@ -69,3 +69,102 @@ def test_refs_decide_added_removed_changed_and_renamed() -> None:
 def test_an_unreadable_old_file_is_named(text: str, words: str) -> None:
     with pytest.raises(OldCatalogUnreadable, match=words):
         read_catalog_documents(text, "old.yaml")
+
+
+def test_the_report_says_each_ref_in_text_and_json() -> None:
+    arn = "arn:aws:ecr:us-east-1:123456789012:repository/team/api"
+    old = [resource("team-api", **{"example.com/repo": arn}), resource("kept"), resource("gone")]
+    changed = resource("kept")
+    changed["spec"]["owner"] = "team-b"
+    changed["spec"]["type"] = "other"
+    new = [
+        resource("team--api.us-east-1.123456789012", **{"amazonaws.com/arn": arn}),
+        changed,
+        resource("brand-new"),
+    ]
+    diff = diff_catalogs(old, new)
+    assert not diff.empty
+    assert diff.as_dict() == {
+        "added": [
+            "resource:default/brand-new",
+            "resource:default/team--api.us-east-1.123456789012",
+        ],
+        "removed": [
+            {"ref": "resource:default/gone", "renamed_to": None},
+            {
+                "ref": "resource:default/team-api",
+                "renamed_to": "resource:default/team--api.us-east-1.123456789012",
+            },
+        ],
+        "changed": [{"ref": "resource:default/kept", "fields": ["spec.owner", "spec.type"]}],
+        "unchanged": 0,
+    }
+    assert list(diff.lines()) == [
+        "added (2):",
+        "  + resource:default/brand-new",
+        "  + resource:default/team--api.us-east-1.123456789012",
+        "removed (2):",
+        "  - resource:default/gone",
+        "  - resource:default/team-api  (renamed: same repository as "
+        "resource:default/team--api.us-east-1.123456789012)",
+        "changed (1):",
+        "  ~ resource:default/kept: spec.owner, spec.type",
+        "2 added, 2 removed (1 of them renamed), 1 changed, 0 unchanged",
+    ]
+
+
+def test_what_backstage_adds_itself_is_no_difference() -> None:
+    stored = resource("api", **{"backstage.io/managed-by-location": "url:x", "team": "a"})
+    stored["metadata"].update(uid="1", etag="e", generation=3, namespace="default")
+    stored["status"] = {"items": []}
+    stored["relations"] = [{"type": "ownedBy"}]
+    bare = resource("api", team="a")
+    only_managed = resource("b", **{"backstage.io/managed-by-origin-location": "url:y"})
+    diff = diff_catalogs([stored, only_managed], [bare, resource("b")])
+    assert diff.empty and diff.changed == () and diff.unchanged == 2
+    assert (
+        list(diff.lines())[-1] == "0 added, 0 removed (0 of them renamed), 0 changed, 2 unchanged"
+    )
+
+
+def test_a_namespace_and_lists_compare_as_backstage_reads_them() -> None:
+    old = resource("api")
+    old["metadata"]["namespace"] = "Ops"
+    old["metadata"]["tags"] = ["a", "b"]
+    new = resource("API")
+    new["metadata"]["namespace"] = "ops"
+    new["metadata"]["tags"] = ["b", "a"]
+    diff = diff_catalogs([old], [new])
+    # One ref (refs ignore case); the list is compared whole, its order included.
+    assert [(c.ref, c.fields) for c in diff.changed] == [
+        ("resource:ops/api", ("metadata.name", "metadata.namespace", "metadata.tags"))
+    ]
+
+
+@pytest.mark.parametrize(
+    "key", ["amazonaws.com/arn", "example.com/repository-arn", "x/repository-uri", "x/repository"]
+)
+def test_a_rename_is_found_by_any_identifying_annotation_ignoring_case(key: str) -> None:
+    value = "ARN:aws:ecr:us-east-1:123456789012:repository/Team/API"
+    old = [resource("old-name", anything=value.lower())]
+    new = [resource("new-name", **{key: value}), resource("other", **{"x/unrelated": value})]
+    diff = diff_catalogs(old, new)
+    assert diff.renamed == {"resource:default/old-name": "resource:default/new-name"}
+
+
+def test_an_annotation_that_identifies_nothing_finds_no_rename() -> None:
+    old = [resource("old-name", note="shared text")]
+    new = [resource("new-name", **{"x/unrelated": "shared text", "x/arn": ""})]
+    assert diff_catalogs(old, new).renamed == {}
+
+
+def test_empty_documents_are_skipped_and_a_bad_one_is_named_by_its_place() -> None:
+    text = "---\n---\nkind: Resource\nmetadata: {name: a}\n---\nkind: Resource\nmetadata: []\n"
+    with pytest.raises(OldCatalogUnreadable, match=r"^document 2 of old.yaml is not an entity$"):
+        read_catalog_documents(text, "old.yaml")
+    good = read_catalog_documents("---\n---\nkind: Resource\nmetadata: {name: a}\n", "old.yaml")
+    assert good == [{"kind": "Resource", "metadata": {"name": "a"}}]
+    with pytest.raises(OldCatalogUnreadable, match=r"^document 1 of f.yaml has no kind or name$"):
+        read_catalog_documents("kind: Resource\nmetadata: {name: ''}\n", "f.yaml")
+    with pytest.raises(OldCatalogUnreadable, match=r"^f.yaml is not valid YAML: "):
+        read_catalog_documents("a: [1", "f.yaml")

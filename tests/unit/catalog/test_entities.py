@@ -222,6 +222,30 @@ def test_labels_come_only_from_allow_listed_tags_and_are_sanitised() -> None:
     }
 
 
+def test_repositories_are_ordered_by_their_names_lower_cased() -> None:
+    # "_" sorts before letters once lower-cased, after them if upper-cased.
+    build = build_catalog([source(repository("teamb"), repository("team_a"))], OPTIONS)
+    names = [e["metadata"]["name"] for e in build.entities if e["kind"] == "Resource"]
+    assert names == [
+        "ecr-123456789012-us-east-1",
+        "team_a.us-east-1.123456789012",
+        "teamb.us-east-1.123456789012",
+    ]
+
+
+def test_a_tag_that_cannot_become_a_label_leaves_the_next_ones_labelled() -> None:
+    options = CatalogSettings(label_tag_keys=["_", "team"])
+    labels = _repo_entity({"_": "x", "team": "payments"}, options)["metadata"]["labels"]
+    assert labels["team"] == "payments" and "_" not in labels
+
+
+def test_every_unknown_check_is_named_in_the_annotation_and_the_index() -> None:
+    unsure = replace(repository("r"), scan_on_push=None, tag_mutability=None)
+    build = build_catalog([source(unsure)], OPTIONS, posture=(PostureSettings(), date(2025, 3, 2)))
+    annotations = _entity_named(build, "r")["metadata"]["annotations"]
+    assert annotations["ecr-catalog.io/posture-unknown"] == "scanning,tag-immutability"
+
+
 def test_own_annotations_use_the_configured_prefix_and_are_strings() -> None:
     entity = _repo_entity({}, CatalogSettings(annotation_prefix="example.com"))
     annotations = entity["metadata"]["annotations"]
@@ -254,6 +278,7 @@ def test_names_at_the_length_limit_stay_readable_and_one_more_is_hashed() -> Non
         ("-odd_/", "odd"),
         ("--", ""),
         ("a//b", "a----b"),
+        ("X" * 70, "X" * 31),  # only separators are trimmed from the head
     ],
 )
 def test_a_hashed_name_keeps_a_cleaned_head(repository_name: str, head: str) -> None:
@@ -273,6 +298,7 @@ def test_a_hashed_name_keeps_a_cleaned_head(repository_name: str, head: str) -> 
         ("x" * 62 + "-y", "x" * 62),
         ("🐳", ""),
         ("", ""),
+        ("X-ray X", "X-ray-X"),  # only separators are trimmed from the ends
     ],
 )
 def test_label_values_are_sanitised(value: str, label: str) -> None:

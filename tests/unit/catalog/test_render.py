@@ -48,6 +48,14 @@ def test_rendering_is_byte_stable() -> None:
     assert to_json_document(entity) == b'{"b":1,"a":["x","y"],"c":{"z":"1","y":"2"}}'
 
 
+def test_text_is_written_as_it_reads_unicode_unescaped_and_long_lines_unbroken() -> None:
+    # An operator reads descriptions; a folded or escaped one reads back the same, but is not.
+    long = "word " * 40 + "end"
+    document = to_yaml_document({"d": "Ünïcödé", "long": long, "whale": "🐳"})
+    # PyYAML escapes what is beyond the Basic Multilingual Plane, even so.
+    assert document == f'---\nd: Ünïcödé\nlong: {long}\nwhale: "\\U0001F433"\n'.encode()
+
+
 def test_json_body_is_one_object_at_the_root() -> None:
     body = join_json([to_json_document({"a": 1}), to_json_document({"b": "é"})])
     assert json.loads(body) == {"items": [{"a": 1}, {"b": "é"}]}

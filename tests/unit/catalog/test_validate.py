@@ -11,6 +11,7 @@ import pytest
 from service.catalog.plan import build_catalog
 from service.catalog.validate import (
     EntityRef,
+    EntityValidator,
     Rejection,
     entity_problems,
     entity_ref,
@@ -177,6 +178,7 @@ def test_tag_rule() -> None:
     assert is_valid_tag("a:b-c")
     assert not is_valid_tag("-a")
     assert not is_valid_tag("")
+    assert is_valid_tag("a")  # one character is a whole tag
 
 
 def test_ref_parsing() -> None:
@@ -197,6 +199,20 @@ def test_validation_drops_bad_and_duplicate_entities_and_names_their_origin() ->
     assert outcome.accepted == (VALID,)
     assert [(r.origin, len(r.problems)) for r in outcome.rejected] == [("arn:2", 1), ("arn:3", 1)]
     assert "twice" in outcome.rejected[0].problems[0]
+    # The second of the two is named by its ref, as the first was.
+    assert outcome.rejected[0].ref == str(entity_ref(VALID))
+
+
+def test_every_ref_field_is_checked_when_an_earlier_one_is_absent() -> None:
+    spec = {k: v for k, v in VALID["spec"].items() if k not in ("system", "domain")}
+    entity = {**VALID, "spec": {**spec, "dependencyOf": ["a:b:c"]}}
+    assert entity_problems(entity) == ["spec.dependencyOf ref 'a:b:c' is invalid"]
+
+
+def test_a_validator_checks_every_rule_unless_told_the_entity_is_known_valid() -> None:
+    bad = with_change("metadata.name", "bad name")
+    assert not EntityValidator().admit(bad)
+    assert EntityValidator().admit(bad, known_valid=True)
 
 
 HOSTILE_TAGS = {
@@ -304,6 +320,7 @@ def test_prefixed_keys_need_a_string() -> None:
         ("mailto:a@b", False),
         ("http://[::1", False),
         (None, False),
+        (5, False),  # not text at all: a problem, not an exception
     ],
 )
 def test_link_urls_are_absolute_with_a_host(url: Any, valid: bool) -> None:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import yaml
 
+from service.catalog.claims import Claimer, ClaimIndex
 from service.catalog.validate import Rejection
-from service.config import CatalogSettings
+from service.config import CatalogSettings, PostureSettings
 from service.errors import SnapshotRefused
-from service.model import SourceId
+from service.model import LatestImage, SourceId
 from service.reading import SourceListing
 from service.snapshot.build import build_snapshot, log_rejections
 from service.snapshot.status import EntityChanges
@@ -103,6 +105,13 @@ def test_a_source_with_data_has_its_shards_and_one_without_a_pending_location() 
     ]
     (shard,) = view.shards.get()
     assert shard.body == entities.body and shard.gzipped is not None
+    # The Component depends on the registry of every listed source, even one not read yet.
+    assert snapshot.core is not None
+    component = documents(snapshot.core.body)[2]
+    assert component["spec"]["dependsOn"] == [
+        f"resource:default/ecr-{ACCOUNT}-eu-west-1",
+        f"resource:default/ecr-{ACCOUNT}-us-east-1",
+    ]
 
 
 def test_why_the_single_url_cannot_be_served_is_said_per_source() -> None:
@@ -155,6 +164,69 @@ def test_every_entity_is_indexed_for_the_filters() -> None:
         assert yaml.safe_load(bytes(item.yaml_document)) == json.loads(item.json_document)
 
 
+def test_posture_and_claim_conflicts_reach_the_index_and_the_snapshot() -> None:
+    unsure = replace(
+        repository("team-c/unsure"),
+        scan_on_push=None,
+        tag_mutability=None,
+    )
+    claims = ClaimIndex.of(
+        [
+            Claimer("component:default/alpha", "group:default/team-a", ("team-c/unsure",)),
+            Claimer("component:default/beta", "group:default/team-b", ("team-c/unsure",)),
+            Claimer("component:default/gamma", "group:default/team-g", ("shared/nginx",)),
+        ]
+    )
+    records = source(unsure, repository("shared/nginx"))
+    snapshot = build_snapshot(
+        SourceListing((US.source,)),
+        {US.source: records},
+        {},
+        OPTIONS,
+        NOW,
+        claims=claims,
+        posture=PostureSettings(stale_pull_days=None),
+    )
+    item = snapshot.by_ref[f"resource:default/team-c--unsure.us-east-1.{ACCOUNT}"]
+    assert item.posture == "fail" and item.posture_unknown == ("scanning", "tag-immutability")
+    assert snapshot.claimed == 2
+    assert snapshot.claim_conflicts == (
+        f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/team-c/unsure: claimed by "
+        "component:default/alpha (group:default/team-a), "
+        "component:default/beta (group:default/team-b); "
+        "owner group:default/team-a from component:default/alpha",
+    )
+
+
+@pytest.mark.usefixtures("machine_in_tokyo")
+def test_posture_days_are_utc_days_whatever_the_machines_zone() -> None:
+    """At 20:00 UTC on 9 January it is 10 January in Tokyo; replicas must agree all day."""
+    pushed = repository(
+        "r",
+        latest=LatestImage(
+            digest="sha256:" + "ab" * 32,
+            tags=("v1",),
+            pushed_at=datetime(2026, 1, 8, 12, tzinfo=UTC),
+            size_bytes=1,
+            finding_counts=(),
+            findings="available",
+        ),
+    )
+    built_at = datetime(2026, 1, 9, 20, tzinfo=UTC)
+    assert built_at.astimezone().date().day == 10  # the fixture took
+    snapshot = build_snapshot(
+        SourceListing((US.source,)),
+        {US.source: source(pushed)},
+        {},
+        OPTIONS,
+        built_at,
+        posture=PostureSettings(stale_pull_days=None, stale_push_days=1),
+    )
+    item = snapshot.by_ref[f"resource:default/r.us-east-1.{ACCOUNT}"]
+    # Pushed on the 8th: not older than one day on the 9th (it would be on the 10th).
+    assert "stale" not in item.posture_failures
+
+
 def test_the_json_body_is_every_document_and_gzipped() -> None:
     snapshot = build(SourceListing((US.source,)))
     body = snapshot.json.get()
@@ -193,6 +265,36 @@ def test_an_invalid_repository_is_left_out_and_counted_and_a_structural_one_refu
             f"Resource:ecr-{ACCOUNT}-us-east-1",
         )
     )
+    # The registry is the one entity of a source among them.
+    assert refused.value.sources == (US.source,)
+
+
+def test_with_every_rejection_refused_an_invalid_repository_refuses_naming_its_source() -> None:
+    """Records saved by an earlier run served whole then: one that is refused now is blamed."""
+    twice = source(repository("x/api"), repository("x/api"))
+    listing = SourceListing((US.source, EU))
+    eu = source(repository("y"), region="eu-west-1")
+    with pytest.raises(SnapshotRefused) as refused:
+        build_snapshot(
+            listing, {US.source: twice, EU: eu}, {}, OPTIONS, NOW, refuse_any_rejection=True
+        )
+    assert refused.value.sources == (US.source,)
+    assert str(refused.value) == (
+        f"resource:default/x--api.us-east-1.{ACCOUNT}: "
+        f"ref resource:default/x--api.us-east-1.{ACCOUNT} is emitted twice"
+    )
+
+
+def test_a_refusal_lists_every_problem_of_each_entity() -> None:
+    options = CatalogSettings.model_construct(
+        **{**OPTIONS.model_dump(), "owner": "a/b/c", "component_lifecycle": ""}
+    )
+    with pytest.raises(SnapshotRefused) as refused:
+        build_snapshot(SourceListing((US.source,)), {US.source: US}, {}, options, NOW)
+    assert (
+        "; Component:ecr-registry: spec.lifecycle is required for a Component, "
+        "spec.owner ref 'a/b/c' is invalid; "
+    ) in str(refused.value)
 
 
 def test_a_name_taken_twice_is_rejected_once_and_counted() -> None:
@@ -200,6 +302,7 @@ def test_a_name_taken_twice_is_rejected_once_and_counted() -> None:
     twice = source(repository("x/api"), repository("x/api"))
     snapshot = build_snapshot(SourceListing((US.source,)), {US.source: twice}, {}, OPTIONS, NOW)
     (rejection,) = snapshot.rejections
+    assert rejection.ref == f"resource:default/x--api.us-east-1.{ACCOUNT}"
     assert rejection.origin == "arn:aws:ecr:us-east-1:123456789012:repository/x/api"
     assert rejection.problems == (
         "ref resource:default/x--api.us-east-1.123456789012 is emitted twice",

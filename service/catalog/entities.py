@@ -274,7 +274,7 @@ class EntityBuilder:
             **self._freshness(source),
         }
         optional = {
-            f"{p}/created-at": iso(repo.created_at) if repo.created_at else None,
+            f"{p}/created-at": iso(repo.created_at),
             f"{p}/tag-mutability": repo.tag_mutability,
             f"{p}/encryption-type": repo.encryption_type,
             f"{p}/scan-on-push": None
@@ -290,9 +290,7 @@ class EntityBuilder:
                 f"{p}/latest-image-size-bytes": (
                     None if latest.size_bytes is None else str(latest.size_bytes)
                 ),
-                f"{p}/latest-image-last-pulled-at": (
-                    iso(latest.last_pulled_at) if latest.last_pulled_at else None
-                ),
+                f"{p}/latest-image-last-pulled-at": iso(latest.last_pulled_at),
                 # Whether the counts below are the whole story: never silently absent.
                 f"{p}/latest-image-findings": latest.findings,
                 f"{p}/latest-image-scan-status": latest.scan_status,

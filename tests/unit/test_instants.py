@@ -23,3 +23,9 @@ def test_what_cannot_be_an_instant_is_said() -> None:
     assert time_problem(datetime(2026, 1, 9)) == "has no time zone"
     end = datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-1)))
     assert time_problem(end) == "is out of range in UTC"
+
+
+@pytest.mark.usefixtures("machine_in_tokyo")
+def test_the_range_is_utcs_not_the_machines() -> None:
+    # Nine hours before the calendar ends in UTC: past its end in Tokyo, and still an instant.
+    assert time_problem(datetime(9999, 12, 31, 20, tzinfo=UTC)) is None

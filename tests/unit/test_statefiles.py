@@ -153,6 +153,7 @@ def test_a_roster_refuses_ids_and_regions_that_are_none_and_accounts_twice() -> 
         ("owner", "component:default/api"),  # an owner is a group or a user
         ("owner", "team-a"),  # saved in full, as claimer_of resolves it
         ("ref", "not a ref"),
+        ("ref", "component:api"),  # saved with its namespace
         ("ref", "Component:default/api"),  # compared lower-case
         ("values", []),
         ("values", ["a,b"]),
@@ -163,6 +164,16 @@ def test_a_claims_file_refuses_claimers_no_read_of_backstage_makes(field: str, v
     document = json.loads(claims_to_json(CLAIMS, AT))
     document["claimers"][0][field] = value
     _refuses("claims", json.dumps(document).encode())
+
+
+def test_a_claims_file_keeps_user_owners_and_claimers_without_one() -> None:
+    claims = ClaimIndex.of(
+        [
+            Claimer("component:default/api", "user:default/jdoe", ("team-a/api",)),
+            Claimer("system:ops/platform", None, ("arn:aws:ecr:us-east-1:1:repository/x",)),
+        ]
+    )
+    assert claims_from_json(claims_to_json(claims, AT)) == (claims, AT)
 
 
 def test_a_missing_file_is_nothing_to_load(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from service.catalog.diff import diff_catalogs, read_catalog_documents
 from service.errors import CatalogUnreadable as OldCatalogUnreadable
@@ -168,3 +169,19 @@ def test_empty_documents_are_skipped_and_a_bad_one_is_named_by_its_place() -> No
         read_catalog_documents("kind: Resource\nmetadata: {name: ''}\n", "f.yaml")
     with pytest.raises(OldCatalogUnreadable, match=r"^f.yaml is not valid YAML: "):
         read_catalog_documents("a: [1", "f.yaml")
+
+
+def test_what_only_one_side_has_and_keys_in_another_order_are_seen_for_what_they_are() -> None:
+    link = {"url": "https://x.example", "title": "X"}
+    old = resource("api")
+    old["metadata"]["links"] = [link]
+    # An old file's YAML may hold a date, which JSON has no type for.
+    old["metadata"]["created"] = yaml.safe_load("2026-01-09")
+    new = resource("api")
+    new["metadata"]["links"] = [{"title": "X", "url": "https://x.example"}]
+    new["metadata"]["created"] = yaml.safe_load("2026-01-09")
+    new["metadata"]["title"] = "API"  # only in the new one
+    diff = diff_catalogs([old], [new])
+    assert [(c.ref, c.fields) for c in diff.changed] == [
+        ("resource:default/api", ("metadata.title",))
+    ]

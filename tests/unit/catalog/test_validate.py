@@ -203,10 +203,15 @@ def test_validation_drops_bad_and_duplicate_entities_and_names_their_origin() ->
     assert outcome.rejected[0].ref == str(entity_ref(VALID))
 
 
-def test_every_ref_field_is_checked_when_an_earlier_one_is_absent() -> None:
+def test_every_ref_field_is_checked_when_an_earlier_one_is_absent_or_not_a_list() -> None:
     spec = {k: v for k, v in VALID["spec"].items() if k not in ("system", "domain")}
     entity = {**VALID, "spec": {**spec, "dependencyOf": ["a:b:c"]}}
     assert entity_problems(entity) == ["spec.dependencyOf ref 'a:b:c' is invalid"]
+    entity = {**VALID, "spec": {**spec, "dependsOn": "x", "dependencyOf": ["a:b:c"]}}
+    assert entity_problems(entity) == [
+        "spec.dependsOn must be a list",
+        "spec.dependencyOf ref 'a:b:c' is invalid",
+    ]
 
 
 def test_a_validator_checks_every_rule_unless_told_the_entity_is_known_valid() -> None:

@@ -1,9 +1,11 @@
-"""Writing and setting aside the files of ``state_dir``: one way for every kind of state file.
+"""Writing, loading and setting aside the files of ``state_dir``: one way for every kind of
+state file (each source's records, the organisation roster, the Backstage claims).
 
 A write is atomic (a temporary file in the same directory, fsync, rename, fsync of the
 directory), so a crash leaves the old file or the new one, whole. A file that cannot be read
 is renamed aside as ``*.corrupt`` (``*.1.corrupt`` and so on when one is there already), never
-deleted: it may be what someone wants to look at.
+deleted: it may be what someone wants to look at. Loading reads each document strictly
+(``STRICT_FILE``) and says pydantic's first problems in words (``validation_problems``).
 """
 
 from __future__ import annotations
@@ -11,13 +13,20 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import ValidationError
 
 __all__ = [
     "CORRUPT_SUFFIX",
+    "STRICT_FILE",
     "TEMPORARY_PREFIX",
+    "load_state_file",
     "read_state_file",
     "set_aside",
+    "validation_problems",
     "write_atomically",
 ]
 
@@ -25,6 +34,10 @@ log = logging.getLogger(__name__)
 
 CORRUPT_SUFFIX = ".corrupt"
 TEMPORARY_PREFIX = ".tmp-"
+# How pydantic reads every state file's document: exactly the fields written, types included.
+STRICT_FILE = {"extra": "forbid", "strict": True}
+
+T = TypeVar("T")
 
 
 def write_atomically(target: Path, data: bytes) -> None:
@@ -78,3 +91,29 @@ def read_state_file(file: Path, what: str) -> bytes | None:
     except OSError as exc:
         set_aside(file, what, exc.strerror or exc)
         return None
+
+
+def load_state_file(file: Path, what: str, parse: Callable[[bytes], T]) -> T | None:
+    """What ``parse`` makes of ``file`` (a ``what``), or None when there is nothing to load.
+
+    A file that cannot be read (read_state_file), or that ``parse`` refuses with ValueError,
+    is set aside.
+    """
+    data = read_state_file(file, what)
+    if data is None:
+        return None
+    try:
+        return parse(data)
+    except ValueError as exc:
+        set_aside(file, what, exc)
+        return None
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """The first three problems pydantic found in a state file, in words."""
+    errors = exc.errors(include_url=False, include_input=False)
+    shown = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'the file'}: {error['msg']}"
+        for error in errors[:3]
+    )
+    return shown + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "")

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..config import OrganizationSettings, TargetSettings
 from ..errors import EcrError
 from ..reading import DiscoveryStatus
-from ..statefiles import read_state_file, set_aside, write_atomically
+from ..statefiles import load_state_file, write_atomically
 from .clients import Connections, assumed_role_session, refreshing_session
 from .partitions import partition_of
 from .roster import Roster, RosterChange
@@ -326,13 +326,10 @@ class Organization:
 
     def _load_roster(self) -> Roster:
         file = self._roster_file
-        data = None if file is None else read_state_file(file, "organisation roster")
-        if file is None or data is None:
-            return Roster()
-        try:
-            roster = Roster.from_json(data)
-        except ValueError as exc:
-            set_aside(file, "organisation roster", exc)
+        roster = (
+            None if file is None else load_state_file(file, "organisation roster", Roster.from_json)
+        )
+        if roster is None:
             return Roster()
         log.info("organisation roster: %d accounts saved before", len(roster.accounts))
         return roster

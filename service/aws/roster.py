@@ -19,6 +19,7 @@ from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from ..config.base import ACCOUNT, REGION
 from ..instants import time_problem
+from ..statefiles import STRICT_FILE, validation_problems
 
 __all__ = ["Roster", "RosterChange"]
 
@@ -84,10 +85,7 @@ class Roster:
         try:
             document = _ROSTER_FILE.validate_json(data)
         except ValidationError as exc:
-            problems = exc.errors(include_url=False, include_input=False)[:3]
-            raise ValueError(
-                "not a roster: " + "; ".join(f"{list(e['loc'])}: {e['msg']}" for e in problems)
-            ) from None
+            raise ValueError(f"not a roster: {validation_problems(exc)}") from None
         problem = None if document.discovered_at is None else time_problem(document.discovered_at)
         if problem is not None:
             raise ValueError(f"not a roster: discovered_at {problem}")
@@ -107,7 +105,7 @@ Region = Annotated[str, StringConstraints(pattern=REGION.pattern)]
 class _RosterFile:
     """The whole file: strict JSON, exactly these fields, as ``Roster.to_json`` writes them."""
 
-    __pydantic_config__ = {"extra": "forbid", "strict": True}
+    __pydantic_config__ = STRICT_FILE
 
     format: Annotated[int, Field(ge=FORMAT_VERSION, le=FORMAT_VERSION)]
     accounts: tuple[AccountId, ...]

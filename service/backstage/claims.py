@@ -32,7 +32,7 @@ from ..config import BackstageSettings
 from ..errors import BackstageError
 from ..instants import iso, time_problem
 from ..snapshot.store import SnapshotStore
-from ..statefiles import read_state_file, set_aside, write_atomically
+from ..statefiles import STRICT_FILE, load_state_file, validation_problems, write_atomically
 from .client import BackstageClient
 
 __all__ = ["CLAIMS_FILE", "ClaimsReader", "claims_from_json", "claims_to_json"]
@@ -46,7 +46,7 @@ LISTED = 100
 
 @dataclass(frozen=True)
 class _ClaimsFile:
-    __pydantic_config__ = {"extra": "forbid", "strict": True}
+    __pydantic_config__ = STRICT_FILE
 
     format: Annotated[int, Field(ge=1, le=1)]
     read_at: str
@@ -68,7 +68,7 @@ def claims_from_json(data: bytes) -> tuple[ClaimIndex, datetime]:
         document = _CLAIMS_FILE.validate_json(data)
         read_at = datetime.fromisoformat(document.read_at)
     except ValidationError as exc:
-        raise ValueError(str(exc.errors(include_url=False)[:3])) from None
+        raise ValueError(validation_problems(exc)) from None
     problem = time_problem(read_at)
     if problem is not None:
         raise ValueError(f"read_at {problem}")
@@ -103,14 +103,10 @@ class ClaimsReader:
     def load(self) -> None:
         """The claims the last run saved, if any; an unreadable file is set aside."""
         file = self._file
-        data = None if file is None else read_state_file(file, "claims file")
-        if file is None or data is None:
+        saved = None if file is None else load_state_file(file, "claims file", claims_from_json)
+        if saved is None:
             return
-        try:
-            claims, read_at = claims_from_json(data)
-        except ValueError as exc:
-            set_aside(file, "claims file", exc)
-            return
+        claims, read_at = saved
         self.store.set_claims(claims)
         self.read_at = read_at
         log.info(

@@ -15,6 +15,7 @@ goes on.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -30,9 +31,11 @@ from ..instants import time_problem
 from ..model import SourceId, SourceRecords
 from ..statefiles import (
     CORRUPT_SUFFIX,
+    STRICT_FILE,
     TEMPORARY_PREFIX,
-    read_state_file,
+    load_state_file,
     set_aside,
+    validation_problems,
     write_atomically,
 )
 
@@ -49,7 +52,7 @@ FORMAT_VERSION = 2
 class _StateFile:
     """The whole file: strict JSON, exactly these fields (see model.py's records)."""
 
-    __pydantic_config__ = {"extra": "forbid", "strict": True}
+    __pydantic_config__ = STRICT_FILE
 
     format: Annotated[int, Field(ge=FORMAT_VERSION, le=FORMAT_VERSION)]
     records: SourceRecords
@@ -90,7 +93,7 @@ def records_from_json(data: bytes) -> SourceRecords:
     try:
         document = _STATE_FILE.validate_json(data)
     except ValidationError as exc:
-        raise StateFileInvalid(_earlier_format(data) or _problems(exc)) from exc
+        raise StateFileInvalid(_earlier_format(data) or validation_problems(exc)) from exc
     problems = list(_time_problems(document.records))
     if problems:
         raise StateFileInvalid(f"times that cannot be used: {', '.join(problems[:3])}")
@@ -109,15 +112,6 @@ def _earlier_format(data: bytes) -> str | None:
     if isinstance(version, int) and not isinstance(version, bool) and 0 < version < FORMAT_VERSION:
         return f"format {version}, written by an earlier version; this one writes {FORMAT_VERSION}"
     return None
-
-
-def _problems(exc: ValidationError) -> str:
-    errors = exc.errors(include_url=False, include_input=False)
-    shown = "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'the file'}: {error['msg']}"
-        for error in errors[:3]
-    )
-    return shown + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "")
 
 
 @dataclass(frozen=True)
@@ -187,13 +181,7 @@ class StateDir:
                 # A save that was interrupted; its source's previous file is still whole.
                 file.unlink(missing_ok=True)
                 continue
-            data = read_state_file(file, "state file")
-            records = None
-            if data is not None:
-                try:
-                    records = self._read(file, data)
-                except StateFileInvalid as exc:
-                    set_aside(file, "state file", exc)
+            records = load_state_file(file, "state file", functools.partial(self._read, file))
             if records is None:
                 named = self._named_source(file)
                 if named is not None and wanted(named):

@@ -33,6 +33,7 @@ from tests.support import (
     wait_for_http,
 )
 
+from . import abuse
 from .fake_ecr import REGION_NAMES
 
 ROOT = Path(__file__).parents[1]
@@ -308,22 +309,27 @@ http {{ access_log off; gzip_static on;
 
 
 def bare_asgi(body_file: Path) -> dict[str, dict[str, float]]:
-    """The same bytes from a bare ASGI app on uvicorn (bench/bare_asgi.py): the stack's limit."""
-    log = Path(tempfile.mkdtemp(prefix="bench-bare-")) / "bare.log"
-    process, port = start_announcing(
-        [sys.executable, "-m", "bench.bare_asgi", "--body", str(body_file), "--port", "0"],
-        log,
-        "the bare ASGI app",
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/entities.yaml"
-        etag = httpx.get(url, headers={"Accept-Encoding": "gzip"}).headers["etag"]
-        return {
-            "304": wrk(url, {"If-None-Match": etag, "Accept-Encoding": "gzip"}),
-            "gzip": wrk(url, {"Accept-Encoding": "gzip"}),
-        }
-    finally:
-        stop_process(process)
+    """The same bytes from a bare ASGI app on uvicorn (bench/bare_asgi.py): the stack's limit,
+    with the service's parser (h11), and the 304 once more with httptools: what h11 costs."""
+    figures: dict[str, dict[str, float]] = {}
+    for http in (None, "httptools"):
+        log = Path(tempfile.mkdtemp(prefix="bench-bare-")) / "bare.log"
+        argv = [sys.executable, "-m", "bench.bare_asgi", "--body", str(body_file), "--port", "0"]
+        process, port = start_announcing(
+            argv + (["--http", http] if http else []), log, "the bare ASGI app"
+        )
+        try:
+            url = f"http://127.0.0.1:{port}/entities.yaml"
+            etag = httpx.get(url, headers={"Accept-Encoding": "gzip"}).headers["etag"]
+            not_modified = {"If-None-Match": etag, "Accept-Encoding": "gzip"}
+            if http:
+                figures[f"304, {http}"] = wrk(url, not_modified)
+                continue
+            figures["304"] = wrk(url, not_modified)
+            figures["gzip"] = wrk(url, {"Accept-Encoding": "gzip"})
+        finally:
+            stop_process(process)
+    return figures
 
 
 def loop_blocking(repositories: int, regions: int, seconds: float) -> dict[str, Any]:
@@ -538,8 +544,15 @@ def serving_rows(label: str, r: dict[str, Any]) -> list[tuple[str, str]]:
     bare = r["bare_asgi"]
     rows = [(f"{label}, 50 clients: {kind}", latency(f)) for kind, f in r["ours"].items()]
     rows += [
-        (f"{label}: bare ASGI app on uvicorn, 304", latency(bare["304"])),
-        (f"{label}: bare ASGI app on uvicorn, gzip", latency(bare["gzip"])),
+        (f"{label}: bare ASGI app on uvicorn (h11), 304", latency(bare["304"])),
+        (f"{label}: bare ASGI app on uvicorn (h11), gzip", latency(bare["gzip"])),
+        (f"{label}: bare ASGI app on uvicorn (httptools), 304", latency(bare["304, httptools"])),
+        (
+            f"{label}: h11 / httptools, bare 304",
+            f"{bare['304']['rps'] / bare['304, httptools']['rps']:.2f}x req/s, p99 "
+            f"{bare['304']['p99'] / bare['304, httptools']['p99']:.1f}x (the parser the "
+            "service runs, for its bound on request heads)",
+        ),
         (
             f"{label}: ours / bare ASGI",
             f"304 {r['ours']['304']['rps'] / bare['304']['rps']:.2f}x, gzip "
@@ -596,6 +609,7 @@ def main() -> None:
         "findings",
         "fleet",
         "backstage",
+        "abuse",
     ]
     parser.add_argument("--only", choices=parts, action="append")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
@@ -735,6 +749,9 @@ def main() -> None:
                     + (" (target p50 <= 10 s)" if mode == "true" else " (Backstage's 100-150 s)"),
                 )
             )
+    if "abuse" in only:
+        r = results["abuse"] = abuse.abuse()
+        rows += abuse.rows(r)
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
     if args.json:

@@ -85,8 +85,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         import uvicorn
 
         from .web.app import create_app
+        from .web.server import raise_open_files_limit, uvicorn_options
 
         app = create_app(run_settings, factory)
+        soft, hard = raise_open_files_limit()
+        log.info("open-files limit %d (hard limit %d)", soft, hard)
         # Port 0 picks a free port; uvicorn's "running on" line says which.
         log.info("serving the catalog on http://%s:%d/entities.yaml", host, port)
         uvicorn.run(
@@ -95,12 +98,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             port=port,
             log_config=None,
             access_log=False,
-            # Client addresses are never used; parsing X-Forwarded-For on every request is not
-            # worth it.
-            proxy_headers=False,
-            # Bounds what a client can make the server hold (see README, "Security model").
-            h11_max_incomplete_event_size=16 * 1024,
             timeout_graceful_shutdown=5,
+            # The parser and the bounds on what a client can make us hold (README, "Security
+            # model").
+            **uvicorn_options(run_settings.server),
         )
     return 0
 

@@ -14,6 +14,7 @@
     └── RequestRefused          an HTTP request cannot be served: status, detail, headers
         ├── NotFound            404
         ├── Unauthorized        401, with WWW-Authenticate: Bearer
+        ├── Conflict            409: the request does not fit the state (nothing held)
         ├── PayloadTooLarge     413
         ├── TooManyRequests     429, with Retry-After
         ├── Unavailable         503, with Retry-After: nothing to serve yet
@@ -37,6 +38,7 @@ __all__ = [
     "CallFailed",
     "CatalogUnreadable",
     "ConfigError",
+    "Conflict",
     "EcrCatalogError",
     "EcrError",
     "EventRejected",
@@ -150,6 +152,10 @@ class Unauthorized(RequestRefused):
 
     def __init__(self, detail: str = "a valid bearer token is required") -> None:
         super().__init__(detail, {"WWW-Authenticate": "Bearer"})
+
+
+class Conflict(RequestRefused):
+    status = 409
 
 
 class PayloadTooLarge(RequestRefused):

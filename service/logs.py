@@ -3,14 +3,58 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from types import TracebackType
 from typing import Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
-__all__ = ["configure_logging"]
+__all__ = ["TextFormatter", "configure_logging", "escape_controls"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# C0 and C1 controls, DEL, and Unicode's line and paragraph separators: what can end a line
+# or drive a terminal (ESC starts its colour and cursor sequences).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+# Prefixed to each line of a traceback: only a record's own first line starts at column 0.
+CONTINUATION = "  | "
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as a visible escape (``\\n``, ``\\x1b``)."""
+    return _CONTROL.sub(_escaped, text)
+
+
+class TextFormatter(logging.Formatter):
+    """Text lines that logged values cannot forge or colour, as JSON lines cannot be.
+
+    A repository name, an event field or a request path is logged as it came; escaped here, a
+    ``\\n`` in one cannot start a line that reads as another record, nor ESC drive a terminal.
+    Tracebacks keep their lines, each escaped and prefixed with ``CONTINUATION``.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: _ExcInfo) -> str:
+        return _continued(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _continued(super().formatStack(stack_info))
+
+
+def _continued(text: str) -> str:
+    return "\n".join(CONTINUATION + escape_controls(line) for line in text.split("\n"))
 
 
 def configure_logging(log_format: Literal["text", "json"] = "text") -> None:
@@ -29,7 +73,7 @@ def configure_logging(log_format: Literal["text", "json"] = "text") -> None:
             )
         )
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(TextFormatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

@@ -102,12 +102,24 @@ class ImageSummary:
 
 @dataclass(frozen=True, slots=True)
 class LifecyclePolicy:
-    """Whether a lifecycle policy exists and how many rules it has."""
+    """Whether a lifecycle policy exists and how many rules it has.
+
+    A policy ECR returns but whose text cannot be read (not JSON, nested too deeply, no rule
+    list: only a non-conforming endpoint sends one, as ECR checks policies when they are put)
+    is ``present`` with ``rule_count`` None: a fact of that repository, never a failed read.
+    None rather than a third field keeps the state files of present and absent policies as
+    they were (service/snapshot/persist.py).
+    """
 
     __pydantic_config__ = _STRICT
 
     present: bool
-    rule_count: int = 0
+    rule_count: int | None = 0
+
+    @property
+    def unparseable(self) -> bool:
+        """Set, but its rules could not be read."""
+        return self.present and self.rule_count is None
 
 
 @dataclass(frozen=True, slots=True)

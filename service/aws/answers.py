@@ -7,12 +7,12 @@ every well-formed answer has is an error, never an empty registry.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import jsontext
 from ..errors import EcrError
 from ..model import (
     FINDINGS_AVAILABLE,
@@ -199,11 +199,20 @@ def check_shape(response: Mapping[str, Any], operation: str, account: str, regio
 
 
 def lifecycle_policy(response: Mapping[str, Any]) -> LifecyclePolicy:
+    """A GetLifecyclePolicy answer's policy; one whose rules cannot be read is ``unparseable``.
+
+    The text comes from the endpoint as it is: anything but an object with a list of rules
+    (not JSON, nested past the parser's depth bound, another shape) is a fact of this one
+    repository, never an error that would fail the whole source's read.
+    """
     try:
-        rules = json.loads(response.get("lifecyclePolicyText") or "{}").get("rules") or []
-    except (ValueError, AttributeError):
-        rules = []
-    return LifecyclePolicy(present=True, rule_count=len(rules) if isinstance(rules, list) else 0)
+        document = jsontext.loads(response.get("lifecyclePolicyText") or "{}")
+    except ValueError:
+        return LifecyclePolicy(present=True, rule_count=None)
+    rules = (document.get("rules") or []) if isinstance(document, dict) else None
+    if not isinstance(rules, list):
+        return LifecyclePolicy(present=True, rule_count=None)
+    return LifecyclePolicy(present=True, rule_count=len(rules))
 
 
 def _replication_destinations(response: Mapping[str, Any], own_account: str) -> tuple[str, ...]:

@@ -29,8 +29,9 @@ from botocore.exceptions import BotoCoreError, ClientError, SSLError
 from .. import __version__
 from ..config import AwsSettings, TargetSettings
 from ..errors import CallFailed, EcrError
+from ..jsontext import TOO_DEEP
 from ..reading import ReadObserver, StaticCredentials
-from .answers import check_shape
+from .answers import MALFORMED, check_shape
 from .network import Network, certificate_advice, redacted
 from .wire import CERTIFICATE_FAILED, THROTTLING_CODES, FrozenCredentials, WireClient
 
@@ -395,6 +396,11 @@ class BotocoreJsonClient:
         except BotoCoreError as exc:
             self._count(operation, type(exc).__name__, 0)
             raise CallFailed(type(exc).__name__, str(exc), 1) from exc
+        except RecursionError as exc:
+            # botocore's JSON parser takes only ValueError as a bad body; a body nested past
+            # the parser's depth bound (service/jsontext.py) is a malformed answer all the same.
+            self._count(operation, MALFORMED, 0)
+            raise CallFailed(MALFORMED, f"the answer is not JSON: {TOO_DEEP}", 1) from exc
         retries = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
         self._count(operation, "ok", retries)
         return response

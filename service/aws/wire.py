@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiobotocore.retries import bucket
 
+from .. import jsontext
 from ..errors import CallFailed
 from .network import certificate_advice
 
@@ -228,7 +229,7 @@ class AdaptivePacer:
 
 def _error_code(status: int, headers: Any, body: bytes) -> tuple[str, str]:
     try:
-        document = json.loads(body) if body else {}
+        document = jsontext.loads(body) if body else {}
     except ValueError:
         document = {}
     if not isinstance(document, dict):
@@ -330,7 +331,7 @@ class WireClient:
         if status == 200:
             limiter.admitted()
             try:
-                answer = json.loads(raw)
+                answer = jsontext.loads(raw)
             except ValueError as exc:
                 return _Failure("MalformedResponse", f"the answer is not JSON: {exc}")
             if not isinstance(answer, dict):

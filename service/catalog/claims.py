@@ -4,9 +4,10 @@ A team says in its own ``catalog-info.yaml`` which repository its Component ship
 awslabs ECR plugin's ``aws.amazon.com/amazon-ecr-arn`` annotation or this service's
 ``ecr-catalog.io/repositories``. Each value is a comma-separated list of repository ARNs
 (matched exactly) or bare repository names (matched in every source). A claimed repository
-gets ``dependencyOf`` on every claimer, and, when no ECR tag names its owner, the owner of the
-first claimer (by entity ref) that has one (README, "Ownership from the Components that claim
-a repository").
+gets ``dependencyOf`` on every claimer, and, when no ECR tag names its owner, the owner its
+claimers name, if they all name the same one; claimers that disagree leave ``catalog.owner``
+and a reported conflict, so no claimer can take a repository over by its choice of ref
+(README, "Ownership from the Components that claim a repository").
 """
 
 from __future__ import annotations

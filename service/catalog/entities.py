@@ -195,7 +195,12 @@ class EntityBuilder:
         return {f"{self.prefix}/account": source.account_id, f"{self.prefix}/region": source.region}
 
     def _owner(self, tags: _TagReader, origin: str, claimers: Sequence[Claimer]) -> str:
-        """The owner tag, else the first claimer's owner, else ``catalog.owner``."""
+        """The owner tag, else the owner every claimer with one agrees on, else ``catalog.owner``.
+
+        Anyone who can register a catalog file can claim: were one claimer to win a
+        disagreement (the first by ref, say), whoever picks the winning ref would own the
+        repository. So a disagreement gives no claimer the owner, and is reported.
+        """
         found = tags.first(self.options.owner_tag_keys)
         if found is not None:
             ref = parse_entity_ref(
@@ -204,16 +209,16 @@ class EntityBuilder:
             if ref is not None and ref.kind in ("group", "user"):
                 return str(ref)
             self.repairs.append(f"{origin}: owner tag {found[0]!r} is not a group or user ref")
-        owners = {c.owner for c in claimers if c.owner is not None}
-        chosen = next((c for c in claimers if c.owner is not None), None)
-        if chosen is None or chosen.owner is None:
-            return self.options.owner
-        if len(owners) > 1:
+        owners = sorted({c.owner for c in claimers if c.owner is not None})
+        if len(owners) == 1:
+            return owners[0]
+        if owners:
             others = ", ".join(f"{c.ref} ({c.owner})" for c in claimers if c.owner is not None)
             self.claim_conflicts.append(
-                f"{origin}: claimed by {others}; owner {chosen.owner} from {chosen.ref}"
+                f"{origin}: claimed by {others}; owners disagree, so owner {self.options.owner}"
+                " (catalog.owner)"
             )
-        return chosen.owner
+        return self.options.owner
 
     def _dependency_of(
         self, tags: _TagReader, origin: str, claimers: Sequence[Claimer]
@@ -269,11 +274,16 @@ class EntityBuilder:
             **({VIEW_URL: console} if console else {}),
             f"{p}/repository-uri": f"{registry_uri(source, records.partition)}/{repo.name}",
             f"{p}/image-count": str(repo.images.image_count),
-            f"{p}/lifecycle-policy": str(repo.lifecycle_policy.present).lower(),
-            f"{p}/lifecycle-rule-count": str(repo.lifecycle_policy.rule_count),
+            # true, false, or unparseable: set, but its rules could not be read.
+            f"{p}/lifecycle-policy": "unparseable"
+            if repo.lifecycle_policy.unparseable
+            else str(repo.lifecycle_policy.present).lower(),
             **self._freshness(source),
         }
+        rule_count = repo.lifecycle_policy.rule_count
         optional = {
+            # Unknown for an unparseable policy: absent, never a made-up 0.
+            f"{p}/lifecycle-rule-count": None if rule_count is None else str(rule_count),
             f"{p}/created-at": iso(repo.created_at),
             f"{p}/tag-mutability": repo.tag_mutability,
             f"{p}/encryption-type": repo.encryption_type,

@@ -14,6 +14,7 @@ from ..model import Entity, Partition, SourceId
 from .validate import MAX_NAME_LENGTH, is_valid_label_value
 
 __all__ = [
+    "SHORTENED_MARKER",
     "console_link",
     "console_url",
     "registry_entity_name",
@@ -24,13 +25,20 @@ __all__ = [
 ]
 
 # An ECR repository name: lower-case components joined by single separators, split by "/".
-# "--" can therefore never occur in one, which makes "/" -> "--" reversible.
-_ECR_REPOSITORY_NAME = re.compile(
-    r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
-)
+# "--" can therefore never occur in one, which makes "/" -> "--" reversible. Used with
+# fullmatch: "$" would also match before a final newline, and "0\n" would pass as plain.
+_ECR_REPOSITORY_NAME = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
 _NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _SEPARATOR_RUNS = re.compile(r"[-_.]{2,}")
-_HASH_LENGTH = 8
+# What sets a shortened name apart from every plain one. A plain name never holds two
+# separators in a row except the "--" that stands for "/", and that is always followed by a
+# letter or digit: "_-" can only come from here, so the two forms are disjoint.
+SHORTENED_MARKER = "_-"
+# 64 bits of SHA-256 over the full identity: matching a given shortened name takes about 2**63
+# tries of making names and hashing them (README, "Names"); 32 bits took minutes.
+_HASH_LENGTH = 16
+# The head of a name with nothing readable left: a name must start with a letter or digit.
+_EMPTY_HEAD = "ecr"
 
 
 def _short_hash(text: str) -> str:
@@ -47,18 +55,21 @@ def repository_entity_name(source: SourceId, repository_name: str) -> str:
 
     ``team-a/payments-api`` in us-east-1 of 123456789012 becomes
     ``team-a--payments-api.us-east-1.123456789012``. A name that would exceed 63 characters,
-    or that is not a plain ECR name, keeps a readable head and gains an 8-hex hash of the full
-    identity, so it stays unique and never changes when other repositories come and go.
+    or that is not a plain ECR name, is shortened to ``<readable head>_-<16 hex>.<region>.
+    <account>``: the hex is SHA-256 of the full identity, and ``_-`` (SHORTENED_MARKER) never
+    occurs in a plain name. So no plain name equals a shortened one, two shortened names are
+    equal only if 64 bits of SHA-256 are, and neither changes when other repositories come
+    and go.
     """
     suffix = f".{source.region}.{source.account_id}"
-    if _ECR_REPOSITORY_NAME.match(repository_name):
+    if _ECR_REPOSITORY_NAME.fullmatch(repository_name):
         readable = repository_name.replace("/", "--") + suffix
         if len(readable) <= MAX_NAME_LENGTH:
             return readable
     digest = _short_hash(f"{source.account_id}/{source.region}/{repository_name}")
-    room = MAX_NAME_LENGTH - len(suffix) - len(digest) - 1
+    room = MAX_NAME_LENGTH - len(suffix) - len(digest) - len(SHORTENED_MARKER)
     head = _NOT_NAME_CHARS.sub("-", repository_name.replace("/", "--"))[:room].strip("-_.")
-    return f"{head}-{digest}{suffix}" if head else f"{digest}{suffix}"
+    return f"{head or _EMPTY_HEAD}{SHORTENED_MARKER}{digest}{suffix}"
 
 
 def sanitize_label_value(value: str) -> str:
@@ -89,10 +100,26 @@ def console_url(
     base = f"https://{region}.{partition.console_host}/ecr"
     if repository_name is None:
         return f"{base}/private-registry/repositories?region={region}"
-    return (
-        f"{base}/repositories/private/{source.account_id}/"
-        f"{quote(repository_name, safe='/')}?region={region}"
-    )
+    path = _console_path(repository_name)
+    if path is None:
+        return None
+    return f"{base}/repositories/private/{source.account_id}/{path}?region={region}"
+
+
+def _console_path(repository_name: str) -> str | None:
+    """The name as the path below the account's repositories, or None if no path can hold it.
+
+    A URL parser resolves "." and ".." segments, percent-encoded or not ("%2e" is a dot to the
+    WHATWG URL standard), so a name with such a segment would lead out of the repository's
+    page. Such a name keeps its "/" quoted, which makes it one segment; a name that is itself
+    a dot segment has no page. Plain ECR names can hold neither and keep their slashes. quote
+    writes "%" as "%25", so a "%2e" in the name reaches the URL as "%252e", no dot.
+    """
+    if repository_name in (".", ".."):
+        return None
+    segments = repository_name.split("/")
+    safe = "" if any(segment in (".", "..") for segment in segments) else "/"
+    return quote(repository_name, safe=safe)
 
 
 def console_link(url: str | None) -> list[Entity]:

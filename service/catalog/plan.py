@@ -2,23 +2,25 @@
 
 ``plan_catalog`` orders the entities from names alone and leaves each to be built, validated and
 rendered in turn (``snapshot.build``); ``build_catalog`` builds them all at once, for callers
-that want the entity dicts (the command's diff, the tests).
+that want the entity dicts (the command's diff, the tests). Repositories whose refs would
+collide are none of them planned, and are named instead (``NameCollision``).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
 
 from ..config import CatalogSettings, PostureSettings
-from ..model import Entity, SourceId, SourceRecords
+from ..model import Entity, RepositoryRecord, SourceId, SourceRecords
 from .claims import ClaimIndex
 from .entities import EntityBuilder
 from .naming import registry_entity_name, repository_entity_name
 
-__all__ = ["CatalogBuild", "CatalogPlan", "build_catalog", "plan_catalog"]
+__all__ = ["CatalogBuild", "CatalogPlan", "NameCollision", "build_catalog", "plan_catalog"]
 
 _KIND_ORDER = {"Domain": 0, "System": 1, "Component": 2, "Resource": 3}
 
@@ -35,6 +37,25 @@ class CatalogBuild:
     origins: tuple[str, ...]
     sources: tuple[SourceId | None, ...]
     repairs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NameCollision:
+    """Repositories whose entities would share one ref; none of them is built.
+
+    Names are injective by construction (catalog.naming), so this takes a 64-bit SHA-256 match
+    or records that name one repository twice. Serving either entity would let one repository
+    take over the other's page and owner, and serving neither in a 200 would make Backstage
+    delete both: so their sources are served as incomplete (snapshot.build).
+    """
+
+    ref: str
+    # The repositories' ARNs, sorted, one per record (a repository listed twice, twice).
+    origins: tuple[str, ...]
+    sources: tuple[SourceId, ...]
+
+    def describe(self) -> str:
+        return f"{self.ref} would be emitted by {len(self.origins)}: {', '.join(self.origins)}"
 
 
 def _sort_key(kind: str, name: str) -> tuple[int, str]:
@@ -54,6 +75,8 @@ class CatalogPlan:
 
     origins: tuple[str, ...]
     sources: tuple[SourceId | None, ...]
+    # The repositories left out because their names collide, by ref.
+    collisions: tuple[NameCollision, ...]
     _makers: tuple[Callable[[], Entity], ...]
     _builder: EntityBuilder
 
@@ -69,7 +92,7 @@ class CatalogPlan:
 
     @property
     def claim_conflicts(self) -> tuple[str, ...]:
-        """Repositories claimed by entities of different owners, and the owner chosen."""
+        """Repositories claimed by entities of different owners, which set no owner."""
         return tuple(self._builder.claim_conflicts)
 
     @property
@@ -90,7 +113,14 @@ def plan_catalog(
     """What ``build_catalog`` builds, in the same order, with no entity built yet."""
     records_list = sorted(sources, key=lambda r: r.source)
     claims = claims or ClaimIndex()
-    own_refs = _own_refs(records_list, options, claims)
+    named = [
+        (records, repo, repository_entity_name(records.source, repo.name))
+        for records in records_list
+        for repo in records.repositories
+    ]
+    collisions = _collisions(named, options.namespace)
+    collided = {collision.ref for collision in collisions}
+    own_refs = _own_refs(records_list, named, options, claims)
     builder = EntityBuilder(options, stale_since or {}, claims, own_refs, posture)
     # (sort key, origin, source, maker); the sort is stable, so equal keys keep this order.
     items: list[tuple[tuple[int, str], str, SourceId | None, Callable[[], Entity]]] = [
@@ -107,15 +137,16 @@ def plan_catalog(
                 partial(builder.registry, records),
             )
         )
-        items.extend(
-            (
-                _sort_key("Resource", repository_entity_name(source, repo.name)),
-                repo.arn,
-                source,
-                partial(builder.repository, records, repo),
-            )
-            for repo in records.repositories
+    items.extend(
+        (
+            _sort_key("Resource", name),
+            repo.arn,
+            records.source,
+            partial(builder.repository, records, repo),
         )
+        for records, repo, name in named
+        if f"resource:{options.namespace}/{name}".lower() not in collided
+    )
     every_source = (
         [r.source for r in records_list] if registry_sources is None else list(registry_sources)
     )
@@ -132,13 +163,40 @@ def plan_catalog(
     return CatalogPlan(
         origins=tuple(origin for _, origin, _, _ in items),
         sources=tuple(source for _, _, source, _ in items),
+        collisions=collisions,
         _makers=tuple(make for _, _, _, make in items),
         _builder=builder,
     )
 
 
+_Named = tuple[SourceRecords, RepositoryRecord, str]
+
+
+def _collisions(named: Sequence[_Named], namespace: str) -> tuple[NameCollision, ...]:
+    """Every ref that more than one repository record would be served under.
+
+    Backstage compares refs ignoring case. None of them wins: whichever won would be chosen
+    by a sort, and so by whoever names a repository.
+    """
+    by_ref: dict[str, list[tuple[str, SourceId]]] = defaultdict(list)
+    for records, repo, name in named:
+        by_ref[f"resource:{namespace}/{name}".lower()].append((repo.arn, records.source))
+    return tuple(
+        NameCollision(
+            ref,
+            tuple(sorted(arn for arn, _ in members)),
+            tuple(sorted({source for _, source in members})),
+        )
+        for ref, members in sorted(by_ref.items())
+        if len(members) > 1
+    )
+
+
 def _own_refs(
-    records_list: Sequence[SourceRecords], options: CatalogSettings, claims: ClaimIndex
+    records_list: Sequence[SourceRecords],
+    named: Sequence[_Named],
+    options: CatalogSettings,
+    claims: ClaimIndex,
 ) -> frozenset[str]:
     """The refs of the entities built here: they never claim (no feedback loop)."""
     if not claims:
@@ -146,12 +204,8 @@ def _own_refs(
     namespace = options.namespace
     names = [("domain", options.domain), ("system", options.system)]
     names.append(("component", options.component))
-    for records in records_list:
-        names.append(("resource", registry_entity_name(records.source)))
-        names += [
-            ("resource", repository_entity_name(records.source, r.name))
-            for r in records.repositories
-        ]
+    names += [("resource", registry_entity_name(records.source)) for records in records_list]
+    names += [("resource", name) for _, _, name in named]
     return frozenset(f"{kind}:{namespace}/{name}".lower() for kind, name in names)
 
 

@@ -7,7 +7,8 @@ Each check passes, fails, or is unknown (ECR did not say, or there is nothing to
   scanning only the registry's rules count (ECR ignores the repository's flag then), on push or
   continuous. AWS FSBP ECR.1.
 * ``tag-immutability``: ``IMMUTABLE`` or ``IMMUTABLE_WITH_EXCLUSION``. ECR.2.
-* ``lifecycle-policy``: a lifecycle policy is set. ECR.3.
+* ``lifecycle-policy``: a lifecycle policy is set. ECR.3. Unknown when the endpoint returned a
+  policy whose rules cannot be read (``unparseable``): whether it expires anything is not known.
 * ``encryption``: KMS (``KMS``, ``KMS_DSSE``); made only with ``require_kms``.
 * ``latest-image``: the latest image has no finding at ``max_severity`` or above.
 * ``stale`` (made when either threshold is set): somebody pulled within ``stale_pull_days``
@@ -107,7 +108,8 @@ def assess(
         elif name == "tag-immutability":
             passed = None if repo.tag_mutability is None else repo.tag_mutability in _IMMUTABLE
         elif name == "lifecycle-policy":
-            passed = repo.lifecycle_policy.present
+            policy = repo.lifecycle_policy
+            passed = None if policy.unparseable else policy.present
         elif name == "encryption":
             if not settings.require_kms:
                 continue

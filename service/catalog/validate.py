@@ -68,11 +68,15 @@ REF_FIELDS: dict[str, str | None] = {
 
 def is_valid_entity_name(value: object) -> bool:
     """metadata.name: 1-63 characters of ``[A-Za-z0-9-_.]``, alphanumeric at both ends."""
-    return isinstance(value, str) and 0 < len(value) <= MAX_NAME_LENGTH and bool(_NAME.match(value))
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_NAME_LENGTH
+        and bool(_NAME.fullmatch(value))
+    )
 
 
 def is_valid_dns_label(value: object) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 63 and bool(_DNS_LABEL.match(value))
+    return isinstance(value, str) and 0 < len(value) <= 63 and bool(_DNS_LABEL.fullmatch(value))
 
 
 def is_valid_namespace(value: object) -> bool:
@@ -122,7 +126,9 @@ def is_valid_label_value(value: object) -> bool:
 
 def is_valid_tag(value: object) -> bool:
     """metadata.tags entries: lower-case words of ``[a-z0-9:+#]`` joined by single dashes."""
-    return isinstance(value, str) and 0 < len(value) <= MAX_TAG_LENGTH and bool(_TAG.match(value))
+    return (
+        isinstance(value, str) and 0 < len(value) <= MAX_TAG_LENGTH and bool(_TAG.fullmatch(value))
+    )
 
 
 def _is_valid_url(value: object) -> bool:
@@ -158,7 +164,7 @@ def parse_entity_ref(
     rest = value
     if ":" in rest:
         kind, rest = rest.split(":", 1)
-        if not _KIND.match(kind):
+        if not _KIND.fullmatch(kind):
             return None
     if kind is None:
         return None
@@ -274,7 +280,7 @@ def entity_problems(entity: object) -> list[str]:
     if entity.get("apiVersion") not in API_VERSIONS:
         problems.append(f"apiVersion {entity.get('apiVersion')!r} is not supported")
     kind = entity.get("kind")
-    if not isinstance(kind, str) or not _KIND.match(kind):
+    if not isinstance(kind, str) or not _KIND.fullmatch(kind):
         problems.append(f"kind {kind!r} is invalid")
         kind = ""
     metadata = entity.get("metadata")

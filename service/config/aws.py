@@ -18,13 +18,13 @@ __all__ = ["ENABLED_REGIONS", "AwsSettings", "OrganizationSettings", "TargetSett
 # organization.regions: ["enabled"] reads each account's enabled regions (account:ListRegions).
 ENABLED_REGIONS = "enabled"
 _OU = re.compile(r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$")
-_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
-_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
 
 
 def _regions_check(regions: list[str]) -> list[str]:
     for region in regions:
-        if not REGION.match(region):
+        if not REGION.fullmatch(region):
             raise ValueError(f"{region!r} is not an AWS region name (e.g. us-east-1)")
     if len(set(regions)) != len(regions):
         raise ValueError("regions are listed more than once")
@@ -33,7 +33,7 @@ def _regions_check(regions: list[str]) -> list[str]:
 
 def _accounts_check(accounts: list[str]) -> list[str]:
     for account in accounts:
-        if not ACCOUNT.match(account):
+        if not ACCOUNT.fullmatch(account):
             raise ValueError(f"{account!r} is not a 12-digit AWS account id")
     return accounts
 
@@ -63,7 +63,7 @@ class TargetSettings(Strict):
     @field_validator("role_arn")
     @classmethod
     def _role_arn_is_an_iam_role(cls, role_arn: str | None) -> str | None:
-        if role_arn is not None and not ROLE_ARN.match(role_arn):
+        if role_arn is not None and not ROLE_ARN.fullmatch(role_arn):
             raise ValueError(f"{role_arn!r} is not an IAM role ARN")
         return role_arn
 
@@ -97,7 +97,7 @@ class OrganizationSettings(Strict):
     @classmethod
     def _are_ou_ids(cls, units: list[str]) -> list[str]:
         for unit in units:
-            if not _OU.match(unit):
+            if not _OU.fullmatch(unit):
                 raise ValueError(f"{unit!r} is not an OU id (ou-…) or a root id (r-…)")
         return units
 
@@ -109,21 +109,21 @@ class OrganizationSettings(Strict):
     @field_validator("role_name")
     @classmethod
     def _is_role_name(cls, name: str) -> str:
-        if not _ROLE_NAME.match(name):
+        if not _ROLE_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not an IAM role name")
         return name
 
     @field_validator("session_name")
     @classmethod
     def _is_session_name(cls, name: str) -> str:
-        if not _SESSION_NAME.match(name):
+        if not _SESSION_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a role session name (2-64 of [\\w+=,.@-])")
         return name
 
     @field_validator("management_role_arn")
     @classmethod
     def _management_role_is_a_role(cls, role_arn: str | None) -> str | None:
-        if role_arn is not None and not ROLE_ARN.match(role_arn):
+        if role_arn is not None and not ROLE_ARN.fullmatch(role_arn):
             raise ValueError(f"{role_arn!r} is not an IAM role ARN")
         return role_arn
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict
 __all__ = ["ACCOUNT", "REGION", "ROLE_ARN", "Strict", "check_url"]
 
 # Every partition's regions: us-east-1, cn-north-1, us-gov-west-1, us-isob-east-1, eusc-de-east-1.
-REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$")
-ACCOUNT = re.compile(r"^\d{12}$")
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$")
+ACCOUNT = re.compile(r"^[0-9]{12}$")
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$", re.ASCII)
 
 
 class Strict(BaseModel):

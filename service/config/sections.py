@@ -49,6 +49,15 @@ class CatalogSettings(Strict):
     )
     # Most entities per shard URL of a source (see README, "One URL or many").
     shard_size: int = Field(default=1000, ge=10, le=100_000)
+    # A successful read that would remove more than this share of a source's repositories,
+    # and at least max_removal_min of them, is held (service/snapshot/removals.py): Backstage
+    # deletes what a 200 leaves out, and such a drop is more often a permissions change (an
+    # SCP, a changed read role) than a real mass deletion. 100 turns the hold off.
+    max_removal_percent: float = Field(default=50, ge=0, le=100)
+    max_removal_min: int = Field(default=10, ge=1)
+    # A held removal is applied after this long without an operator's confirmation: a day
+    # leaves time for the alert to be seen.
+    removal_hold_hours: float = Field(default=24, gt=0, le=24 * 365)
 
     @field_validator("owner")
     @classmethod
@@ -61,21 +70,21 @@ class CatalogSettings(Strict):
     @field_validator("domain", "system", "component")
     @classmethod
     def _is_entity_name(cls, name: str) -> str:
-        if len(name) > 63 or not ENTITY_NAME.match(name):
+        if len(name) > 63 or not ENTITY_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a valid Backstage entity name")
         return name
 
     @field_validator("namespace")
     @classmethod
     def _is_dns_label(cls, namespace: str) -> str:
-        if len(namespace) > 63 or not re.match(r"^[a-z0-9]+(-[a-z0-9]+)*$", namespace):
+        if len(namespace) > 63 or not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", namespace):
             raise ValueError(f"{namespace!r} is not a valid Backstage namespace")
         return namespace
 
     @field_validator("annotation_prefix")
     @classmethod
     def _is_dns_subdomain(cls, prefix: str) -> str:
-        if len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix):
+        if len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix):
             raise ValueError(f"{prefix!r} is not a lower-case DNS subdomain")
         return prefix
 
@@ -120,8 +129,11 @@ class ServerSettings(Strict):
     refresh_min_interval_seconds: float = Field(default=10, ge=0)
     # Longer request targets (path and query) get 414 before any routing.
     max_url_length: int = Field(default=8192, ge=256)
-    # Larger header blocks get 431.
+    # Larger header blocks get 431. With max_url_length, also bounds how much of an unfinished
+    # request head the parser holds (service/web/server.py).
     max_header_bytes: int = Field(default=16384, ge=1024)
+    # The filtered bodies kept for reuse, in bytes, across snapshots; 0 keeps none.
+    filtered_cache_bytes: int = Field(default=32_000_000, ge=0)
 
 
 class EventsSettings(Strict):

@@ -24,7 +24,7 @@ from ..catalog.locations import (
     shard_of,
     source_location,
 )
-from ..catalog.plan import plan_catalog
+from ..catalog.plan import NameCollision, plan_catalog
 from ..catalog.render import (
     RenderedBody,
     etag_of,
@@ -181,6 +181,35 @@ def _is_repository(origin: str) -> bool:
     return origin.startswith(REPOSITORY_ORIGIN)
 
 
+def _collision_rejections(collisions: Sequence[NameCollision]) -> tuple[Rejection, ...]:
+    """One rejection per repository whose name collides: each is reported, none is served."""
+    return tuple(
+        Rejection(
+            collision.ref,
+            origin,
+            (f"{collision.describe()}; none is served, so that none takes over another",),
+        )
+        for collision in collisions
+        for origin in collision.origins
+    )
+
+
+def _withheld(collisions: Sequence[NameCollision]) -> dict[SourceId, str]:
+    """The sources that hold a collision, and why they are not served.
+
+    Backstage deletes what a 200 leaves out, and whichever entity a 200 served would own the
+    other's ref; a 503 keeps what Backstage has until the names no longer collide.
+    """
+    reasons: dict[SourceId, list[str]] = {}
+    for collision in collisions:
+        for source in collision.sources:
+            reasons.setdefault(source, []).append(collision.describe())
+    return {
+        source: f"{source} is withheld: entity names collide: {'; '.join(found)}"
+        for source, found in sorted(reasons.items())
+    }
+
+
 def build_snapshot(
     listing: SourceListing,
     records: Mapping[SourceId, SourceRecords],
@@ -201,7 +230,9 @@ def build_snapshot(
     are the Backstage entities that claim repositories (catalog.claims); ``posture`` the checks
     each repository gets (catalog.posture). With ``refuse_any_rejection`` (records saved by
     an earlier run, which passed then) an invalid repository refuses the snapshot too.
-    SnapshotRefused names the sources whose entities it refused.
+    SnapshotRefused names the sources whose entities it refused. Repositories whose names
+    collide (catalog.plan.NameCollision) are all left out and reported, and their sources are
+    withheld: listed as incomplete, their URLs answering 503.
     """
     earlier = _Earlier.of(previous)
     plan = plan_catalog(
@@ -235,15 +266,17 @@ def build_snapshot(
         body.write(yaml_document)
         placed.append((item, len(yaml_document)))
         sources_of.append(source)
-    structural = [
-        r for r in validator.rejected if refuse_any_rejection or not _is_repository(r.origin)
-    ]
+    rejections = (*validator.rejected, *_collision_rejections(plan.collisions))
+    withheld = _withheld(plan.collisions)
+    structural = [r for r in rejections if refuse_any_rejection or not _is_repository(r.origin)]
     if structural:
+        if refuse_any_rejection:
+            refused_sources.update(withheld)
         raise SnapshotRefused(
             "; ".join(f"{r.ref}: {', '.join(r.problems)}" for r in structural),
             tuple(sorted(refused_sources)),
         )
-    log_rejections(validator.rejected)
+    log_rejections(rejections)
     yaml_body = _gzipped_body(body.getvalue(), earlier.yaml)
     del body
     indexed = _viewing(yaml_body.body, placed)
@@ -260,6 +293,7 @@ def build_snapshot(
         for s in listing.sources
         if s not in records
     ]
+    incomplete += withheld.values()
     targets_known = not listing.unresolved
     sources = {
         source: _source_view(
@@ -270,6 +304,7 @@ def build_snapshot(
             earlier.shards.get(source, {}),
         )
         for source, items in per_source.items()
+        if source not in withheld
     }
     return Snapshot(
         entities=tuple(indexed),
@@ -286,12 +321,17 @@ def build_snapshot(
         root_location=_yaml_body(root_location(listing.sources)) if targets_known else None,
         sources=sources,
         listed=listing.sources,
+        # A withheld source's own Location lists its shards: it answers 503 with them, since
+        # a pending one would orphan them.
         pending_locations={
-            s: _yaml_body(pending_location(s)) for s in listing.sources if s not in sources
+            s: _yaml_body(pending_location(s))
+            for s in listing.sources
+            if s not in sources and s not in withheld
         },
         built_at=built_at,
-        rejections=tuple(validator.rejected),
+        rejections=rejections,
         repairs=plan.repairs,
         claim_conflicts=plan.claim_conflicts,
         claimed=plan.claimed,
+        withheld=withheld,
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..instants import iso
 from ..model import SourceId
+from .removals import RemovalHold
 from .types import Snapshot
 
 __all__ = [
@@ -33,6 +34,8 @@ class SourceStatus:
     repositories: int | None = None
     successes: int = 0
     failures: int = 0
+    # A read that would remove too much, held: the last good data is served (removals.py).
+    held: RemovalHold | None = None
 
     @property
     def healthy(self) -> bool:
@@ -50,6 +53,7 @@ class SourceStatus:
             "last_success_at": iso(self.last_success_at),
             "last_error": self.last_error,
             "repositories": self.repositories,
+            "removal_hold": self.held.as_dict() if self.held else None,
         }
 
 

@@ -30,6 +30,7 @@ from ..reading import DiscoveryStatus, EcrReader, SourceListing
 from ..reuse import BuildInputs
 from .build import build_snapshot
 from .persist import StateDir
+from .removals import RemovalGuard, RemovalHold, RemovalLimits
 from .status import (
     NOT_READ_SINCE_RESTART,
     SAVED_DATA_SET_ASIDE,
@@ -83,6 +84,11 @@ class SnapshotStore:
     claims: ClaimIndex = field(default_factory=ClaimIndex)
     # The posture checks of each repository (catalog.posture); None makes none.
     posture: PostureSettings | None = None
+    # Decides whether a read that removes repositories is applied or held (removals.py).
+    removals: RemovalGuard = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.removals = RemovalGuard(self.state.path if self.state else None)
 
     def set_claims(self, claims: ClaimIndex) -> bool:
         """Build with these claims from now on; a change is published at once (False: none)."""
@@ -104,6 +110,7 @@ class SnapshotStore:
         if self.state is None:
             return
         loaded = await asyncio.to_thread(self.state.load, wanted)
+        await asyncio.to_thread(self.removals.load)
         for source in loaded.unreadable:
             self.statuses[source] = SourceStatus(source, last_error=SAVED_DATA_SET_ASIDE)
         for records in loaded.records:
@@ -216,10 +223,16 @@ class SnapshotStore:
             log.exception("reading %s failed unexpectedly", source)
             self._failed(status, f"unexpected {type(exc).__name__}: {exc}")
             return
-        self._last_good[source] = records
         status.successes += 1
         status.last_success_at = records.read_at
         status.last_error = None
+        limits = RemovalLimits.of(self.options)
+        before = self._last_good.get(source)
+        status.held = await self.removals.admit(status.held, before, records, self.clock(), limits)
+        if status.held is not None:
+            # Read, but it would remove too much to believe: the last good data stays served.
+            return
+        self._last_good[source] = records
         status.repositories = len(records.repositories)
         if self.state is not None:
             await self._save(records)
@@ -236,6 +249,22 @@ class SnapshotStore:
         else:
             self.state_writes["ok"] += 1
             self.last_state_error = None
+
+    async def confirm_removals(self, source: SourceId) -> RemovalHold | None:
+        """Apply the read held for ``source``, its removals confirmed by an operator: exactly
+        what /readyz showed. None when nothing is held for it. Publish with a refresh."""
+        status = self.statuses.get(source)
+        hold = status.held if status else None
+        if status is None or hold is None:
+            return None
+        status.held = None
+        await self.removals.began(source, None)
+        self._last_good[source] = hold.pending
+        status.repositories = len(hold.pending.repositories)
+        log.warning("%s: removing %d repositories confirmed; applied", source, hold.removed)
+        if self.state is not None:
+            await self._save(hold.pending)
+        return hold
 
     def _failed(self, status: SourceStatus, error: str) -> None:
         status.failures += 1
@@ -329,6 +358,7 @@ class SnapshotStore:
                 entities,
             )
         for source in gone:
+            self.removals.forget(source)
             del self._last_good[source]
             self.statuses.pop(source, None)
 

@@ -119,14 +119,14 @@ class Snapshot:
     rejections: tuple[Rejection, ...]
     # What was repaired on the way ("<repository ARN>: <what>").
     repairs: tuple[str, ...]
-    # Repositories claimed in Backstage by entities of different owners, and who won.
+    # Repositories claimed in Backstage by entities of different owners, which set no owner.
     claim_conflicts: tuple[str, ...] = ()
     # How many repositories Backstage entities claim.
     claimed: int = 0
-    # Filtered bodies are rendered on first request and live as long as the snapshot.
-    filtered_bodies: LRUCache[tuple[Any, ...], RenderedBody] = field(
-        default_factory=lambda: LRUCache(maxsize=256), compare=False, repr=False
-    )
+    # Sources read, but not served, and why: their URLs answer 503, which keeps what Backstage
+    # has, where a 200 without some of their entities would delete those (snapshot.build).
+    withheld: Mapping[SourceId, str] = field(default_factory=dict)
+    # Filtered bodies are kept by the app, bounded in bytes (service/web/views.py).
     # The answers of this second (service.web.responses.answer), by everything they depend on.
     answers: LRUCache[tuple[Any, ...], Any] = field(
         default_factory=lambda: LRUCache(maxsize=64), compare=False, repr=False

@@ -25,9 +25,11 @@ from ..snapshot.status import RefreshOutcome
 from ..snapshot.store import SnapshotStore
 from . import entities, health, operations, pages, posture, sources
 from .auth import EventsGate, RefreshGate
+from .headers import HeadAsGet, SecurityHeaders
 from .limits import RequestSizeLimit
 from .metrics import HttpMetricsMiddleware, Metrics, watch_loop_lag
 from .responses import EntitiesFastPath
+from .views import FilteredViews
 
 __all__ = ["ReaderFactory", "create_app"]
 
@@ -110,6 +112,11 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
                 store.on_refresh = _each(metrics.refreshed, backstage.pusher.changed)
             await store.load_state(settings.aws.may_read)
             collector = metrics.watch(store)
+            views = FilteredViews(
+                settings.server.filtered_cache_bytes, on_render=metrics.filtered_renders.inc
+            )
+            stack.callback(views.close)
+            metrics.filtered_kept_bytes.set_function(lambda: views.kept_bytes)
             tasks = [
                 asyncio.create_task(store.run_forever(), name="ecr-catalog-refresh"),
                 asyncio.create_task(watch_loop_lag(metrics), name="ecr-catalog-loop-lag"),
@@ -123,6 +130,7 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
                     "events_gate": EventsGate(settings.events),
                     "backstage": backstage,
                     "settings": settings,
+                    "views": views,
                 }
             finally:
                 await store.close()
@@ -153,19 +161,22 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
         await FastAPI.__call__(app, scope, receive, send)
 
     counted = HttpMetricsMiddleware(routed, metrics=metrics)
-    app.front = RequestSizeLimit(
+    bounded = RequestSizeLimit(
         # The poll's fast path counts its own responses, in the same metric.
         EntitiesFastPath(counted, on_response=counted.count),
         max_url_length=settings.server.max_url_length,
         max_header_bytes=settings.server.max_header_bytes,
     )
+    # Outermost, so that every answer (the refusals and the fast path's included) has them.
+    app.front = SecurityHeaders(HeadAsGet(bounded), pages.content_security_policy())
     return app
 
 
 class _CatalogApp(FastAPI):
-    """FastAPI with the request bounds, the metrics and the fast path in front of its stack.
+    """FastAPI with the security headers, HEAD, the request bounds, the metrics and the fast
+    path in front of its stack.
 
-    The three are plain ASGI and need none of FastAPI's own middleware stack (error handling,
+    They are plain ASGI and need none of FastAPI's own middleware stack (error handling,
     body limits), which would otherwise run before them on every poll; every other request goes
     through them and then through FastAPI as usual.
     """

@@ -10,6 +10,7 @@ from ..backstage import BackstageLink
 from ..snapshot.store import SnapshotStore
 from .auth import EventsGate, RefreshGate
 from .metrics import Metrics
+from .views import FilteredViews
 
 __all__ = [
     "BackstageDep",
@@ -17,6 +18,7 @@ __all__ = [
     "MetricsDep",
     "RefreshGateDep",
     "StoreDep",
+    "ViewsDep",
     "store_in",
 ]
 
@@ -57,7 +59,14 @@ def get_backstage(request: Request) -> BackstageLink | None:
     return link
 
 
+def get_views(request: Request) -> FilteredViews:
+    """The filtered views, kept across snapshots, from the request state."""
+    views: FilteredViews = request.state.views
+    return views
+
+
 StoreDep = Annotated[SnapshotStore, Depends(get_store)]
+ViewsDep = Annotated[FilteredViews, Depends(get_views)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RefreshGateDep = Annotated[RefreshGate, Depends(get_refresh_gate)]
 EventsGateDep = Annotated[EventsGate, Depends(get_events_gate)]

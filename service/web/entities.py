@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from ..catalog.render import render_body
 from ..errors import NotFound
-from .deps import StoreDep
+from .deps import StoreDep, ViewsDep
 from .filters import FiltersDep
 from .pages import entity_page
 from .responses import (
@@ -55,10 +55,12 @@ _ENTITY_RESPONSES: dict[int | str, dict[str, Any]] = {
         200: {"content": {YAML_MEDIA_TYPE: {}}, "description": "Multi-document YAML."},
     },
 )
-async def entities_yaml(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
+async def entities_yaml(
+    request: Request, store: StoreDep, filters: FiltersDep, views: ViewsDep
+) -> Response:
     """Every entity as multi-document YAML: the URL Backstage's `type: url` location reads."""
     snapshot = require_complete(store)
-    rendered = await rendered_for(snapshot, filters, "yaml")
+    rendered = await rendered_for(views, snapshot, filters, "yaml")
     return respond(request, store, snapshot, rendered, YAML_MEDIA_TYPE)
 
 
@@ -73,20 +75,24 @@ async def entities_yaml(request: Request, store: StoreDep, filters: FiltersDep) 
         },
     },
 )
-async def entities_json(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
+async def entities_json(
+    request: Request, store: StoreDep, filters: FiltersDep, views: ViewsDep
+) -> Response:
     """Every entity as one JSON object, `{"items": [...]}`, for people and tools."""
     snapshot = require_complete(store)
-    rendered = await rendered_for(snapshot, filters, "json")
+    rendered = await rendered_for(views, snapshot, filters, "json")
     return respond(request, store, snapshot, rendered, JSON_MEDIA_TYPE)
 
 
 @router.get("/entities", response_class=Response, responses=_ENTITY_RESPONSES)
-async def entities(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
+async def entities(
+    request: Request, store: StoreDep, filters: FiltersDep, views: ViewsDep
+) -> Response:
     """The entities in YAML or JSON, chosen by `Accept`; YAML unless JSON is preferred."""
     snapshot = require_complete(store)
     fmt = negotiate(request.headers.get("accept"))
     media_type = JSON_MEDIA_TYPE if fmt == "json" else YAML_MEDIA_TYPE
-    rendered = await rendered_for(snapshot, filters, fmt)
+    rendered = await rendered_for(views, snapshot, filters, fmt)
     return respond(request, store, snapshot, rendered, media_type, vary="Accept")
 
 

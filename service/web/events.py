@@ -7,12 +7,12 @@ acknowledged and ignored.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import jsontext
 from ..errors import EventRejected
 from ..model import SourceId
 
@@ -48,8 +48,8 @@ class _ImageScanDetail(_Lenient):
 class _Envelope(_Lenient):
     source: Literal["aws.ecr"]
     detail_type: str = Field(alias="detail-type")
-    account: str = Field(pattern=r"^\d{12}$")
-    region: str = Field(pattern=r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$")
+    account: str = Field(pattern=r"^[0-9]{12}$")
+    region: str = Field(pattern=r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$")
     detail: dict[str, Any]
 
 
@@ -87,7 +87,7 @@ def _unwrap_sns(document: dict[str, Any]) -> dict[str, Any]:
     if kind != "Notification" or not isinstance(document.get("Message"), str):
         raise EventRejected(400, f"unsupported SNS message type {kind!r}")
     try:
-        inner = json.loads(document["Message"])
+        inner = jsontext.loads(document["Message"])
     except ValueError as exc:
         raise EventRejected(400, f"the SNS Message is not JSON: {exc}") from exc
     if not isinstance(inner, dict):
@@ -105,7 +105,7 @@ def _problems(exc: ValidationError) -> str:
 def parse_event(body: bytes) -> EventVerdict:
     """Read an EventBridge event (or an SNS notification carrying one) from a request body."""
     try:
-        document = json.loads(body)
+        document = jsontext.loads(body)
     except ValueError as exc:
         raise EventRejected(400, f"the body is not JSON: {exc}") from exc
     if not isinstance(document, dict):

@@ -20,7 +20,8 @@ def header_bytes(headers: Iterable[tuple[bytes, bytes]]) -> int:
 class RequestSizeLimit:
     """Refuses overlong request targets (414) and header blocks (431) before routing.
 
-    httptools, uvicorn's fast parser, sets no header limit of its own, so this one is ours.
+    The parser (h11, see ``web.server``) bounds how much of an unfinished head it holds, and
+    refuses more with a bare 400; these say which bound a finished head broke, by its setting.
     """
 
     def __init__(self, app: ASGIApp, max_url_length: int, max_header_bytes: int) -> None:

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..snapshot.status import RefreshOutcome
 from ..snapshot.store import SnapshotStore
+from .events import IMAGE_ACTION, IMAGE_SCAN
 
 __all__ = [
     "HttpMetricsMiddleware",
@@ -33,6 +34,9 @@ __all__ = [
 NAMESPACE = "ecr_catalog"
 RECENT_REFRESHES = 10
 REFRESH_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+# The detail_type label's values besides "other": the events acted on, and "unknown" for a
+# body that is not an event at all.
+EVENT_DETAIL_TYPES = frozenset((IMAGE_ACTION, IMAGE_SCAN, "unknown"))
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +99,22 @@ class Metrics:
         )
         self.events = Counter(
             "events",
-            "POST /events/ecr bodies by ECR detail-type and outcome (accepted, ignored, rejected).",
+            "POST /events/ecr bodies by ECR detail-type (the image events; any other is "
+            '"other", an unreadable body "unknown") and outcome (accepted, ignored, rejected).',
             ["detail_type", "outcome"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.filtered_renders = Counter(
+            "filtered_renders",
+            "Filtered views rendered (entities and posture with filters): each once while "
+            "many ask for it, again when it is no longer kept.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.filtered_kept_bytes = Gauge(
+            "filtered_kept_bytes",
+            "Bytes of the filtered bodies kept for reuse (at most server.filtered_cache_bytes).",
             namespace=NAMESPACE,
             registry=self.registry,
         )
@@ -134,6 +152,12 @@ class Metrics:
                 kind, "hit" if hit else "miss"
             )
         child.inc(times)
+
+    def event(self, detail_type: str, outcome: str) -> None:
+        """One POST /events/ecr body; a detail-type outside the fixed set counts as ``other``,
+        since the label comes from a request body (one label per distinct value otherwise)."""
+        label = detail_type if detail_type in EVENT_DETAIL_TYPES else "other"
+        self.events.labels(label, outcome).inc()
 
     def backstage_refresh(self, outcome: str) -> None:
         self.backstage_refreshes.labels(outcome).inc()
@@ -246,14 +270,24 @@ class StoreCollector(Collector):
             "Reads of each source by outcome.",
             labels=["account", "region", "outcome"],
         )
+        # Per source like the two above (the sources read: a bounded, configured set); 0 when
+        # nothing is held, so that the alert on it always evaluates.
+        held = GaugeMetricFamily(
+            f"{NAMESPACE}_source_removals_held",
+            "Repositories a held read of each source would remove (0: none held); its last "
+            'good data is served until confirmed (README, "Removals too large to believe").',
+            labels=["account", "region"],
+        )
         for source, status in sorted(store.statuses.items()):
             labels = [source.account_id, source.region]
             if status.last_success_at is not None:
                 age.add_metric(labels, (now - status.last_success_at).total_seconds())
             outcomes.add_metric([*labels, "success"], status.successes)
             outcomes.add_metric([*labels, "failure"], status.failures)
+            held.add_metric(labels, status.held.removed if status.held else 0)
         yield age
         yield outcomes
+        yield held
         writes = CounterMetricFamily(
             f"{NAMESPACE}_state_writes",
             "Saves of a source's data to state_dir, by outcome (ok, failed).",

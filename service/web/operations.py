@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
-from ..errors import EventRejected, PayloadTooLarge
+from ..errors import Conflict, EventRejected, PayloadTooLarge, RequestRefused
+from ..snapshot.removals import parse_source
 from .deps import EventsGateDep, MetricsDep, RefreshGateDep, StoreDep
 from .events import parse_event
 
@@ -23,13 +24,43 @@ router = APIRouter(tags=["operations"])
     "/refresh",
     status_code=202,
     responses={
+        400: {"description": "`confirm_removals` is not `<account id>/<region>`."},
         401: {"description": "Missing or wrong token."},
         404: {"description": "Forced refresh is off: no token is configured."},
+        409: {"description": "`confirm_removals` names a source with no removal held."},
         429: {"description": "A forced refresh ran too recently; see Retry-After."},
     },
 )
-async def force_refresh(request: Request, store: StoreDep, gate: RefreshGateDep) -> dict[str, str]:
-    """Start a refresh now. Off unless `server.refresh_token` is set; send it as a Bearer token."""
+async def force_refresh(
+    request: Request,
+    store: StoreDep,
+    gate: RefreshGateDep,
+    confirm_removals: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="`<account id>/<region>`: apply the read held for that source because "
+            "it would remove too many repositories (see /readyz, `removal_hold`).",
+        ),
+    ] = None,
+) -> dict[str, str]:
+    """Start a refresh now. Off unless `server.refresh_token` is set; send it as a Bearer token.
+
+    With `confirm_removals`, first apply the removals held for that source.
+    """
+    if confirm_removals is not None:
+        gate.check(request.headers.get("authorization"))
+        source = parse_source(confirm_removals)
+        if source is None:
+            raise RequestRefused("confirm_removals must be <account id>/<region>")
+        hold = await store.confirm_removals(source)
+        if hold is None:
+            raise Conflict(f"no removal is held for {source}")
+        # Not rate-limited: each confirmation ends a hold, so they cannot be repeated at will,
+        # and the removal must be published now.
+        refresh = asyncio.ensure_future(store.refresh(rediscover=True))
+        refresh.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return {"status": f"removal of {hold.removed} repositories of {source} applied"}
     gate.admit(request.headers.get("authorization"))
     # The store keeps the task (single flight), so it is not collected mid-run.
     # A forced refresh also lists the organisation's accounts again.
@@ -91,18 +122,18 @@ async def ecr_event(
     try:
         verdict = parse_event(body)
     except EventRejected:
-        metrics.events.labels("unknown", "rejected").inc()
+        metrics.event("unknown", "rejected")
         raise
     event = verdict.event
     if event is None:
-        metrics.events.labels(verdict.detail_type, "ignored").inc()
+        metrics.event(verdict.detail_type, "ignored")
         return {"accepted": False, "reason": verdict.reason}
     if event.source not in store.statuses:
-        metrics.events.labels(verdict.detail_type, "ignored").inc()
+        metrics.event(verdict.detail_type, "ignored")
         return {"accepted": False, "reason": f"{event.source} is not a source of this catalog"}
     known = await store.reader.forget_images(event.source, event.repository)
     store.refresh_soon(gate.debounce_seconds)
-    metrics.events.labels(verdict.detail_type, "accepted").inc()
+    metrics.event(verdict.detail_type, "accepted")
     log.info("event: %s; refreshing within %g s", event, gate.debounce_seconds)
     return {
         "accepted": True,

@@ -10,14 +10,18 @@ something it shows changes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
+import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import jinja2
+import markupsafe
 from fastapi import APIRouter, Query, Request, Response
 
 from .. import __version__
@@ -32,13 +36,28 @@ from .filters import EntityFilters, FiltersDep
 from .posture import posture_report
 from .responses import HTML_MEDIA_TYPE, respond
 
-__all__ = ["entity_page", "router"]
+__all__ = ["content_security_policy", "entity_page", "router"]
 
 router = APIRouter(tags=["operator"])
 
 PAGE_SIZE = 50
 # The most entities left out, and repositories repaired, the page lists.
 LISTED = 500
+
+
+# Bidirectional embeddings, overrides and isolates (Unicode's Bidi_Control, less the marks):
+# held by a name or a tag, one would reorder what the page shows after it ("Trojan Source",
+# CVE-2021-42574), such as a YAML line displayed reversed.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def _bidi_visible(value: Any) -> Any:
+    """Every ``{{ }}`` value, with its bidirectional controls shown as escapes (``\\u202e``)."""
+    if not isinstance(value, str) or not _BIDI.search(value):
+        return value
+    shown = _BIDI.sub(lambda match: f"\\u{ord(match.group()):04x}", value)
+    # The escape holds no markup: what was already safe HTML (a macro's output) stays safe.
+    return markupsafe.Markup(shown) if isinstance(value, markupsafe.Markup) else shown
 
 
 @functools.cache
@@ -49,11 +68,46 @@ def _templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_bidi_visible,
+    )
+
+
+@functools.cache
+def _assets() -> dict[str, markupsafe.Markup]:
+    """The pages' style sheet and script, inlined: ``content_security_policy`` has their hashes."""
+    loader = _templates().loader
+    assert loader is not None
+    return {
+        name: markupsafe.Markup(loader.get_source(_templates(), f"operator.{name}")[0])
+        for name in ("css", "js")
+    }
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def content_security_policy() -> str:
+    """Every page's Content-Security-Policy: nothing but our inline style and script, no frames.
+
+    Hashes, not a nonce: a nonce would make every page's bytes differ, and so its ETag.
+    """
+    assets = _assets()
+    return "; ".join(
+        (
+            "default-src 'none'",
+            f"style-src {_csp_hash(assets['css'])}",
+            f"script-src {_csp_hash(assets['js'])}",
+            "form-action 'self'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        )
     )
 
 
 def _html(template: str, **context: Any) -> bytes:
-    return _templates().get_template(template).render(version=__version__, **context).encode()
+    page = _templates().get_template(template)
+    return page.render(version=__version__, assets=_assets(), **context).encode()
 
 
 def _href(item: IndexedEntity) -> str:

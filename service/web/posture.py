@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from ..catalog.posture import FAIL, PASS, UNKNOWN
 from ..catalog.render import RenderedBody, render_body
 from ..snapshot.types import IndexedEntity
-from .deps import StoreDep
+from .deps import StoreDep, ViewsDep
 from .filters import EntityFilters, FiltersDep
 from .responses import JSON_MEDIA_TYPE, require_snapshot, respond
 
@@ -81,13 +81,15 @@ def _report_body(items: Sequence[IndexedEntity], filters: EntityFilters) -> Rend
         503: {"description": "No snapshot exists yet; see Retry-After."},
     },
 )
-async def posture(request: Request, store: StoreDep, filters: FiltersDep) -> Response:
+async def posture(
+    request: Request, store: StoreDep, filters: FiltersDep, views: ViewsDep
+) -> Response:
     """Each repository's posture (pass, fail or unknown, and the checks behind it), summed per
     owner and per check; the same filters as `/entities`."""
     snapshot = require_snapshot(store)
-    key = ("posture", filters.cache_key())
-    rendered = snapshot.filtered_bodies.get(key)
-    if rendered is None:
-        rendered = await asyncio.to_thread(_report_body, snapshot.entities, filters)
-        snapshot.filtered_bodies[key] = rendered
+    rendered = await views.get(
+        snapshot,
+        ("posture", filters.cache_key()),
+        functools.partial(_report_body, snapshot.entities, filters),
+    )
     return respond(request, store, snapshot, rendered, JSON_MEDIA_TYPE)

@@ -8,7 +8,6 @@ the last refresh. ``answer`` decides all of that once, for the routes and for
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from ..snapshot.store import SnapshotStore
 from ..snapshot.types import IndexedEntity, Snapshot
 from .deps import store_in
 from .filters import EntityFilters
+from .views import FilteredViews
 
 __all__ = [
     "HTML_MEDIA_TYPE",
@@ -147,9 +147,13 @@ def answer(
     key = (rendered.etag, media_type, vary, held, refreshed, age, matched, use_gzip)
     decided = snapshot.answers.get(key)
     if decided is None:
-        decided = snapshot.answers[key] = _decide(
+        decided = _decide(
             snapshot, rendered, media_type, vary, sources, refreshed, age, matched, use_gzip
         )
+        # Kept only when it holds no body of its own (a 304) or the snapshot's: a filtered
+        # body or a page kept here would escape the bound on them (web/views.py).
+        if matched or rendered is snapshot.yaml:
+            snapshot.answers[key] = decided
     return decided
 
 
@@ -236,17 +240,18 @@ def require_complete(store: SnapshotStore) -> Snapshot:
     return snapshot
 
 
-async def rendered_for(snapshot: Snapshot, filters: EntityFilters, fmt: Format) -> RenderedBody:
-    """The body of the entities ``filters`` choose, rendered once per snapshot and filter."""
+async def rendered_for(
+    views: FilteredViews, snapshot: Snapshot, filters: EntityFilters, fmt: Format
+) -> RenderedBody:
+    """The body of the entities ``filters`` choose: the snapshot's own without filters, else
+    a filtered view (rendered once while many ask, off the loop, kept within its bound)."""
     if filters.empty:
         return snapshot.yaml if fmt == "yaml" else await snapshot.json.aget()
-    key = (fmt, filters.cache_key())
-    cached = snapshot.filtered_bodies.get(key)
-    if cached is None:
-        # In a worker thread: joining thousands of documents would hold up other requests.
-        cached = await asyncio.to_thread(_filtered_body, snapshot.entities, filters, fmt)
-        snapshot.filtered_bodies[key] = cached
-    return cached
+    return await views.get(
+        snapshot,
+        ("entities", fmt, filters.cache_key()),
+        functools.partial(_filtered_body, snapshot.entities, filters, fmt),
+    )
 
 
 def _filtered_body(
@@ -316,8 +321,9 @@ class EntitiesFastPath:
     ``GET /entities.yaml`` without a query is a 304 nearly every time; routing, dependency
     injection and query validation would cost more than the answer itself. So the complete
     snapshot's body (or 304) is sent from here through the same ``answer`` as the route (a
-    plain ASGI middleware, as Starlette documents them). Anything else (a query, HEAD, no
-    complete snapshot yet) goes on to the route.
+    plain ASGI middleware, as Starlette documents them). HEAD comes here as GET
+    (``headers.HeadAsGet``). Anything else (a query, no complete snapshot yet) goes on to the
+    route.
     """
 
     path = "/entities.yaml"

@@ -55,6 +55,9 @@ def _source_view(store: SnapshotStore, account: str, region: str) -> tuple[Snaps
     view = snapshot.sources.get(source)
     if view is not None:
         return snapshot, view
+    withheld = snapshot.withheld.get(source)
+    if withheld is not None:
+        raise unavailable(store, withheld)
     if source in snapshot.listed:
         status = store.statuses.get(source)
         reason = status.last_error if status and status.last_error else "first read still running"

@@ -55,6 +55,8 @@ def browser(javascript: bool = True) -> WebDriver:
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1800"):
         options.add_argument(argument)
+    # The console, where the browser reports what the Content-Security-Policy blocked.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     if not javascript:
         options.add_experimental_option(
             "prefs", {"profile.managed_default_content_settings.javascript": 2}
@@ -197,6 +199,31 @@ def test_the_page_works_without_javascript(service: ServiceProcess) -> None:
             assert chrome.find_elements(By.CSS_SELECTOR, f'label[for="{field_id}"]'), field_id
     finally:
         chrome.quit()
+
+
+def test_the_content_security_policy_blocks_nothing_of_ours(
+    service: ServiceProcess, driver: WebDriver
+) -> None:
+    driver.get_log("browser")  # what earlier tests left
+    entity = f"/entities/resource/default/{quote('shared--nginx.us-east-1.123456789012')}"
+    for path in ("/", entity):
+        driver.get(f"{service.url}{path}")
+        # The inline style sheet applied: the header's dark band.
+        header = driver.find_element(By.CSS_SELECTOR, "header")
+        assert header.value_of_css_property("background-color") == "rgba(27, 31, 36, 1)"
+        blocked = [
+            entry["message"]
+            for entry in driver.get_log("browser")
+            if "Content Security Policy" in entry["message"]
+        ]
+        assert blocked == [], path
+    # The inline script ran under the policy: it marks nothing, so ask it to act.
+    driver.get(f"{service.url}/")
+    Select(driver.find_element(By.ID, "f-account")).select_by_index(1)
+    wait_until(
+        lambda: "account=" in driver.current_url, "the script applied the filter", timeout=10
+    )
+    assert not [e for e in driver.get_log("browser") if "Content Security" in e["message"]]
 
 
 def test_pages_carry_etags_and_revalidate(service: ServiceProcess) -> None:

@@ -61,9 +61,9 @@ def test_a_restart_with_backstage_down_builds_with_the_saved_claims(
         )
         items = httpx.get(f"{service.url}/entities.json").json()["items"]
         (repo,) = [e for e in items if f"resource:default/{e['metadata']['name']}" == REF]
-        # Both claimers depend on it; the first ref with an owner gives the owner.
+        # Both claimers depend on it; they disagree on the owner, so neither gives it.
         assert repo["spec"]["dependencyOf"] == ["component:default/zeta", "component:shop/alpha"]
-        assert repo["spec"]["owner"] == "group:default/team-z"
+        assert repo["spec"]["owner"] == "platform-team"
         readiness = wait_until(
             lambda: (
                 (r := httpx.get(f"{service.url}/readyz").json())["backstage"]["claims"][
@@ -76,7 +76,7 @@ def test_a_restart_with_backstage_down_builds_with_the_saved_claims(
         claims = readiness["backstage"]["claims"]
         assert claims["claiming_entities"] == 2 and claims["claimed_repositories"] == 1
         (conflict,) = claims["conflicts"]
-        assert "owner group:default/team-z from component:default/zeta" in conflict
+        assert "owners disagree, so owner platform-team (catalog.owner)" in conflict
         assert "no answer" in claims["last_error"]
         # The token is never echoed, in /readyz or in the log.
         assert "secret-token" not in httpx.get(f"{service.url}/readyz").text

@@ -140,8 +140,11 @@ def test_oversized_headers_and_targets_are_refused_not_crashed(demo_url: str) ->
     assert response.status_code == 414
     try:
         huge = httpx.get(f"{demo_url}/entities.yaml", headers={"X-Filler": "y" * 70_000})
-    except httpx.RemoteProtocolError:
-        pass  # the server closed the connection: refused, which is fine
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        # The parser's bound (h11's incomplete-event limit) closed the connection while the
+        # head was still being sent: refused, which is fine.
+        pass
     else:
-        assert huge.status_code == 431
+        # 431 from our own check, or h11's 400 for a head past its bound.
+        assert huge.status_code in (400, 431)
     assert httpx.get(f"{demo_url}/healthz").status_code == 200

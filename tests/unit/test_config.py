@@ -84,6 +84,23 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
             "'123' is not a 12-digit AWS account id",
         ),
         (
+            # "\\n" in YAML's double quotes is a newline: Python's "$" matched before it.
+            'aws:\n  targets:\n    - regions: [us-east-1]\n      account_id: "123456789012\\n"\n',
+            "aws.targets.0.account_id",
+            "is not a 12-digit AWS account id",
+        ),
+        (
+            # Digits of another script are digits to "\\d", never to AWS.
+            "aws:\n  targets:\n    - regions: [us-east-1]\n      account_id: '١٢٣٤٥٦٧٨٩٠١٢'\n",
+            "aws.targets.0.account_id",
+            "is not a 12-digit AWS account id",
+        ),
+        (
+            'aws:\n  targets:\n    - regions: ["us-east-1\\n"]\n',
+            "aws.targets.0.regions",
+            "is not an AWS region name",
+        ),
+        (
             "aws:\n  targets:\n    - regions: []\n",
             "aws.targets.0.regions",
             "List should have at least 1 item after validation, not 0",

@@ -6,7 +6,9 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from service.aws.answers import summarize_images
+import pytest
+
+from service.aws.answers import lifecycle_policy, summarize_images
 from service.aws.reader import _ready, _RegionClient
 
 
@@ -59,3 +61,26 @@ def test_latest_image_is_the_newest_push_and_carries_scan_findings() -> None:
     assert summary.latest.tags == ("latest", "v2")
     assert summary.latest.finding_counts == (("CRITICAL", 1), ("HIGH", 2))
     assert summary.latest.last_pulled_at == datetime(2026, 1, 3, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "rules"),
+    [
+        ('{"rules": [{"rulePriority": 1}, {"rulePriority": 2}]}', 2),
+        ('{"rules": []}', 0),
+        ("", 0),
+        # What only a non-conforming endpoint sends: a fact of the repository, never an error.
+        pytest.param("[" * 5_000 + "]" * 5_000, None, id="array-5k-deep"),
+        pytest.param('{"rules": ' * 5_000 + "[]" + "}" * 5_000, None, id="rules-5k-deep"),
+        ("not json", None),
+        ('["a", "list"]', None),
+        ('{"rules": "a string"}', None),
+    ],
+)
+def test_a_lifecycle_policy_that_cannot_be_read_is_unparseable(
+    text: str, rules: int | None
+) -> None:
+    policy = lifecycle_policy({"lifecyclePolicyText": text})
+    assert policy.present
+    assert policy.rule_count == rules
+    assert policy.unparseable is (rules is None)

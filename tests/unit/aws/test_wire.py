@@ -144,6 +144,19 @@ async def test_throttles_are_retried_and_feed_the_adaptive_limiter(
         ([lambda r: web.Response(status=500, text="oops")] * 3, "HTTP500", 3),
         ([lambda r: web.Response(status=200, body=b"\xff\xfe{")], "MalformedResponse", 1),
         ([lambda r: web.json_response(["not", "an", "object"])], "MalformedResponse", 1),
+        # Nested past the parser's depth bound: malformed, never a RecursionError.
+        pytest.param(
+            [lambda r: web.Response(status=200, body=b"[" * 5_000)],
+            "MalformedResponse",
+            1,
+            id="answer-5k-deep",
+        ),
+        pytest.param(
+            [lambda r: web.Response(status=400, body=b'{"a":' * 5_000)],
+            "HTTP400",
+            1,
+            id="error-5k-deep",
+        ),
         (
             [
                 lambda r: web.Response(

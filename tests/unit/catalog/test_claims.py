@@ -134,7 +134,7 @@ def test_an_invalid_owner_tag_falls_back_to_the_claim() -> None:
     assert any("owner tag" in repair for repair in built.repairs)
 
 
-def test_claimers_of_different_owners_pick_the_first_ref_and_all_become_dependents() -> None:
+def test_claimers_of_different_owners_set_no_owner_and_all_become_dependents() -> None:
     claims = ClaimIndex.of(
         [
             Claimer("component:default/zeta", "group:default/team-z", ("a",)),
@@ -144,7 +144,7 @@ def test_claimers_of_different_owners_pick_the_first_ref_and_all_become_dependen
     )
     plan = plan_catalog([source(repository("a"))], OPTIONS, claims=claims)
     (repo,) = [e for e in plan.entities() if e["metadata"].get("title") == "a"]
-    assert repo["spec"]["owner"] == "group:default/team-a"
+    assert repo["spec"]["owner"] == OPTIONS.owner
     assert repo["spec"]["dependencyOf"] == [
         "component:default/alpha",
         "component:default/no-owner",
@@ -154,9 +154,28 @@ def test_claimers_of_different_owners_pick_the_first_ref_and_all_become_dependen
         "arn:aws:ecr:us-east-1:123456789012:repository/a: claimed by "
         "component:default/alpha (group:default/team-a), "
         "component:default/zeta (group:default/team-z); "
-        "owner group:default/team-a from component:default/alpha",
+        f"owners disagree, so owner {OPTIONS.owner} (catalog.owner)",
     )
     assert plan.claimed == 1
+
+
+def test_a_claimer_that_sorts_first_cannot_take_a_repository_over() -> None:
+    # The attack of issue 23: a catalog file registered as "aaa" sorts before the real claimer.
+    payments = Claimer("component:default/payments", "group:default/payments", ("pay", "tagged"))
+    attacker = Claimer("component:default/aaa", "group:default/attackers", ("pay", "tagged"))
+    records = source(repository("pay"), repository("tagged", tags={"owner": "team-tag"}))
+    alone = build_catalog([records], OPTIONS, claims=ClaimIndex.of([payments]))
+    attacked = build_catalog([records], OPTIONS, claims=ClaimIndex.of([payments, attacker]))
+    specs = {e["metadata"].get("title"): e["spec"] for e in attacked.entities}
+    assert _spec(alone, "pay")["owner"] == "group:default/payments"
+    assert specs["pay"]["owner"] == OPTIONS.owner
+    assert specs["pay"]["dependencyOf"] == ["component:default/aaa", "component:default/payments"]
+    # An owner tag always wins, whoever claims.
+    assert specs["tagged"]["owner"] == "group:default/team-tag"
+
+
+def _spec(build: Any, title: str) -> Any:
+    return next(e["spec"] for e in build.entities if e["metadata"].get("title") == title)
 
 
 def test_one_owner_among_claimers_is_no_conflict_and_each_claimed_repository_counts() -> None:

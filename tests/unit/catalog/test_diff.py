@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import re
+
 import pytest
 import yaml
 
 from service.catalog.diff import diff_catalogs, read_catalog_documents
+from service.catalog.plan import build_catalog
+from service.config import CatalogSettings
 from service.errors import CatalogUnreadable as OldCatalogUnreadable
 
+from ...records import repository, source
 from ...support import GOLDEN
 
 OLD = GOLDEN / "ecr-registry.old.yaml"
@@ -185,3 +192,37 @@ def test_what_only_one_side_has_and_keys_in_another_order_are_seen_for_what_they
     assert [(c.ref, c.fields) for c in diff.changed] == [
         ("resource:default/api", ("metadata.title",))
     ]
+
+
+def test_every_shortened_name_of_before_issue_23_is_reported_as_renamed() -> None:
+    """The upgrade note's promise: only shortened names change, and diff pairs each by ARN."""
+    long_names = ["payments-service-production-images-long-name", "Odd Name", "x/" + "y" * 70]
+    records = source(repository("team-a/api"), *(repository(name) for name in long_names))
+    new = list(build_catalog([records], CatalogSettings()).entities)
+    old = copy.deepcopy(new)
+    renamed_to = {}
+    for entity in old:
+        title = entity["metadata"].get("title")
+        if title in long_names:
+            # Backstage compares refs, and diff reports them, in lower case.
+            renamed_to[f"resource:default/{_old_name(title)}".lower()] = (
+                f"resource:default/{entity['metadata']['name']}".lower()
+            )
+            entity["metadata"]["name"] = _old_name(title)
+    assert "resource:default/payments-service-production-ima-7c3d37f8.us-east-1.123456789012" in (
+        renamed_to
+    )
+    diff = diff_catalogs(old, new)
+    assert diff.renamed == renamed_to and set(diff.removed) == set(renamed_to)
+    assert set(diff.added) == set(renamed_to.values())
+    assert diff.changed == () and diff.unchanged == len(new) - len(long_names)
+
+
+def _old_name(repository_name: str) -> str:
+    """How naming.py shortened a name before issue 23: `<head>-<8 hex>`, no marker."""
+    suffix = ".us-east-1.123456789012"
+    digest = hashlib.sha256(f"123456789012/us-east-1/{repository_name}".encode()).hexdigest()[:8]
+    room = 63 - len(suffix) - len(digest) - 1
+    head = re.sub(r"[^A-Za-z0-9._-]+", "-", repository_name.replace("/", "--"))[:room]
+    head = head.strip("-_.")
+    return f"{head}-{digest}{suffix}" if head else f"{digest}{suffix}"

@@ -44,6 +44,8 @@ def golden_sources() -> list:
             ),
             repository("shared/nginx", tags={"Owner": "user:jdoe"}),
             repository("empty", image_count=0, lifecycle=LifecyclePolicy(present=False)),
+            # Too long to keep whole: shortened, with the marker and a 16-hex hash (naming.py).
+            repository("payments-service-production-images-long-name", tags={"owner": "team-a"}),
         ),
         source(repository("shared/nginx", region="eu-west-1"), region="eu-west-1"),
     ]
@@ -81,7 +83,7 @@ def test_adr_0132_structure() -> None:
     ]
     resources = [e for e in entities if e["kind"] == "Resource"]
     assert {e["spec"]["system"] for e in resources} == {"container-registry"}
-    assert len(resources) == 2 + 4
+    assert len(resources) == 2 + 5
 
 
 def test_output_is_sorted_and_independent_of_input_order() -> None:
@@ -267,8 +269,8 @@ def test_names_at_the_length_limit_stay_readable_and_one_more_is_hashed() -> Non
     assert repository_entity_name(US, longest) == longest + suffix
     hashed = repository_entity_name(US, longest + "b")
     assert len(hashed) == 63 and hashed.endswith(suffix)
-    digest = hashlib.sha256(f"123456789012/us-east-1/{longest}b".encode()).hexdigest()[:8]
-    assert hashed == f"{'a' * (63 - len(suffix) - 9)}-{digest}{suffix}"
+    digest = hashlib.sha256(f"123456789012/us-east-1/{longest}b".encode()).hexdigest()[:16]
+    assert hashed == f"{'a' * (63 - len(suffix) - 18)}_-{digest}{suffix}"
 
 
 @pytest.mark.parametrize(
@@ -276,15 +278,15 @@ def test_names_at_the_length_limit_stay_readable_and_one_more_is_hashed() -> Non
     [
         ("Team A/Api", "Team-A--Api"),
         ("-odd_/", "odd"),
-        ("--", ""),
+        ("--", "ecr"),  # nothing readable left: a name must start with a letter or digit
         ("a//b", "a----b"),
-        ("X" * 70, "X" * 31),  # only separators are trimmed from the head
+        ("X" * 70, "X" * 22),  # only separators are trimmed from the head
     ],
 )
 def test_a_hashed_name_keeps_a_cleaned_head(repository_name: str, head: str) -> None:
     suffix = ".us-east-1.123456789012"
-    digest = hashlib.sha256(f"123456789012/us-east-1/{repository_name}".encode()).hexdigest()[:8]
-    expected = f"{head}-{digest}{suffix}" if head else f"{digest}{suffix}"
+    digest = hashlib.sha256(f"123456789012/us-east-1/{repository_name}".encode()).hexdigest()
+    expected = f"{head}_-{digest[:16]}{suffix}"
     assert repository_entity_name(US, repository_name) == expected
 
 
@@ -372,6 +374,20 @@ def test_facts_that_are_not_known_are_left_out_not_guessed() -> None:
     assert annotations[prefix + "scan-on-push"] == "false"
 
 
+def test_an_unparseable_lifecycle_policy_is_a_fact_of_its_repository() -> None:
+    odd = repository("odd", lifecycle=LifecyclePolicy(present=True, rule_count=None))
+    posture = (PostureSettings(), date(2026, 1, 10))
+    build = build_catalog([source(odd, repository("fine"))], OPTIONS, posture=posture)
+    annotations = _entity_named(build, "odd")["metadata"]["annotations"]
+    assert annotations["ecr-catalog.io/lifecycle-policy"] == "unparseable"
+    # Not known, so not written: never a made-up 0.
+    assert "ecr-catalog.io/lifecycle-rule-count" not in annotations
+    assert "lifecycle-policy" in annotations["ecr-catalog.io/posture-unknown"].split(",")
+    fine = _entity_named(build, "fine")["metadata"]["annotations"]
+    assert fine["ecr-catalog.io/lifecycle-policy"] == "true"
+    assert fine["ecr-catalog.io/lifecycle-rule-count"] == "2"
+
+
 def test_times_are_written_in_utc() -> None:
     east = timezone(timedelta(hours=5))
     repo = replace(repository("tz"), created_at=datetime(2026, 1, 1, 5, 0, tzinfo=east))
@@ -453,4 +469,4 @@ def test_entities_sort_by_kind_then_case_insensitive_name() -> None:
         names[5],
         "ecr-123456789012-us-east-1",
     ]
-    assert names[5].startswith("c--A-")
+    assert names[5].startswith("c--A_-")

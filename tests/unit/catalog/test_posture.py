@@ -80,6 +80,9 @@ def test_lifecycle_policy_and_encryption() -> None:
     none = replace(repository("r"), lifecycle_policy=LifecyclePolicy(False))
     assert verdict(none, check="lifecycle-policy") == FAIL
     assert verdict(repository("r"), check="lifecycle-policy") == PASS
+    # Set, but its rules could not be read: whether it expires anything is not known.
+    unparseable = replace(repository("r"), lifecycle_policy=LifecyclePolicy(True, None))
+    assert verdict(unparseable, check="lifecycle-policy") == UNKNOWN
     assert verdict(repository("r"), check="encryption") == FAIL  # AES256
     assert verdict(replace(repository("r"), encryption_type="KMS"), check="encryption") == PASS
     assert verdict(replace(repository("r"), encryption_type=None), check="encryption") == UNKNOWN

@@ -161,6 +161,15 @@ def test_name_rule_edges() -> None:
     assert not is_valid_entity_name(7)
 
 
+@pytest.mark.parametrize("text", ["abc\n", "a\n", "team-a\n"])
+def test_a_final_newline_breaks_every_rule(text: str) -> None:
+    # Python's "$" also matches before a final newline; Backstage's rules do not.
+    assert not is_valid_entity_name(text)
+    assert not is_valid_label_value(text)
+    assert not is_valid_tag(text)
+    assert not is_valid_annotation_key(text)
+
+
 def test_label_values_may_be_empty() -> None:
     assert is_valid_label_value("")
     assert not is_valid_label_value(" ")

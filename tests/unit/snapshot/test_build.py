@@ -194,7 +194,7 @@ def test_posture_and_claim_conflicts_reach_the_index_and_the_snapshot() -> None:
         f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/team-c/unsure: claimed by "
         "component:default/alpha (group:default/team-a), "
         "component:default/beta (group:default/team-b); "
-        "owner group:default/team-a from component:default/alpha",
+        f"owners disagree, so owner {OPTIONS.owner} (catalog.owner)",
     )
 
 
@@ -279,10 +279,12 @@ def test_with_every_rejection_refused_an_invalid_repository_refuses_naming_its_s
             listing, {US.source: twice, EU: eu}, {}, OPTIONS, NOW, refuse_any_rejection=True
         )
     assert refused.value.sources == (US.source,)
-    assert str(refused.value) == (
-        f"resource:default/x--api.us-east-1.{ACCOUNT}: "
-        f"ref resource:default/x--api.us-east-1.{ACCOUNT} is emitted twice"
+    ref = f"resource:default/x--api.us-east-1.{ACCOUNT}"
+    problem = (
+        f"{ref} would be emitted by 2: {ARN_X_API}, {ARN_X_API}; "
+        "none is served, so that none takes over another"
     )
+    assert str(refused.value) == f"{ref}: {problem}; {ref}: {problem}"
 
 
 def test_a_refusal_lists_every_problem_of_each_entity() -> None:
@@ -297,20 +299,36 @@ def test_a_refusal_lists_every_problem_of_each_entity() -> None:
     ) in str(refused.value)
 
 
-def test_a_name_taken_twice_is_rejected_once_and_counted() -> None:
-    # ECR never lists a repository twice, but if it did, Backstage would refuse the location.
-    twice = source(repository("x/api"), repository("x/api"))
-    snapshot = build_snapshot(SourceListing((US.source,)), {US.source: twice}, {}, OPTIONS, NOW)
-    (rejection,) = snapshot.rejections
-    assert rejection.ref == f"resource:default/x--api.us-east-1.{ACCOUNT}"
-    assert rejection.origin == "arn:aws:ecr:us-east-1:123456789012:repository/x/api"
-    assert rejection.problems == (
-        "ref resource:default/x--api.us-east-1.123456789012 is emitted twice",
+ARN_X_API = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/x/api"
+
+
+def test_a_name_taken_twice_serves_neither_and_withholds_the_source() -> None:
+    # ECR never lists a repository twice; names collide only so, or on 64 bits of SHA-256.
+    # Whichever one were served would own the other's ref: issue 23's takeover.
+    twice = source(repository("x/api"), repository("x/api"), repository("other"))
+    eu = source(repository("y"), region="eu-west-1")
+    snapshot = build_snapshot(
+        SourceListing((US.source, EU)), {US.source: twice, EU: eu}, {}, OPTIONS, NOW
     )
-    assert [item.name for item in snapshot.entities if item.kind == "resource"] == [
-        f"ecr-{ACCOUNT}-us-east-1",
-        f"x--api.us-east-1.{ACCOUNT}",
-    ]
+    ref = f"resource:default/x--api.us-east-1.{ACCOUNT}"
+    assert [(r.ref, r.origin) for r in snapshot.rejections] == [(ref, ARN_X_API)] * 2
+    assert "none is served" in snapshot.rejections[0].problems[0]
+    assert ref not in snapshot.by_ref
+    # Its source is withheld: listed as incomplete, with no URL of its own, not even a
+    # pending Location (which would orphan its shards); the other source is served.
+    (reason,) = snapshot.incomplete
+    assert reason == snapshot.withheld[US.source] and ref in reason
+    assert US.source not in snapshot.sources and US.source not in snapshot.pending_locations
+    assert set(snapshot.sources) == {EU}
+    again = build_snapshot(
+        SourceListing((US.source, EU)),
+        {US.source: source(repository("x/api")), EU: eu},
+        {},
+        OPTIONS,
+        NOW,
+        previous=snapshot,
+    )
+    assert again.complete and ref in again.by_ref and not again.withheld
 
 
 def test_a_stale_source_says_since_when() -> None:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.config import Settings
-from service.model import SourceId
+from service.model import LifecyclePolicy, SourceId
 from service.snapshot.persist import (
     StateDir,
     StateFileInvalid,
@@ -417,3 +417,11 @@ def test_a_corrupt_file_that_cannot_be_moved_is_logged_and_skipped(
     assert StateDir(path).load().records == []
     assert caplog.text.count("cannot set") == 2
     assert sorted(p.name for p in path.iterdir()) == [f"{ACCOUNT}-eu-west-1.json", FILE_NAME]
+
+
+def test_an_unparseable_lifecycle_policy_is_saved_and_normal_ones_keep_their_form() -> None:
+    odd = source(repository("odd", lifecycle=LifecyclePolicy(present=True, rule_count=None)))
+    assert records_from_json(records_to_json(odd)) == odd
+    # A present or absent policy is written as before the unparseable state: files stay valid.
+    saved = json.loads(records_to_json(SAVED))["records"]["repositories"]
+    assert [r["lifecycle_policy"] for r in saved] == [{"present": True, "rule_count": 2}] * 2

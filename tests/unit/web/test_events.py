@@ -61,6 +61,19 @@ def test_other_ecr_events_are_acknowledged_and_ignored() -> None:
         (json.dumps(image_action("")).encode(), 422, "repository-name"),
         (json.dumps({"Type": "SubscriptionConfirmation"}).encode(), 400, "out of band"),
         (json.dumps({"Type": "Notification", "Message": "{"}).encode(), 400, "not JSON"),
+        # Past the parser's depth bound: refused as bad JSON, never a RecursionError.
+        pytest.param(
+            b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply", id="array-100k-deep"
+        ),
+        pytest.param(
+            b'{"a":' * 5_000 + b"1" + b"}" * 5_000, 400, "nested too deeply", id="object-5k-deep"
+        ),
+        pytest.param(
+            json.dumps({"Type": "Notification", "Message": "[" * 50_000 + "]" * 50_000}).encode(),
+            400,
+            "SNS Message is not JSON: nested too deeply",
+            id="sns-message-50k-deep",
+        ),
     ],
 )
 def test_bad_bodies_get_a_clear_error(body: bytes, status: int, words: str) -> None:
@@ -161,4 +174,38 @@ async def test_an_event_forgets_that_repository_and_triggers_one_debounced_refre
         assert (
             'ecr_catalog_events_total{detail_type="ECR Image Action",outcome="accepted"} 2.0'
             in metrics
+        )
+
+
+async def test_bodies_nested_too_deeply_get_400_not_500() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    deep_sns = json.dumps({"Type": "Notification", "Message": "[" * 50_000}).encode()
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    async with app_client(FakeReader(US), token=TOKEN) as client:
+        for body in (deep, deep_sns):
+            response = await client.post("/events/ecr", content=body, headers=auth)
+            assert response.status_code == 400
+            assert "nested too deeply" in response.json()["detail"]
+
+
+async def test_detail_types_from_bodies_never_grow_the_metric_labels() -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with app_client(FakeReader(US), token=TOKEN) as client:
+        await until_true(lambda: ready(client), "the app ready")
+        accepted = await client.post("/events/ecr", json=image_action("team/api"), headers=auth)
+        assert accepted.status_code == 202
+        before = len((await client.get("/metrics")).content)
+        for i in range(1000):
+            # Distinct, long, and with control bytes: each would otherwise be a label of its own.
+            body = dict(image_action("team/api"), **{"detail-type": f"Evil {i}\x1b[31m\n" * 20})
+            response = await client.post("/events/ecr", json=body, headers=auth)
+            assert response.status_code == 202
+        metrics = (await client.get("/metrics")).content
+        assert len(metrics) < before + 1000
+        assert not any(byte < 0x20 and byte != 0x0A for byte in metrics)
+        text = metrics.decode()
+        assert 'ecr_catalog_events_total{detail_type="other",outcome="ignored"} 1000.0' in text
+        assert (
+            'ecr_catalog_events_total{detail_type="ECR Image Action",outcome="accepted"} 1.0'
+            in text
         )

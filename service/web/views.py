@@ -1,0 +1,91 @@
+"""Filtered views: each rendered once while many ask for it, in a small pool, and kept by bytes.
+
+A filtered body (``/entities.yaml?owner=...``, ``/posture?...``) is as large as the part of the
+catalog it selects, and any client can ask for as many distinct ones as it likes. So three
+things are bounded here: the bodies kept for reuse (by their bytes, across every snapshot), the
+renders running at once (a pool of its own, not the loop's default executor, which grows with
+the node's cores), and the renders of one view (one, however many wait for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
+
+from cachetools import LRUCache
+
+from ..catalog.render import RenderedBody
+from ..snapshot.types import Snapshot
+
+__all__ = ["RENDER_WORKERS", "FilteredViews"]
+
+# The renders are CPU-bound Python and hold the GIL: more threads would only hold more bodies
+# half-built at once. Two let a small view pass a large one.
+RENDER_WORKERS = 2
+
+_Key = tuple[Hashable, ...]
+
+
+def _size(body: RenderedBody) -> int:
+    return len(body.body) + len(body.gzipped or b"")
+
+
+class FilteredViews:
+    """The filtered bodies of every snapshot, by snapshot, view and filters."""
+
+    def __init__(
+        self,
+        max_bytes: int,
+        *,
+        workers: int = RENDER_WORKERS,
+        on_render: Callable[[], None] | None = None,
+    ) -> None:
+        self._kept: LRUCache[_Key, RenderedBody] = LRUCache(maxsize=max_bytes, getsizeof=_size)
+        self._rendering: dict[_Key, asyncio.Future[RenderedBody]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ecr-catalog-view")
+        self._on_render = on_render
+
+    @property
+    def kept_bytes(self) -> int:
+        """The bytes of the bodies kept now; never more than ``max_bytes``."""
+        return int(self._kept.currsize)
+
+    @property
+    def in_flight(self) -> int:
+        """Views being rendered or waiting for a worker."""
+        return len(self._rendering)
+
+    async def get(
+        self, snapshot: Snapshot, view: _Key, render: Callable[[], RenderedBody]
+    ) -> RenderedBody:
+        """The body of ``view`` of ``snapshot``: kept, being rendered, or ``render()`` now."""
+        # The build time tells snapshots apart and the ETag their content, without holding
+        # the snapshot itself.
+        key = (snapshot.built_at, snapshot.yaml.etag, *view)
+        kept = self._kept.get(key)
+        if kept is not None:
+            return kept
+        pending = self._rendering.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().run_in_executor(self._pool, render)
+            self._rendering[key] = pending
+            pending.add_done_callback(functools.partial(self._rendered, key))
+            if self._on_render is not None:
+                self._on_render()
+        # Shielded: a client that goes away must not cancel the render others wait for.
+        return await asyncio.shield(pending)
+
+    def _rendered(self, key: _Key, done: asyncio.Future[RenderedBody]) -> None:
+        del self._rendering[key]
+        if done.cancelled() or done.exception() is not None:
+            return
+        body = done.result()
+        # A body larger than the whole bound is served to those who asked, never kept.
+        if _size(body) <= self._kept.maxsize:
+            self._kept[key] = body
+
+    def close(self) -> None:
+        """Stop the pool; renders not started are dropped."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

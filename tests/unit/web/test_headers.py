@@ -1,0 +1,170 @@
+"""What every response shares: HEAD on every GET route, nosniff, and the pages' CSP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from ...records import ACCOUNT, repository, source
+from ...support import FakeReader
+from .test_routes import EU, US, serving
+
+# A value for each path parameter of every route: a route with a new one fails here until it
+# is given one, so no GET route goes untested.
+PATH_PARAMETERS = {
+    "kind": "resource",
+    "namespace": "default",
+    "name": "team-a--api.us-east-1.123456789012",
+    "account": ACCOUNT,
+    "region": "us-east-1",
+    "count": "1",
+    "index": "0",
+}
+# What may differ between two requests in a row: the seconds since the refresh, and the
+# metrics, which count the first request.
+VOLATILE = {"age"}
+COUNTS_REQUESTS = {"/metrics"}
+HTML = {"Accept": "text/html"}
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(FakeReader(US, EU)) as client:
+        yield client
+
+
+def get_paths(schema: dict[str, Any]) -> list[str]:
+    """Every GET route of the app, its path parameters filled in."""
+    paths = [path for path, operations in schema["paths"].items() if "get" in operations]
+    return [re.sub(r"{(\w+)}", lambda m: PATH_PARAMETERS[m.group(1)], path) for path in paths]
+
+
+def compared(response: httpx.Response, path: str) -> dict[str, str]:
+    skip = VOLATILE | ({"content-length"} if path in COUNTS_REQUESTS else set())
+    return {k: v for k, v in response.headers.items() if k not in skip}
+
+
+async def test_head_answers_every_get_route_with_its_headers_and_no_body(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = get_paths((await client.get("/openapi.json")).json())
+    assert {"/", "/healthz", "/readyz", "/entities.yaml", "/metrics"} <= set(paths)
+    # The documentation routes are Starlette's, which answered HEAD already.
+    for path in [*paths, "/openapi.json", "/docs"]:
+        for headers in ({}, HTML, {"Accept-Encoding": "gzip"}):
+            got = await client.get(path, headers=headers)
+            head = await client.head(path, headers=headers)
+            assert got.status_code == 200, (path, headers, got.text[:200])
+            assert head.status_code == 200, (path, headers)
+            assert head.content == b"", path
+            assert compared(head, path) == compared(got, path), (path, headers)
+            if path not in COUNTS_REQUESTS and "content-encoding" not in got.headers:
+                assert int(head.headers["content-length"]) == len(got.content), path
+
+
+async def test_head_revalidates_like_get_and_is_405_where_get_is(
+    client: httpx.AsyncClient,
+) -> None:
+    # The poll's fast path answers HEAD too, 304 included.
+    etag = (await client.head("/entities.yaml")).headers["etag"]
+    assert (await client.head("/entities.yaml", headers={"If-None-Match": etag})).status_code == 304
+    refresh = await client.head("/refresh")
+    assert refresh.status_code == (await client.get("/refresh")).status_code == 405
+    assert refresh.headers["allow"] == "POST" and refresh.content == b""
+    assert (await client.head("/no-such-page")).status_code == 404
+
+
+def csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def assert_page_policy(response: httpx.Response) -> None:
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in response.headers["content-security-policy"].split(";")
+    )
+    assert policy["default-src"] == "'none'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["base-uri"] == "'none'" and policy["form-action"] == "'self'"
+    # The page's inline style and script are exactly what the policy's hashes allow.
+    for tag, directive in (("style", "style-src"), ("script", "script-src")):
+        for inline in re.findall(rf"<{tag}>(.*?)</{tag}>", response.text, re.DOTALL):
+            assert policy[directive] == csp_hash(inline), tag
+    assert "<style>" in response.text and "style=" not in response.text
+
+
+async def test_every_page_carries_the_content_security_policy(client: httpx.AsyncClient) -> None:
+    pages = [
+        path
+        for path in get_paths((await client.get("/openapi.json")).json())
+        if (await client.get(path, headers=HTML)).headers["content-type"].startswith("text/html")
+    ]
+    assert pages == ["/", "/entities/resource/default/team-a--api.us-east-1.123456789012"]
+    for path in pages:
+        assert_page_policy(await client.get(path, headers=HTML))
+        assert_page_policy(await client.get(path + "?owner=team-a", headers=HTML))
+    index = await client.get("/", headers=HTML)
+    assert "<script>" in index.text
+
+
+async def test_the_page_before_any_snapshot_carries_it_too() -> None:
+    reader = FakeReader(US)
+    reader.gate = asyncio.Event()
+    async with serving(reader, wait=False) as client:
+        assert_page_policy(await client.get("/", headers=HTML))
+        reader.gate.set()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("GET", "/entities.yaml", {}),  # the poll's fast path
+        ("GET", "/entities.json?owner=team-a", {}),
+        ("GET", "/readyz", {}),
+        ("GET", "/metrics", {}),
+        ("GET", "/entities/resource/default/nothing", {}),  # 404
+        ("GET", "/refresh", {}),  # 405
+        ("POST", "/refresh", {}),  # 404: off without a token
+        pytest.param("GET", "/entities.yaml?q=" + "x" * 20_000, {}, id="414-before-routing"),
+    ],
+)
+async def test_every_response_says_nosniff_and_only_pages_carry_the_policy(
+    client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]
+) -> None:
+    response = await client.request(method, path, headers=headers)
+    assert response.headers["x-content-type-options"] == "nosniff", response.status_code
+    assert "content-security-policy" not in response.headers
+
+
+async def test_pages_show_bidirectional_controls_as_escapes() -> None:
+    rlo = "\u202e"
+    hostile = source(
+        repository(
+            "x/api",
+            tags={"description": f"safe {rlo}gnp.exe", "backstage.io/tags": "a"},
+        ),
+    )
+    async with serving(FakeReader(hostile)) as client:
+        entity = await client.get(
+            "/entities/resource/default/x--api.us-east-1.123456789012", headers=HTML
+        )
+        index = await client.get("/?q=gnp", headers=HTML)
+        data = await client.get("/entities.json")
+    for page in (entity, index):
+        assert page.status_code == 200
+        for control in [*map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))]:
+            assert control not in page.text
+    # In the facts table and in the YAML alike.
+    assert entity.text.count("safe \\u202egnp.exe") >= 2
+    # The data itself is served as it is: only what a browser displays is escaped.
+    descriptions = [item["metadata"].get("description") for item in data.json()["items"]]
+    assert f"safe {rlo}gnp.exe" in descriptions

@@ -136,7 +136,7 @@ def test_the_image_command_serves_with_the_image_environment_on_a_read_only_root
     assert "Read-only file system" not in output and "Traceback" not in output
 
 
-KUBERNETES = ROOT / "deploy" / "kubernetes"
+KUBERNETES = ROOT / "deploy" / "kubernetes" / "base"
 MONITORING = ROOT / "deploy" / "monitoring"
 
 
@@ -173,6 +173,50 @@ def test_kubernetes_manifests_pass_strict_schema_validation(tmp_path: Path) -> N
     )
     failed = kubernetes_validate(broken)
     assert failed.returncode != 0 and "readynessProbe" in failed.stdout + failed.stderr
+
+
+def kustomize(folder: Path) -> list[dict[str, Any]]:
+    """``kubectl kustomize``: the manifests a folder applies, as kubectl itself builds them."""
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    return [d for d in yaml.safe_load_all(built.stdout) if d]
+
+
+@pytest.mark.parametrize("folder", [".", "base", "persistent-state"])
+def test_every_kustomization_builds_and_passes_strict_schema_validation(
+    tmp_path: Path, folder: str
+) -> None:
+    documents = kustomize(KUBERNETES.parent / folder)
+    built = tmp_path / "built.yaml"
+    built.write_text(yaml.safe_dump_all(documents))
+    result = kubernetes_validate(built)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {d["metadata"]["namespace"] for d in documents if d["kind"] != "Namespace"} == {
+        "ecr-catalog"
+    }
+
+
+def test_persistent_state_gives_each_replica_its_own_volume_and_keeps_the_pod() -> None:
+    (base,) = [d for d in kustomize(KUBERNETES) if d["kind"] == "Deployment"]
+    built = kustomize(KUBERNETES.parent / "persistent-state")
+    assert not [d for d in built if d["kind"] == "Deployment"]
+    (stateful,) = [d for d in built if d["kind"] == "StatefulSet"]
+    (claim,) = stateful["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "state"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    pod, base_pod = stateful["spec"]["template"]["spec"], base["spec"]["template"]["spec"]
+    # The state volume is the claim, no longer an emptyDir; everything else is the base's pod.
+    assert "state" not in {v["name"] for v in pod["volumes"]}
+    assert [v for v in base_pod["volumes"] if v["name"] != "state"] == pod["volumes"]
+    assert {**pod, "volumes": None} == {**base_pod, "volumes": None}
+    (container,) = pod["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    image_env = dict(re.findall(r"(\w+)=(\S+)", dockerfile().split("FROM")[-1]))
+    assert mounts["state"] == image_env["ECR_CATALOG_STATE_DIR"]
+    assert stateful["spec"]["replicas"] == base["spec"]["replicas"]
+    assert stateful["spec"]["podManagementPolicy"] == "Parallel"
 
 
 def test_the_deployment_matches_the_image_and_the_app() -> None:

@@ -1,7 +1,8 @@
 """The store: holds the current snapshot and each source's last good records, and refreshes.
 
 A refresh reads every source, keeps each source's last good records, builds the snapshot in a
-worker thread (``build.py``) and swaps it in one assignment. Requests only ever read
+worker thread (``catalogs.py``: only the sources whose inputs changed) and swaps it in one
+assignment. Requests only ever read
 ``store.snapshot``; they never wait on AWS. Backstage deletes whatever a 200 leaves out, so
 nothing partial is ever served:
 
@@ -27,8 +28,8 @@ from ..config import CatalogSettings, PostureSettings, RefreshSettings
 from ..errors import EcrError, SnapshotRefused, StateWriteFailed
 from ..model import SourceId, SourceRecords
 from ..reading import DiscoveryStatus, EcrReader, SourceListing
-from ..reuse import BuildInputs
-from .build import build_snapshot
+from .catalogs import Catalogs
+from .peers import Peer
 from .persist import StateDir
 from .removals import RemovalGuard, RemovalHold, RemovalLimits
 from .status import (
@@ -62,10 +63,11 @@ class SnapshotStore:
     _last_good: dict[SourceId, SourceRecords] = field(default_factory=dict)
     # Called after every refresh: metrics and the summary log line.
     on_refresh: Callable[[RefreshOutcome], None] = field(default=lambda _outcome: None)
+    # The way back to Backstage (peers.py): told of each refresh, asked for the claims.
+    peer: Peer | None = None
     _running: asyncio.Task[RefreshOutcome] | None = None
     _soon: asyncio.Task[None] | None = None
-    # What the current snapshot was built from (service.reuse, step 2).
-    _built_from: BuildInputs | None = None
+    _catalogs: Catalogs = field(default_factory=Catalogs)
     _reading: dict[SourceId, asyncio.Task[None]] = field(default_factory=dict)
     # Saves to ``state``, by outcome (ok, failed), and the last failure while it lasts.
     state_writes: Counter[str] = field(default_factory=Counter)
@@ -77,11 +79,9 @@ class SnapshotStore:
     first_refresh_done: asyncio.Event = field(default_factory=asyncio.Event)
     # The sources the last listing named, refused ones included.
     _listed: set[SourceId] = field(default_factory=set)
-    # Which claims (by set_claims) are in the current build, and which are the latest.
+    # Which claims (claims_changed) are in the current build, and which are the latest.
     _claims_version: int = 0
     _claims_built: int = 0
-    # The Backstage entities that claim repositories (service.backstage.claims), as last read.
-    claims: ClaimIndex = field(default_factory=ClaimIndex)
     # The posture checks of each repository (catalog.posture); None makes none.
     posture: PostureSettings | None = None
     # Decides whether a read that removes repositories is applied or held (removals.py).
@@ -90,17 +90,18 @@ class SnapshotStore:
     def __post_init__(self) -> None:
         self.removals = RemovalGuard(self.state.path if self.state else None)
 
-    def set_claims(self, claims: ClaimIndex) -> bool:
-        """Build with these claims from now on; a change is published at once (False: none)."""
-        if claims == self.claims:
-            return False
-        self.claims = claims
+    def claims_changed(self) -> None:
+        """The peer's claims changed: build with them, and publish the change at once."""
         self._claims_version += 1
         if self.snapshot is not None:
             # Joins a debounced refresh already scheduled; one already building with the old
             # claims is followed by another (refresh_soon).
             self.refresh_soon(0)
-        return True
+
+    async def forget_images(self, source: SourceId, repository: str) -> bool:
+        """A repository's images changed (an ECR event): read them again on the next refresh.
+        Whether the repository was known."""
+        return await self.reader.forget_images(source, repository)
 
     async def load_state(self, wanted: Callable[[SourceId], bool] = lambda _s: True) -> None:
         """Serve what the last run saved, marked stale, before AWS has answered anything.
@@ -370,32 +371,32 @@ class SnapshotStore:
             for s, status in self.statuses.items()
             if status.last_error is not None and status.last_success_at is not None
         }
-        records = {s: r for s, r in self._last_good.items() if s in set(listing.sources)}
+        listed = set(listing.sources)
+        records = {s: r for s, r in self._last_good.items() if s in listed}
         errors = {s: st.last_error for s, st in self.statuses.items() if st.last_error}
         current = self.snapshot
-        claims, claims_version = self.claims, self._claims_version
+        claims = self.peer.claims() if self.peer is not None else ClaimIndex()
+        claims_version = self._claims_version
         built_at = self.clock()
-        # The posture's day is an input: a new day may make a repository stale.
-        options = (self.options, self.posture, built_at.astimezone(UTC).date())
-        inputs = BuildInputs.of(options, listing, records, stale, errors, claims)
-        if current is not None and inputs == self._built_from:
-            self._claims_built = claims_version
-            return current
-        snapshot = await asyncio.to_thread(
-            build_snapshot,
-            listing,
+        inputs = Catalogs.inputs(
             records,
-            stale,
+            self.options,
+            stale_since=stale,
+            claims=claims,
+            posture=self.posture,
+            built_at=built_at,
+        )
+        snapshot = await asyncio.to_thread(
+            self._catalogs.build,
+            listing,
+            inputs,
             self.options,
             built_at,
-            errors,
-            current,
-            claims,
-            self.posture,
-            refuse_any_rejection,
+            errors=errors,
+            refuse_any_rejection=refuse_any_rejection,
         )
-        self._built_from = inputs
         self._claims_built = claims_version
+        # An equal snapshot is not swapped in: it would only add work for every cache.
         if (
             current is None
             or snapshot.yaml.etag != current.yaml.etag
@@ -436,6 +437,8 @@ class SnapshotStore:
         self.first_refresh_done.set()
         try:
             self.on_refresh(self.last_refresh)
+            if self.peer is not None:
+                self.peer.published(self.last_refresh, self.snapshot)
         except Exception:
             log.exception("reporting a refresh failed")
         return self.last_refresh

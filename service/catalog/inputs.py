@@ -45,11 +45,11 @@ class SourceInputs:
         stale_since: datetime | None = None,
         claims: ClaimIndex | None = None,
         is_own: Callable[[str], bool] = lambda _ref: False,
-        posture: PostureSettings | None = None,
-        day: date | None = None,
+        posture: tuple[PostureSettings, date] | None = None,
     ) -> SourceInputs:
         """The inputs of ``records``: of ``claims``, only the claimers of its repositories
-        whose ref ``is_own`` does not name (the service's own entities never claim)."""
+        whose ref ``is_own`` does not name (the service's own entities never claim);
+        ``posture``, the checks and the day to judge them on."""
         touching: tuple[Claimer, ...] = ()
         if claims:
             found = {
@@ -66,6 +66,6 @@ class SourceInputs:
             settings=settings,
             stale_since=stale_since,
             claims=touching,
-            posture=posture,
-            day=day if posture is not None else None,
+            posture=None if posture is None else posture[0],
+            day=None if posture is None else posture[1],
         )

@@ -228,21 +228,28 @@ def _metadata_problems(metadata: object) -> list[str]:
                 f"annotation {key} is set by the catalog itself"
                 for key in sorted(CATALOG_OWNED_ANNOTATIONS & annotations.keys())
             ]
-    tags = metadata.get("tags", [])
-    if not isinstance(tags, list):
-        problems.append("metadata.tags must be a list")
-    else:
-        problems += [f"tag {tag!r} is invalid" for tag in tags if not is_valid_tag(tag)]
-        if len({t for t in tags if isinstance(t, str)}) != len(tags):
-            problems.append("metadata.tags has duplicates")
-    links = metadata.get("links", [])
-    if not isinstance(links, list):
-        problems.append("metadata.links must be a list")
-    else:
-        for link in links:
-            if not isinstance(link, dict) or not _is_valid_url(link.get("url")):
-                problems.append(f"link {link!r} has no valid url")
+    problems += _tags_problems(metadata.get("tags", []))
+    problems += _links_problems(metadata.get("links", []))
     return problems
+
+
+def _tags_problems(tags: object) -> list[str]:
+    if not isinstance(tags, list):
+        return ["metadata.tags must be a list"]
+    problems = [f"tag {tag!r} is invalid" for tag in tags if not is_valid_tag(tag)]
+    if len({t for t in tags if isinstance(t, str)}) != len(tags):
+        problems.append("metadata.tags has duplicates")
+    return problems
+
+
+def _links_problems(links: object) -> list[str]:
+    if not isinstance(links, list):
+        return ["metadata.links must be a list"]
+    return [
+        f"link {link!r} has no valid url"
+        for link in links
+        if not isinstance(link, dict) or not _is_valid_url(link.get("url"))
+    ]
 
 
 def _spec_problems(kind: str, spec: object) -> list[str]:

@@ -79,8 +79,7 @@ class Catalogs:
                 stale_since=stale_since.get(source),
                 claims=claims,
                 is_own=is_own,
-                posture=posture,
-                day=day,
+                posture=None if posture is None else (posture, day),
             )
             for source, one in sorted(records.items())
         }

@@ -25,10 +25,11 @@ from datetime import UTC, datetime
 
 from ..catalog.claims import ClaimIndex
 from ..config import CatalogSettings, PostureSettings, RefreshSettings
-from ..errors import EcrError, SnapshotRefused, StateWriteFailed
-from ..model import SourceId, SourceRecords
+from ..errors import EcrError, SnapshotRefused
+from ..model import SourceId
 from ..reading import DiscoveryStatus, EcrReader, SourceListing
 from .catalogs import Catalogs
+from .kept import LastGood
 from .peers import Peer
 from .persist import StateDir
 from .removals import RemovalGuard, RemovalHold, RemovalLimits
@@ -60,7 +61,6 @@ class SnapshotStore:
     refreshed_at: datetime | None = None
     statuses: dict[SourceId, SourceStatus] = field(default_factory=dict)
     unresolved: tuple[str, ...] = ()
-    _last_good: dict[SourceId, SourceRecords] = field(default_factory=dict)
     # Called after every refresh: metrics and the summary log line.
     on_refresh: Callable[[RefreshOutcome], None] = field(default=lambda _outcome: None)
     # The way back to Backstage (peers.py): told of each refresh, asked for the claims.
@@ -69,9 +69,6 @@ class SnapshotStore:
     _soon: asyncio.Task[None] | None = None
     _catalogs: Catalogs = field(default_factory=Catalogs)
     _reading: dict[SourceId, asyncio.Task[None]] = field(default_factory=dict)
-    # Saves to ``state``, by outcome (ok, failed), and the last failure while it lasts.
-    state_writes: Counter[str] = field(default_factory=Counter)
-    last_state_error: str | None = None
     # How the organisation's discovery has gone (aws.organization), from the last listing.
     discovery: DiscoveryStatus | None = None
     _rediscover: bool = False
@@ -84,11 +81,21 @@ class SnapshotStore:
     _claims_built: int = 0
     # The posture checks of each repository (catalog.posture); None makes none.
     posture: PostureSettings | None = None
-    # Decides whether a read that removes repositories is applied or held (removals.py).
-    removals: RemovalGuard = field(init=False)
+    # Each source's last good records, held or saved (kept.py).
+    kept: LastGood = field(init=False)
 
     def __post_init__(self) -> None:
-        self.removals = RemovalGuard(self.state.path if self.state else None)
+        self.kept = LastGood(RemovalGuard(self.state.path if self.state else None))
+
+    @property
+    def state_writes(self) -> Counter[str]:
+        """Saves to ``state``, by outcome (ok, failed)."""
+        return self.kept.writes
+
+    @property
+    def last_state_error(self) -> str | None:
+        """The last failure to save, while it lasts."""
+        return self.kept.last_error
 
     def claims_changed(self) -> None:
         """The peer's claims changed: build with them, and publish the change at once."""
@@ -110,12 +117,10 @@ class SnapshotStore:
         """
         if self.state is None:
             return
-        loaded = await asyncio.to_thread(self.state.load, wanted)
-        await asyncio.to_thread(self.removals.load)
+        loaded = await self.kept.load(self.state, wanted)
         for source in loaded.unreadable:
             self.statuses[source] = SourceStatus(source, last_error=SAVED_DATA_SET_ASIDE)
         for records in loaded.records:
-            self._last_good[records.source] = records
             self.statuses[records.source] = SourceStatus(
                 records.source,
                 last_success_at=records.read_at,
@@ -139,13 +144,13 @@ class SnapshotStore:
         delete). A refusal that names no source is the settings' own (the Domain, System or
         Component), which every refresh will report too.
         """
-        while self._last_good:
+        while self.kept.records:
             try:
-                listed = tuple(sorted(set(self._last_good) | unreadable))
+                listed = tuple(sorted(set(self.kept.records) | unreadable))
                 await self._publish(SourceListing(listed), refuse_any_rejection=True)
                 return
             except SnapshotRefused as exc:
-                blamed = [source for source in exc.sources if source in self._last_good]
+                blamed = [source for source in exc.sources if source in self.kept.records]
                 reason: object = f"its data cannot be served: {exc}"
                 if not blamed:
                     log.error("the saved data cannot be served: %s", exc)
@@ -153,9 +158,9 @@ class SnapshotStore:
             except Exception as exc:
                 # Whatever else the saved data makes a build do, a crash loop would be worse.
                 log.exception("building from the saved data failed; setting it all aside")
-                blamed, reason = list(self._last_good), f"building from it failed: {exc!r}"
+                blamed, reason = list(self.kept.records), f"building from it failed: {exc!r}"
             for source in blamed:
-                del self._last_good[source]
+                del self.kept.records[source]
                 self.statuses[source] = SourceStatus(source, last_error=SAVED_DATA_SET_ASIDE)
                 unreadable.add(source)
                 state.set_aside(source, reason)
@@ -228,44 +233,13 @@ class SnapshotStore:
         status.last_success_at = records.read_at
         status.last_error = None
         limits = RemovalLimits.of(self.options)
-        before = self._last_good.get(source)
-        status.held = await self.removals.admit(status.held, before, records, self.clock(), limits)
-        if status.held is not None:
-            # Read, but it would remove too much to believe: the last good data stays served.
-            return
-        self._last_good[source] = records
-        status.repositories = len(records.repositories)
-        if self.state is not None:
-            await self._save(records)
-
-    async def _save(self, records: SourceRecords) -> None:
-        assert self.state is not None
-        try:
-            await asyncio.to_thread(self.state.save, records)
-        except StateWriteFailed as exc:
-            # The data is read and served all the same; only a restart would miss it.
-            self.state_writes["failed"] += 1
-            self.last_state_error = str(exc)
-            log.error("%s; serving goes on, but a restart would not have this data", exc)
-        else:
-            self.state_writes["ok"] += 1
-            self.last_state_error = None
+        await self.kept.keep(self.state, status, records, self.clock(), limits)
 
     async def confirm_removals(self, source: SourceId) -> RemovalHold | None:
         """Apply the read held for ``source``, its removals confirmed by an operator: exactly
         what /readyz showed. None when nothing is held for it. Publish with a refresh."""
         status = self.statuses.get(source)
-        hold = status.held if status else None
-        if status is None or hold is None:
-            return None
-        status.held = None
-        await self.removals.began(source, None)
-        self._last_good[source] = hold.pending
-        status.repositories = len(hold.pending.repositories)
-        log.warning("%s: removing %d repositories confirmed; applied", source, hold.removed)
-        if self.state is not None:
-            await self._save(hold.pending)
-        return hold
+        return None if status is None else await self.kept.confirm(self.state, status)
 
     def _failed(self, status: SourceStatus, error: str) -> None:
         status.failures += 1
@@ -305,7 +279,7 @@ class SnapshotStore:
         # A target whose account is unknown may own sources read before (or saved before a
         # restart): keep serving them rather than orphaning them in Backstage.
         known = set(listing.sources) | {
-            s for s in self._last_good if s not in {r for r, _ in listing.refused}
+            s for s in self.kept.records if s not in {r for r, _ in listing.refused}
         }
         return replace(listing, sources=tuple(sorted(known)))
 
@@ -321,7 +295,7 @@ class SnapshotStore:
             status.last_attempt_at = started_at
             status.last_error = reason
         self._listed = set(listing.sources) | {source for source, _ in listing.refused}
-        self._drop(set(self._last_good) - set(listing.sources), listing.departed)
+        self._drop(set(self.kept.records) - set(listing.sources), listing.departed)
         await self._read_all(listing.sources)
         failed = tuple(str(s) for s in listing.sources if not self.statuses[s].healthy)
         failed += tuple(str(s) for s, _ in listing.refused)
@@ -347,11 +321,11 @@ class SnapshotStore:
         account that left the organisation (two discoveries in a row agreed)."""
         # Statuses of sources no longer listed that never had data (a removed target whose
         # reads always failed): they would count in every later refresh.
-        for source in set(self.statuses) - set(self._last_good) - set(self._listed):
+        for source in set(self.statuses) - set(self.kept.records) - set(self._listed):
             del self.statuses[source]
         for account in departed:
             sources = sorted(s for s in gone if s.account_id == account)
-            entities = sum(1 + len(self._last_good[s].repositories) for s in sources)
+            entities = sum(1 + len(self.kept.records[s].repositories) for s in sources)
             log.warning(
                 "account %s left the organisation: %d source(s) and %d entities leave the catalog",
                 account,
@@ -359,8 +333,7 @@ class SnapshotStore:
                 entities,
             )
         for source in gone:
-            self.removals.forget(source)
-            del self._last_good[source]
+            self.kept.drop(source)
             self.statuses.pop(source, None)
 
     async def _publish(
@@ -372,7 +345,7 @@ class SnapshotStore:
             if status.last_error is not None and status.last_success_at is not None
         }
         listed = set(listing.sources)
-        records = {s: r for s, r in self._last_good.items() if s in listed}
+        records = {s: r for s, r in self.kept.records.items() if s in listed}
         errors = {s: st.last_error for s, st in self.statuses.items() if st.last_error}
         current = self.snapshot
         claims = self.peer.claims() if self.peer is not None else ClaimIndex()
@@ -430,7 +403,7 @@ class SnapshotStore:
             published=published,
             error=error,
             sources=len(self.statuses),
-            repositories=sum(len(r.repositories) for r in self._last_good.values()),
+            repositories=sum(len(r.repositories) for r in self.kept.records.values()),
             changes=changes,
             unresolved=self.unresolved,
         )

@@ -33,9 +33,8 @@ from .kept import LastGood
 from .peers import Peer
 from .persist import StateDir
 from .removals import RemovalGuard, RemovalHold, RemovalLimits
+from .saved import serve_saved
 from .status import (
-    NOT_READ_SINCE_RESTART,
-    SAVED_DATA_SET_ASIDE,
     EntityChanges,
     RefreshOutcome,
     SourceStatus,
@@ -113,57 +112,9 @@ class SnapshotStore:
     async def load_state(self, wanted: Callable[[SourceId], bool] = lambda _s: True) -> None:
         """Serve what the last run saved, marked stale, before AWS has answered anything.
 
-        Only sources that are ``wanted`` (still configured) are loaded; see StateDir.load.
+        Only sources that are ``wanted`` (still configured) are loaded (saved.py).
         """
-        if self.state is None:
-            return
-        loaded = await self.kept.load(self.state, wanted)
-        for source in loaded.unreadable:
-            self.statuses[source] = SourceStatus(source, last_error=SAVED_DATA_SET_ASIDE)
-        for records in loaded.records:
-            self.statuses[records.source] = SourceStatus(
-                records.source,
-                last_success_at=records.read_at,
-                last_error=NOT_READ_SINCE_RESTART,
-                repositories=len(records.repositories),
-            )
-        if loaded.records:
-            log.info(
-                "loaded saved data of %d source(s) from %s", len(loaded.records), self.state.path
-            )
-            await self._publish_saved(self.state, set(loaded.unreadable))
-
-    async def _publish_saved(self, state: StateDir, unreadable: set[SourceId]) -> None:
-        """Publish what was loaded; a source whose saved data is refused is set aside instead.
-
-        A file can hold records of the right form whose values no entity may carry (edited by
-        hand, say): an earlier run served every entity of what it saved, so a source with an
-        entity that is refused now is set aside, and start-up goes on without it as without a
-        corrupt file. Sources set aside stay listed, without data, so that until they are read
-        again nothing is served as complete without their entities (which Backstage would then
-        delete). A refusal that names no source is the settings' own (the Domain, System or
-        Component), which every refresh will report too.
-        """
-        while self.kept.records:
-            try:
-                listed = tuple(sorted(set(self.kept.records) | unreadable))
-                await self._publish(SourceListing(listed), refuse_any_rejection=True)
-                return
-            except SnapshotRefused as exc:
-                blamed = [source for source in exc.sources if source in self.kept.records]
-                reason: object = f"its data cannot be served: {exc}"
-                if not blamed:
-                    log.error("the saved data cannot be served: %s", exc)
-                    return
-            except Exception as exc:
-                # Whatever else the saved data makes a build do, a crash loop would be worse.
-                log.exception("building from the saved data failed; setting it all aside")
-                blamed, reason = list(self.kept.records), f"building from it failed: {exc!r}"
-            for source in blamed:
-                del self.kept.records[source]
-                self.statuses[source] = SourceStatus(source, last_error=SAVED_DATA_SET_ASIDE)
-                unreadable.add(source)
-                state.set_aside(source, reason)
+        await serve_saved(self, wanted)
 
     async def refresh(self, rediscover: bool = False) -> RefreshOutcome:
         """Refresh now, or join the refresh already running; it never raises for AWS failures.
@@ -301,7 +252,7 @@ class SnapshotStore:
         failed += tuple(str(s) for s, _ in listing.refused)
         before = self.snapshot
         try:
-            snapshot = await self._publish(listing)
+            snapshot = await self.publish(listing)
         except SnapshotRefused as exc:
             log.error("snapshot refused, keeping the last good one: %s", exc)
             return self._finish(started_at, started, failed, published=False, error=str(exc))
@@ -336,9 +287,9 @@ class SnapshotStore:
             self.kept.drop(source)
             self.statuses.pop(source, None)
 
-    async def _publish(
-        self, listing: SourceListing, refuse_any_rejection: bool = False
-    ) -> Snapshot:
+    async def publish(self, listing: SourceListing, refuse_any_rejection: bool = False) -> Snapshot:
+        """Build the snapshot of ``listing`` from the last good records, and serve it unless it
+        equals the one served; raises SnapshotRefused (build.assemble)."""
         stale = {
             s: status.last_success_at
             for s, status in self.statuses.items()

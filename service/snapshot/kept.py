@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ..errors import StateWriteFailed
 from ..model import SourceId, SourceRecords
+from ..reading import SourceListing
 from .persist import LoadedState, StateDir
 from .removals import RemovalGuard, RemovalHold, RemovalLimits
 from .status import SourceStatus
@@ -89,7 +90,30 @@ class LastGood:
             self.writes["ok"] += 1
             self.last_error = None
 
-    def drop(self, source: SourceId) -> None:
-        """The source is no longer listed: nothing of it is kept."""
-        self.removals.forget(source)
-        del self.records[source]
+    def listing_with_kept(self, listing: SourceListing) -> SourceListing:
+        """``listing``, with every source kept that a target whose account is unknown may own."""
+        if not listing.unresolved:
+            return listing
+        # A target whose account is unknown may own sources read before (or saved before a
+        # restart): keep serving them rather than orphaning them in Backstage.
+        refused = {r for r, _ in listing.refused}
+        known = set(listing.sources) | {s for s in self.records if s not in refused}
+        return replace(listing, sources=tuple(sorted(known)))
+
+    def drop(self, gone: Iterable[SourceId], departed: Sequence[str]) -> None:
+        """Sources no longer listed: removed from the configuration, or of an account that left
+        the organisation (``departed``: two discoveries in a row agreed). Nothing of them is
+        kept."""
+        gone = sorted(gone)
+        for account in departed:
+            sources = [s for s in gone if s.account_id == account]
+            entities = sum(1 + len(self.records[s].repositories) for s in sources)
+            log.warning(
+                "account %s left the organisation: %d source(s) and %d entities leave the catalog",
+                account,
+                len(sources),
+                entities,
+            )
+        for source in gone:
+            self.removals.forget(source)
+            del self.records[source]

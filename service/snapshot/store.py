@@ -20,7 +20,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..catalog.claims import ClaimIndex
@@ -38,6 +38,7 @@ from .status import (
     EntityChanges,
     RefreshOutcome,
     SourceStatus,
+    stale_since,
 )
 from .types import Snapshot
 
@@ -224,21 +225,11 @@ class SnapshotStore:
                 task.cancel()
                 self._failed(self.statuses[source], f"read did not finish within {deadline:g} s")
 
-    def _effective_listing(self, listing: SourceListing) -> SourceListing:
-        if not listing.unresolved:
-            return listing
-        # A target whose account is unknown may own sources read before (or saved before a
-        # restart): keep serving them rather than orphaning them in Backstage.
-        known = set(listing.sources) | {
-            s for s in self.kept.records if s not in {r for r, _ in listing.refused}
-        }
-        return replace(listing, sources=tuple(sorted(known)))
-
     async def _refresh(self) -> RefreshOutcome:
         started_at = self.clock()
         started = time.monotonic()
         rediscover, self._rediscover = self._rediscover, False
-        listing = self._effective_listing(await self.reader.list_sources(rediscover=rediscover))
+        listing = self.kept.listing_with_kept(await self.reader.list_sources(rediscover=rediscover))
         self.unresolved = listing.unresolved
         self.discovery = listing.discovery
         for source, reason in listing.refused:
@@ -251,20 +242,28 @@ class SnapshotStore:
         failed = tuple(str(s) for s in listing.sources if not self.statuses[s].healthy)
         failed += tuple(str(s) for s, _ in listing.refused)
         before = self.snapshot
+        published, error, changes = False, None, None
         try:
             snapshot = await self.publish(listing)
         except SnapshotRefused as exc:
             log.error("snapshot refused, keeping the last good one: %s", exc)
-            return self._finish(started_at, started, failed, published=False, error=str(exc))
-        self.refreshed_at = self.clock()
-        error = "; ".join(snapshot.incomplete) or None
+            error = str(exc)
+        else:
+            self.refreshed_at = self.clock()
+            published, error = True, "; ".join(snapshot.incomplete) or None
+            changes = EntityChanges.between(before, snapshot)
         return self._finish(
-            started_at,
-            started,
-            failed,
-            published=True,
-            error=error,
-            changes=EntityChanges.between(before, snapshot),
+            RefreshOutcome(
+                started_at=started_at,
+                duration_seconds=time.monotonic() - started,
+                failed_sources=failed,
+                published=published,
+                error=error,
+                sources=len(self.statuses),
+                repositories=sum(len(r.repositories) for r in self.kept.records.values()),
+                changes=changes,
+                unresolved=self.unresolved,
+            )
         )
 
     def _drop(self, gone: set[SourceId], departed: Sequence[str]) -> None:
@@ -274,30 +273,15 @@ class SnapshotStore:
         # reads always failed): they would count in every later refresh.
         for source in set(self.statuses) - set(self.kept.records) - set(self._listed):
             del self.statuses[source]
-        for account in departed:
-            sources = sorted(s for s in gone if s.account_id == account)
-            entities = sum(1 + len(self.kept.records[s].repositories) for s in sources)
-            log.warning(
-                "account %s left the organisation: %d source(s) and %d entities leave the catalog",
-                account,
-                len(sources),
-                entities,
-            )
+        self.kept.drop(gone, departed)
         for source in gone:
-            self.kept.drop(source)
             self.statuses.pop(source, None)
 
     async def publish(self, listing: SourceListing, refuse_any_rejection: bool = False) -> Snapshot:
         """Build the snapshot of ``listing`` from the last good records, and serve it unless it
         equals the one served; raises SnapshotRefused (build.assemble)."""
-        stale = {
-            s: status.last_success_at
-            for s, status in self.statuses.items()
-            if status.last_error is not None and status.last_success_at is not None
-        }
         listed = set(listing.sources)
         records = {s: r for s, r in self.kept.records.items() if s in listed}
-        errors = {s: st.last_error for s, st in self.statuses.items() if st.last_error}
         current = self.snapshot
         claims = self.peer.claims() if self.peer is not None else ClaimIndex()
         claims_version = self._claims_version
@@ -305,7 +289,7 @@ class SnapshotStore:
         inputs = Catalogs.inputs(
             records,
             self.options,
-            stale_since=stale,
+            stale_since=stale_since(self.statuses.values()),
             claims=claims,
             posture=self.posture,
             built_at=built_at,
@@ -316,18 +300,12 @@ class SnapshotStore:
             inputs,
             self.options,
             built_at,
-            errors=errors,
+            errors={s: st.last_error for s, st in self.statuses.items() if st.last_error},
             refuse_any_rejection=refuse_any_rejection,
         )
         self._claims_built = claims_version
         # An equal snapshot is not swapped in: it would only add work for every cache.
-        if (
-            current is None
-            or snapshot.yaml.etag != current.yaml.etag
-            or snapshot.incomplete != current.incomplete
-            or snapshot.root_location != current.root_location
-            or snapshot.core != current.core
-        ):
+        if current is None or not snapshot.serves_as(current):
             self.snapshot = snapshot
             log.info(
                 "snapshot published: %d entities, etag %s%s",
@@ -337,35 +315,17 @@ class SnapshotStore:
             )
         return snapshot
 
-    def _finish(
-        self,
-        started_at: datetime,
-        started: float,
-        failed: tuple[str, ...],
-        *,
-        published: bool,
-        error: str | None = None,
-        changes: EntityChanges | None = None,
-    ) -> RefreshOutcome:
-        self.last_refresh = RefreshOutcome(
-            started_at=started_at,
-            duration_seconds=time.monotonic() - started,
-            failed_sources=failed,
-            published=published,
-            error=error,
-            sources=len(self.statuses),
-            repositories=sum(len(r.repositories) for r in self.kept.records.values()),
-            changes=changes,
-            unresolved=self.unresolved,
-        )
+    def _finish(self, outcome: RefreshOutcome) -> RefreshOutcome:
+        """Keep and report the outcome: metrics (``on_refresh``), then the peer."""
+        self.last_refresh = outcome
         self.first_refresh_done.set()
         try:
-            self.on_refresh(self.last_refresh)
+            self.on_refresh(outcome)
             if self.peer is not None:
-                self.peer.published(self.last_refresh, self.snapshot)
+                self.peer.published(outcome, self.snapshot)
         except Exception:
             log.exception("reporting a refresh failed")
-        return self.last_refresh
+        return outcome
 
     async def run_forever(self) -> None:
         """Refresh on the interval; sooner while the single URL cannot be served yet."""

@@ -175,6 +175,15 @@ class Snapshot:
     def complete(self) -> bool:
         return not self.incomplete
 
+    def serves_as(self, other: Snapshot) -> bool:
+        """Whether every URL would answer the same bytes from ``other`` as from this one."""
+        return (
+            self.yaml.etag == other.yaml.etag
+            and self.incomplete == other.incomplete
+            and self.root_location == other.root_location
+            and self.core == other.core
+        )
+
     def counts_by_kind(self) -> dict[str, int]:
         """How many entities of each kind (lower case), sorted by kind."""
         return dict(sorted(Counter(item.kind for item in self.entities).items()))

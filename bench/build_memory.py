@@ -14,7 +14,8 @@ from pathlib import Path
 from service.config import CatalogSettings
 from service.model import LatestImage, LifecyclePolicy, RegistryRecord, SourceId, SourceRecords
 from service.reading import SourceListing
-from service.snapshot.build import build_snapshot
+from service.snapshot.catalogs import Catalogs
+from tests.catalog_build import build_snapshot
 from tests.records import AWS, repository
 
 from .fake_ecr import REGION_NAMES
@@ -63,10 +64,12 @@ def main() -> None:
     listing = SourceListing(tuple(sorted(records)))
     gc.collect()
     print(f"{'records of 10,000':<28}{rss()}")
-    first = build_snapshot(listing, records, {}, CatalogSettings(), datetime.now(UTC))
+    catalogs = Catalogs()
+    now = datetime.now(UTC)
+    build_snapshot(listing, records, {}, CatalogSettings(), now, catalogs=catalogs)
     gc.collect()
     print(f"{'built':<28}{rss()}")
-    build_snapshot(listing, records, {}, CatalogSettings(), datetime.now(UTC), previous=first)
+    build_snapshot(listing, records, {}, CatalogSettings(), now, catalogs=catalogs)
     gc.collect()
     print(f"{'rebuilt, nothing changed':<28}{rss()}")
 

@@ -1,30 +1,15 @@
-"""The reuse rule: what did not change keeps its identity, from ECR's answers to the bytes served.
+"""The reader's record ledger: an unchanged repository keeps the identity of its record.
 
-Most refreshes find nothing new. So that such a refresh costs almost nothing:
-
-1. ``RecordLedger`` (the reader): a repository whose answers are unchanged gives the very
-   record object of the read before; a read that found nothing new hands back only old objects.
-2. ``BuildInputs`` (the store): a snapshot records the objects it was built from. A refresh
-   whose inputs are those same objects (compared by identity first, so the comparison is
-   cheap) builds nothing: the current snapshot stands.
-3. The build (``service.snapshot.build``) takes each entity whose document equals one of the
-   snapshot before it, and each body equal to one before, instead of rendering them again.
-
-Each step is an optimisation that must be invisible: the tests of this module and of the build
-check that reuse gives exactly the bytes a build from nothing gives.
+A repository whose answers are unchanged gives the very record object of the read before, so
+that comparing a source's inputs with the last ones (service.snapshot.catalogs, where reuse is
+equality) mostly finds the same objects, which tuples compare by identity first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from .model import RepositoryRecord
 
-from .model import RepositoryRecord, SourceId, SourceRecords
-from .reading import SourceListing
-
-__all__ = ["BuildInputs", "RecordLedger"]
+__all__ = ["RecordLedger"]
 
 
 class RecordLedger:
@@ -47,39 +32,3 @@ class RecordLedger:
 
     def __len__(self) -> int:
         return len(self._records)
-
-
-@dataclass(frozen=True)
-class BuildInputs:
-    """Everything a snapshot is built from: equal inputs build an equal snapshot."""
-
-    options: Any
-    listing: SourceListing
-    sources: tuple[tuple[Any, ...], ...]
-    stale_since: tuple[tuple[SourceId, datetime], ...]
-    errors: tuple[tuple[SourceId, str], ...]
-    claims: Any = None
-
-    @classmethod
-    def of(
-        cls,
-        options: Any,
-        listing: SourceListing,
-        records: Mapping[SourceId, SourceRecords],
-        stale_since: Mapping[SourceId, datetime],
-        errors: Mapping[SourceId, str],
-        claims: Any = None,
-    ) -> BuildInputs:
-        # read_at is left out: a source read again with nothing new builds the same catalog.
-        sources = tuple(
-            (s, r.partition, r.registry, r.repositories, r.skipped)
-            for s, r in sorted(records.items())
-        )
-        return cls(
-            options,
-            listing,
-            sources,
-            tuple(sorted(stale_since.items())),
-            tuple(sorted(errors.items())),
-            claims,
-        )

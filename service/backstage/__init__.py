@@ -12,8 +12,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..catalog.claims import ClaimIndex
 from ..config import Settings
-from ..snapshot.store import SnapshotStore
+from ..snapshot.status import RefreshOutcome
+from ..snapshot.types import Snapshot
 from .claims import ClaimsReader
 from .client import BackstageClient
 from .push import RefreshPusher
@@ -23,31 +25,40 @@ __all__ = ["BackstageLink", "connected"]
 
 @dataclass
 class BackstageLink:
-    """The pusher and the claims reader of one app."""
+    """The pusher and the claims reader of one app: the store's Peer (snapshot.peers)."""
 
     base_url: str
     pusher: RefreshPusher
-    claims: ClaimsReader
+    reader: ClaimsReader
+
+    def published(self, outcome: RefreshOutcome, snapshot: Snapshot | None) -> None:
+        """A refresh ended: the pusher notes what changed, the reader what its claims did."""
+        self.reader.snapshot = snapshot
+        self.pusher.changed(outcome)
+
+    def claims(self) -> ClaimIndex:
+        return self.reader.claims
 
     def as_dict(self) -> dict[str, Any]:
         """As /readyz shows it."""
         return {
             "base_url": self.base_url,
             "refresh": self.pusher.as_dict(),
-            "claims": self.claims.as_dict(),
+            "claims": self.reader.as_dict(),
         }
 
 
 @asynccontextmanager
 async def connected(
     settings: Settings,
-    store: SnapshotStore,
+    on_claims_changed: Callable[[], None],
     on_refresh_outcome: Callable[[str], None],
     on_claims_outcome: Callable[[str], None],
 ) -> AsyncIterator[BackstageLink | None]:
     """The link for the life of the app, or None while ``backstage.base_url`` is unset.
 
-    The saved claims are loaded before this yields, so the first snapshot is built with them.
+    The saved claims are loaded before this yields, so the first snapshot is built with them;
+    a change of claims calls ``on_claims_changed`` (the store's ``claims_changed``).
     """
     if settings.backstage.base_url is None:
         yield None
@@ -60,15 +71,15 @@ async def connected(
             client,
             settings.backstage,
             settings.catalog.annotation_prefix,
-            store,
             settings.state_dir,
             on_outcome=on_claims_outcome,
+            on_change=on_claims_changed,
         ),
     )
-    link.claims.load()
+    link.reader.load()
     tasks = [
         asyncio.create_task(link.pusher.run(), name="ecr-catalog-backstage-push"),
-        asyncio.create_task(link.claims.run(), name="ecr-catalog-backstage-claims"),
+        asyncio.create_task(link.reader.run(), name="ecr-catalog-backstage-claims"),
     ]
     try:
         yield link

@@ -31,7 +31,7 @@ from ..catalog.entities import FOREIGN_ANNOTATIONS
 from ..config import BackstageSettings
 from ..errors import BackstageError
 from ..instants import iso, time_problem
-from ..snapshot.store import SnapshotStore
+from ..snapshot.types import Snapshot
 from ..statefiles import STRICT_FILE, load_state_file, validation_problems, write_atomically
 from .client import BackstageClient
 
@@ -80,15 +80,20 @@ def claims_from_json(data: bytes) -> tuple[ClaimIndex, datetime]:
 
 @dataclass
 class ClaimsReader:
-    """Reads the claims into the store on the interval; keeps the last good ones."""
+    """Reads the claims on the interval and keeps the last good ones; a change is told to
+    ``on_change`` (the store's ``claims_changed``), which builds with them at once."""
 
     client: BackstageClient
     settings: BackstageSettings
     annotation_prefix: str
-    store: SnapshotStore
     state_dir: Path | None = None
     # Counts each read's outcome (metrics): ok, failed.
     on_outcome: Callable[[str], None] = field(default=lambda _outcome: None)
+    on_change: Callable[[], None] = field(default=lambda: None)
+    # The Backstage entities that claim repositories, as last read.
+    claims: ClaimIndex = field(default_factory=ClaimIndex)
+    # The snapshot served now (published), for what the claims did in it.
+    snapshot: Snapshot | None = None
     read_at: datetime | None = None
     last_error: str | None = None
     last_attempt_at: datetime | None = None
@@ -107,7 +112,7 @@ class ClaimsReader:
         if saved is None:
             return
         claims, read_at = saved
-        self.store.set_claims(claims)
+        self._set(claims)
         self.read_at = read_at
         log.info(
             "claims: %d claiming entities saved before, read at %s",
@@ -141,13 +146,13 @@ class ClaimsReader:
             log.warning("reading the claims failed, keeping the last ones: %s", exc)
             return
         claims = ClaimIndex.of(claimers)
-        if not claims and self.store.claims and self._empty_reads == 0:
+        if not claims and self.claims and self._empty_reads == 0:
             # Every claim gone at once is more often a Backstage being re-ingested, or a token
             # that may no longer read, than every team unclaiming: the next read must agree.
             self._empty_reads = 1
             self.last_error = (
                 f"the read found no claiming entity; keeping the last "
-                f"{len(self.store.claims.claimers)} until the next read agrees"
+                f"{len(self.claims.claimers)} until the next read agrees"
             )
             self.on_outcome("failed")
             log.warning("claims: %s", self.last_error)
@@ -155,10 +160,18 @@ class ClaimsReader:
         self._empty_reads = 0
         self.read_at, self.last_error, self.skipped = datetime.now(UTC), None, skipped
         self.on_outcome("ok")
-        if self.store.set_claims(claims):
+        if self._set(claims):
             log.info("claims changed: %d claiming entities", len(claims.claimers))
         if self._file is not None:
             await asyncio.to_thread(self._save, claims, self.read_at)
+
+    def _set(self, claims: ClaimIndex) -> bool:
+        """Keep ``claims``; whether they changed (and ``on_change`` was told)."""
+        if claims == self.claims:
+            return False
+        self.claims = claims
+        self.on_change()
+        return True
 
     def _save(self, claims: ClaimIndex, read_at: datetime) -> None:
         assert self._file is not None
@@ -177,9 +190,9 @@ class ClaimsReader:
 
     def as_dict(self) -> dict[str, Any]:
         """As /readyz shows it."""
-        snapshot = self.store.snapshot
+        snapshot = self.snapshot
         return {
-            "claiming_entities": len(self.store.claims.claimers),
+            "claiming_entities": len(self.claims.claimers),
             "claimed_repositories": snapshot.claimed if snapshot else 0,
             "conflict_count": len(snapshot.claim_conflicts) if snapshot else 0,
             "conflicts": list(snapshot.claim_conflicts[:LISTED]) if snapshot else [],

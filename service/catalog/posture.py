@@ -16,6 +16,10 @@ Each check passes, fails, or is unknown (ECR did not say, or there is nothing to
   somebody pushed within that. The last pull is ECR's ``lastRecordedPullTime``, read by
   DescribeImages; nothing here calls BatchGetImage, which would itself count as a pull.
 
+A configured check that is not made (``encryption`` without ``require_kms``, ``stale`` with
+neither threshold) is *not assessed*: kept apart from the verdicts, so that nothing downstream
+mistakes it for a pass.
+
 Days are counted from ``today`` (the build's date, UTC), so every replica gives the same verdict
 on the same day.
 """
@@ -29,18 +33,25 @@ from ..config import PostureSettings
 from ..config.sections import SEVERITIES
 from ..model import FINDINGS_AVAILABLE, RegistryRecord, RepositoryRecord
 
-__all__ = ["FAIL", "PASS", "UNKNOWN", "Posture", "assess"]
+__all__ = ["FAIL", "NOT_ASSESSED", "PASS", "UNKNOWN", "Posture", "assess"]
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
+NOT_ASSESSED = "not assessed"
 _IMMUTABLE = ("IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION")
 _KMS = ("KMS", "KMS_DSSE")
 
 
 @dataclass(frozen=True)
 class Posture:
-    """Each check made, in the configured order, with its verdict."""
+    """Every configured check, in the configured order, with its verdict: ``not assessed`` for
+    one that was not made, which never counts towards ``overall``."""
 
-    checks: tuple[tuple[str, str], ...]
+    verdicts: tuple[tuple[str, str], ...]
+
+    @property
+    def checks(self) -> tuple[tuple[str, str], ...]:
+        """The checks made, with their verdicts."""
+        return tuple(check for check in self.verdicts if check[1] != NOT_ASSESSED)
 
     @property
     def overall(self) -> str:
@@ -112,12 +123,14 @@ def assess(
             passed = None if policy.unparseable else policy.present
         elif name == "encryption":
             if not settings.require_kms:
+                checks.append((name, NOT_ASSESSED))
                 continue
             passed = None if repo.encryption_type is None else repo.encryption_type in _KMS
         elif name == "latest-image":
             passed = _latest_image(repo, settings.max_severity)
         else:
             if settings.stale_pull_days is None and settings.stale_push_days is None:
+                checks.append((name, NOT_ASSESSED))
                 continue
             passed = _stale(repo, settings, today)
         checks.append((name, _verdict(passed)))

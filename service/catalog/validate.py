@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +19,6 @@ __all__ = [
     "EntityRef",
     "Rejection",
     "EntityValidator",
-    "ValidationOutcome",
     "entity_problems",
     "entity_ref",
     "is_valid_annotation_key",
@@ -31,7 +29,6 @@ __all__ = [
     "is_valid_namespace",
     "is_valid_tag",
     "parse_entity_ref",
-    "validate_entities",
 ]
 
 MAX_NAME_LENGTH = 63
@@ -231,21 +228,28 @@ def _metadata_problems(metadata: object) -> list[str]:
                 f"annotation {key} is set by the catalog itself"
                 for key in sorted(CATALOG_OWNED_ANNOTATIONS & annotations.keys())
             ]
-    tags = metadata.get("tags", [])
-    if not isinstance(tags, list):
-        problems.append("metadata.tags must be a list")
-    else:
-        problems += [f"tag {tag!r} is invalid" for tag in tags if not is_valid_tag(tag)]
-        if len({t for t in tags if isinstance(t, str)}) != len(tags):
-            problems.append("metadata.tags has duplicates")
-    links = metadata.get("links", [])
-    if not isinstance(links, list):
-        problems.append("metadata.links must be a list")
-    else:
-        for link in links:
-            if not isinstance(link, dict) or not _is_valid_url(link.get("url")):
-                problems.append(f"link {link!r} has no valid url")
+    problems += _tags_problems(metadata.get("tags", []))
+    problems += _links_problems(metadata.get("links", []))
     return problems
+
+
+def _tags_problems(tags: object) -> list[str]:
+    if not isinstance(tags, list):
+        return ["metadata.tags must be a list"]
+    problems = [f"tag {tag!r} is invalid" for tag in tags if not is_valid_tag(tag)]
+    if len({t for t in tags if isinstance(t, str)}) != len(tags):
+        problems.append("metadata.tags has duplicates")
+    return problems
+
+
+def _links_problems(links: object) -> list[str]:
+    if not isinstance(links, list):
+        return ["metadata.links must be a list"]
+    return [
+        f"link {link!r} has no valid url"
+        for link in links
+        if not isinstance(link, dict) or not _is_valid_url(link.get("url"))
+    ]
 
 
 def _spec_problems(kind: str, spec: object) -> list[str]:
@@ -298,14 +302,6 @@ class Rejection:
     problems: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class ValidationOutcome:
-    """The entities fit to serve, and those left out."""
-
-    accepted: tuple[Entity, ...]
-    rejected: tuple[Rejection, ...]
-
-
 def _describe(entity: object) -> str:
     if isinstance(entity, dict) and isinstance(entity.get("metadata"), dict):
         return f"{entity.get('kind')}:{entity['metadata'].get('name')}"
@@ -322,17 +318,13 @@ class EntityValidator:
         self.rejected: list[Rejection] = []
         self._seen: set[EntityRef] = set()
 
-    def admit(
-        self, entity: Entity, origin: str | None = None, *, known_valid: bool = False
-    ) -> bool:
+    def admit(self, entity: Entity, origin: str | None = None) -> bool:
         """Whether Backstage accepts ``entity`` after those admitted before it.
 
         ``origin`` names where it came from (a repository ARN, say), for the rejection log.
-        ``known_valid`` says it equals one that passed before: its own rules are not checked
-        again (they depend on nothing else), only the uniqueness of its ref.
         """
         origin = origin if origin is not None else _describe(entity)
-        problems = [] if known_valid else entity_problems(entity)
+        problems = entity_problems(entity)
         if problems:
             self.rejected.append(Rejection(_describe(entity), origin, tuple(problems)))
             return False
@@ -342,20 +334,3 @@ class EntityValidator:
             return False
         self._seen.add(ref)
         return True
-
-
-def validate_entities(
-    entities: Iterable[Entity],
-    origins: Sequence[str] | None = None,
-    known_valid: Callable[[int], bool] = lambda _index: False,
-) -> ValidationOutcome:
-    """Keep the entities Backstage accepts (see EntityValidator.admit)."""
-    validator = EntityValidator()
-    accepted = [
-        entity
-        for index, entity in enumerate(entities)
-        if validator.admit(
-            entity, origins[index] if origins is not None else None, known_valid=known_valid(index)
-        )
-    ]
-    return ValidationOutcome(tuple(accepted), tuple(validator.rejected))

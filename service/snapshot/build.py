@@ -1,47 +1,31 @@
-"""Build a snapshot from records: transform, validate, render, and reuse what did not change.
+"""The snapshot: the core entities plus the catalog of each source, assembled and checked once.
 
-CPU work, run off the event loop by the store. Each entity is built, validated and written into
-the one YAML body in turn (``catalog.plan.CatalogPlan``), so a build never holds every
-entity dict at once. An entity whose JSON document equals one of the snapshot before it passed
-validation then: it is taken over, documents and all, and bodies equal to earlier ones are
-taken over with their gzip (the third step of ``service.reuse``).
+Each source's catalog is built on its own (source.py); what spans sources is done here: the
+Domain, System and Component (which depends on every listed source's registry), the uniqueness
+of refs across sources, the single body and its ETag, the Locations, and what is missing.
 """
 
 from __future__ import annotations
 
-import io
+import heapq
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from ..catalog.claims import ClaimIndex
-from ..catalog.entities import REPOSITORY_ORIGIN
-from ..catalog.locations import (
-    pending_location,
-    root_location,
-    shard_count,
-    shard_of,
-    source_location,
-)
-from ..catalog.plan import NameCollision, plan_catalog
-from ..catalog.render import (
-    RenderedBody,
-    etag_of,
-    join_json,
-    join_yaml,
-    render_body,
-    to_json_document,
-    to_yaml_document,
-)
-from ..catalog.validate import EntityValidator, Rejection, entity_ref, parse_entity_ref
-from ..config import CatalogSettings, PostureSettings
+from ..catalog.entities import core_entities
+from ..catalog.locations import pending_location, root_location
+from ..catalog.naming import registry_entity_name
+from ..catalog.render import RenderedBody, join_json, join_yaml, render_body, to_yaml_document
+from ..catalog.validate import EntityValidator, Rejection
+from ..config import CatalogSettings
 from ..errors import SnapshotRefused
-from ..model import Entity, SourceId, SourceRecords
+from ..model import Entity, SourceId
 from ..reading import SourceListing
-from .types import Deferred, IndexedEntity, Snapshot, SourceView
+from .source import NameCollision, SourceCatalog, index_all
+from .types import Deferred, IndexedEntity, Snapshot
 
-__all__ = ["build_snapshot", "log_rejections"]
+__all__ = ["Assembly", "assemble", "log_rejections"]
 
 log = logging.getLogger(__name__)
 
@@ -57,128 +41,21 @@ def log_rejections(rejections: Sequence[Rejection]) -> None:
         )
 
 
-@dataclass
-class _Earlier:
-    """What a build may take over from the snapshot before it instead of rendering again.
+@dataclass(frozen=True)
+class Assembly:
+    """Everything a snapshot is assembled from; an equal assembly gives an equal snapshot.
 
-    Reusing unchanged documents and bodies also makes both snapshots share those bytes while
-    they are swapped, instead of holding two copies.
+    Catalogs compare by identity first (the store keeps a source's catalog while its inputs
+    are equal), so comparing two assemblies of a quiet refresh costs next to nothing.
     """
 
-    # By their JSON document.
-    items: dict[bytes, IndexedEntity] = field(default_factory=dict)
-    yaml: dict[str, RenderedBody] = field(default_factory=dict)
-    # Only shards rendered already, by source: a deferred rendering keeps these alive until
-    # it runs, never the snapshot they came from.
-    shards: dict[SourceId, dict[str, RenderedBody]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, snapshot: Snapshot | None) -> _Earlier:
-        earlier = cls()
-        if snapshot is None:
-            return earlier
-        earlier.items = {item.json_document: item for item in snapshot.entities}
-        earlier.yaml = {snapshot.yaml.etag: snapshot.yaml}
-        earlier.shards = {
-            source: {body.etag: body for body in view.shards.peek() or ()}
-            for source, view in snapshot.sources.items()
-        }
-        return earlier
-
-
-def _gzipped_body(body: bytes, known: Mapping[str, RenderedBody]) -> RenderedBody:
-    """``body`` hashed and compressed, or the equal body rendered before."""
-    found = known.get(etag_of(body))
-    return found if found is not None else render_body(body, with_gzip=True)
-
-
-def _viewing(body: bytes, placed: Sequence[tuple[IndexedEntity, int]]) -> list[IndexedEntity]:
-    """Each item with its YAML document as a view into ``body``, their concatenation.
-
-    ``placed`` pairs each item with the length of its document; the full body and every
-    document on its own would hold each document twice. An item that views ``body`` already
-    (an unchanged body) is kept.
-    """
-    view = memoryview(body)
-    viewing = []
-    start = 0
-    for item, length in placed:
-        end = start + length
-        document = item.yaml_document
-        if not (isinstance(document, memoryview) and document.obj is body):
-            item = replace(item, yaml_document=view[start:end])
-        viewing.append(item)
-        start = end
-    return viewing
-
-
-def _owner_key(owner: object, namespace: str) -> str | None:
-    ref = parse_entity_ref(owner, default_kind="group", default_namespace=namespace)
-    return str(ref) if ref else None
-
-
-def _listed(value: str | None) -> tuple[str, ...]:
-    return tuple(value.split(",")) if value else ()
-
-
-def _index(entity: Entity, label_prefix: str, json_document: bytes) -> IndexedEntity:
-    """The item of a new entity; its YAML document is written by the build (see _viewing)."""
-    metadata = entity["metadata"]
-    spec = entity.get("spec", {})
-    labels = metadata.get("labels", {})
-    annotations = metadata.get("annotations", {})
-    namespace = metadata.get("namespace", "default")
-    text = " ".join(str(metadata.get(key, "")) for key in ("name", "title", "description")).lower()
-    return IndexedEntity(
-        ref=str(entity_ref(entity)),
-        kind=str(entity["kind"]).lower(),
-        type=str(spec["type"]).lower() if "type" in spec else None,
-        owner=_owner_key(spec.get("owner"), namespace),
-        account=labels.get(f"{label_prefix}/account"),
-        region=labels.get(f"{label_prefix}/region"),
-        name=str(metadata["name"]).lower(),
-        search_text=text,
-        posture=annotations.get(f"{label_prefix}/posture"),
-        posture_failures=_listed(annotations.get(f"{label_prefix}/posture-failures")),
-        posture_unknown=_listed(annotations.get(f"{label_prefix}/posture-unknown")),
-        yaml_document=b"",
-        json_document=json_document,
-    )
-
-
-def _yaml_body(entity: Entity) -> RenderedBody:
-    return render_body(to_yaml_document(entity), with_gzip=False)
-
-
-def _source_view(
-    source: SourceId,
-    items: Sequence[IndexedEntity],
-    stale_since: datetime | None,
-    shard_size: int,
-    known_shards: Mapping[str, RenderedBody],
-) -> SourceView:
-    count = shard_count([item.name for item in items], shard_size)
-
-    def render_shards() -> tuple[RenderedBody, ...]:
-        shards: list[list[bytes | memoryview]] = [[] for _ in range(count)]
-        for item in items:
-            shards[shard_of(item.name, count)].append(item.yaml_document)
-        return tuple(_gzipped_body(join_yaml(docs), known_shards) for docs in shards)
-
-    return SourceView(
-        source=source,
-        stale_since=stale_since,
-        entities=Deferred(
-            lambda: render_body(join_yaml(i.yaml_document for i in items), with_gzip=True)
-        ),
-        shard_count=count,
-        shards=Deferred(render_shards),
-        location=_yaml_body(source_location(source, count)),
-    )
-
-
-def _is_repository(origin: str) -> bool:
-    return origin.startswith(REPOSITORY_ORIGIN)
+    listing: SourceListing
+    settings: CatalogSettings
+    catalogs: tuple[SourceCatalog, ...]
+    # Why a listed source without a catalog has none yet, by source.
+    errors: tuple[tuple[SourceId, str], ...] = ()
+    # Records saved by an earlier run, which passed then: any rejection refuses.
+    refuse_any_rejection: bool = False
 
 
 def _collision_rejections(collisions: Sequence[NameCollision]) -> tuple[Rejection, ...]:
@@ -210,128 +87,122 @@ def _withheld(collisions: Sequence[NameCollision]) -> dict[SourceId, str]:
     }
 
 
-def build_snapshot(
-    listing: SourceListing,
-    records: Mapping[SourceId, SourceRecords],
-    stale_since: Mapping[SourceId, datetime],
-    options: CatalogSettings,
-    built_at: datetime,
-    errors: Mapping[SourceId, str] | None = None,
-    previous: Snapshot | None = None,
-    claims: ClaimIndex | None = None,
-    posture: PostureSettings | None = None,
-    refuse_any_rejection: bool = False,
-) -> Snapshot:
-    """Transform, validate and render the records of every source into one snapshot.
-
-    A repository whose entity is invalid is left out. A Domain, System, Component or registry
-    that is invalid refuses the whole snapshot (SnapshotRefused), since everything else hangs
-    off them. Documents and bodies equal to ones in ``previous`` are taken from it. ``claims``
-    are the Backstage entities that claim repositories (catalog.claims); ``posture`` the checks
-    each repository gets (catalog.posture). With ``refuse_any_rejection`` (records saved by
-    an earlier run, which passed then) an invalid repository refuses the snapshot too.
-    SnapshotRefused names the sources whose entities it refused. Repositories whose names
-    collide (catalog.plan.NameCollision) are all left out and reported, and their sources are
-    withheld: listed as incomplete, their URLs answering 503.
-    """
-    earlier = _Earlier.of(previous)
-    plan = plan_catalog(
-        [records[s] for s in sorted(records)],
-        options,
-        registry_sources=listing.sources,
-        stale_since=stale_since,
-        claims=claims,
-        # Judged on the build's day (UTC), so replicas agree all day long.
-        posture=None if posture is None else (posture, built_at.astimezone(UTC).date()),
+def _across_sources(catalogs: Sequence[SourceCatalog]) -> tuple[NameCollision, ...]:
+    """Refs served by more than one source. Names end in their source's region and account, so
+    this never happens by naming; it would take a change there, and then no source wins."""
+    by_ref: dict[str, list[tuple[str, SourceId]]] = {}
+    for catalog in catalogs:
+        for item in catalog.entities:
+            by_ref.setdefault(item.ref.lower(), []).append((item.ref, catalog.source))
+    return tuple(
+        NameCollision(ref, tuple(sorted(r for r, _ in found)), tuple(sorted(s for _, s in found)))
+        for ref, found in sorted(by_ref.items())
+        if len(found) > 1
     )
-    validator = EntityValidator()
-    body = io.BytesIO()
-    placed: list[tuple[IndexedEntity, int]] = []
-    sources_of: list[SourceId | None] = []
-    refused_sources: set[SourceId] = set()
-    for entity, origin, source in zip(plan.entities(), plan.origins, plan.sources, strict=True):
-        json_document = to_json_document(entity)
-        known = earlier.items.get(json_document)
-        # One equal to an entity the last snapshot served passed validation then: its own
-        # rules are not checked again, only the uniqueness of its ref.
-        if not validator.admit(entity, origin, known_valid=known is not None):
-            if source is not None and (refuse_any_rejection or not _is_repository(origin)):
-                refused_sources.add(source)
-            continue
-        if known is None:
-            item = _index(entity, options.annotation_prefix, json_document)
-            yaml_document: bytes | memoryview = to_yaml_document(entity)
-        else:
-            item, yaml_document = known, known.yaml_document
-        body.write(yaml_document)
-        placed.append((item, len(yaml_document)))
-        sources_of.append(source)
-    rejections = (*validator.rejected, *_collision_rejections(plan.collisions))
-    withheld = _withheld(plan.collisions)
-    structural = [r for r in rejections if refuse_any_rejection or not _is_repository(r.origin)]
-    if structural:
-        if refuse_any_rejection:
-            refused_sources.update(withheld)
-        raise SnapshotRefused(
-            "; ".join(f"{r.ref}: {', '.join(r.problems)}" for r in structural),
-            tuple(sorted(refused_sources)),
-        )
-    log_rejections(rejections)
-    yaml_body = _gzipped_body(body.getvalue(), earlier.yaml)
-    del body
-    indexed = _viewing(yaml_body.body, placed)
-    core: list[IndexedEntity] = []
-    per_source: dict[SourceId, list[IndexedEntity]] = {s: [] for s in records}
-    for item, source in zip(indexed, sources_of, strict=True):
-        (core if source is None else per_source[source]).append(item)
 
+
+def _ordered(
+    core: Sequence[IndexedEntity], catalogs: Iterable[SourceCatalog]
+) -> list[IndexedEntity]:
+    """Every entity in the order of the single body (source.sort_key): the core comes first,
+    in its own order, and each source's Resources are sorted already, so they are merged."""
+    merged = heapq.merge(*(catalog.entities for catalog in catalogs), key=lambda i: i.name)
+    return [*core, *merged]
+
+
+def _yaml_body(entity: Entity) -> RenderedBody:
+    return render_body(to_yaml_document(entity), with_gzip=False)
+
+
+def _incomplete(assembly: Assembly, withheld: Mapping[SourceId, str]) -> list[str]:
+    listing, errors = assembly.listing, dict(assembly.errors)
+    built = {catalog.source for catalog in assembly.catalogs}
     # Each unresolved target is said as a sentence already (reading.SourceListing).
     incomplete = list(listing.unresolved)
     incomplete += [f"{source} is refused: {reason}" for source, reason in listing.refused]
     incomplete += [
-        f"no data yet for {s}" + (f" ({errors[s]})" if errors and s in errors else "")
+        f"no data yet for {s}" + (f" ({errors[s]})" if s in errors else "")
         for s in listing.sources
-        if s not in records
+        if s not in built
     ]
     incomplete += withheld.values()
-    targets_known = not listing.unresolved
-    sources = {
-        source: _source_view(
-            source,
-            items,
-            stale_since.get(source),
-            options.shard_size,
-            earlier.shards.get(source, {}),
+    return incomplete
+
+
+def _refuse(
+    assembly: Assembly, core: Sequence[Rejection], withheld: Mapping[SourceId, str]
+) -> None:
+    """Refuse the snapshot when an entity that others hang off is invalid (or, with
+    ``refuse_any_rejection``, any entity), naming the sources whose entities it refused."""
+    strict = assembly.refuse_any_rejection
+    refused: set[SourceId] = set()
+    found = list(core)
+    for catalog in assembly.catalogs:
+        blamed = catalog.rejections if strict else catalog.structural
+        if blamed:
+            refused.add(catalog.source)
+            found += blamed
+    if strict:
+        found += _collision_rejections([c for x in assembly.catalogs for c in x.collisions])
+        refused.update(withheld)
+    if found:
+        raise SnapshotRefused(
+            "; ".join(f"{r.ref}: {', '.join(r.problems)}" for r in found),
+            tuple(sorted(refused)),
         )
-        for source, items in per_source.items()
-        if source not in withheld
-    }
+
+
+def assemble(assembly: Assembly, built_at: datetime) -> Snapshot:
+    """The snapshot of the core entities and every source's catalog.
+
+    A repository whose entity is invalid is left out. A Domain, System, Component or registry
+    that is invalid refuses the whole snapshot (SnapshotRefused), since everything else hangs
+    off them. Repositories whose names collide are all left out and reported, and their
+    sources are withheld: listed as incomplete, their URLs answering 503.
+    """
+    listing, settings, catalogs = assembly.listing, assembly.settings, assembly.catalogs
+    validator = EntityValidator()
+    registries = [registry_entity_name(source) for source in listing.sources]
+    core, core_body = index_all(core_entities(settings, registries), validator)
+    across = _across_sources(catalogs)
+    collisions = sorted(
+        (*across, *(c for catalog in catalogs for c in catalog.collisions)), key=lambda c: c.ref
+    )
+    withheld = _withheld(collisions)
+    _refuse(assembly, validator.rejected, withheld)
+    rejections = (
+        *(r for catalog in catalogs for r in catalog.rejections),
+        *_collision_rejections(collisions),
+    )
+    log_rejections(rejections)
+    dropped = {c.ref for c in across}
+    indexed = [i for i in _ordered(core, catalogs) if i.ref.lower() not in dropped]
+    targets_known = not listing.unresolved
+    served = {c.source: c.view for c in catalogs if c.source not in withheld}
     return Snapshot(
         entities=tuple(indexed),
         by_ref={item.ref: item for item in indexed},
-        yaml=yaml_body,
+        yaml=render_body(join_yaml(i.yaml_document for i in indexed), with_gzip=True),
         json=Deferred(
             lambda: render_body(join_json(i.json_document for i in indexed), with_gzip=True)
         ),
-        incomplete=tuple(incomplete),
+        incomplete=tuple(_incomplete(assembly, withheld)),
         # With a target's sources unknown, nothing that lists every source can be served.
-        core=render_body(join_yaml(i.yaml_document for i in core), with_gzip=False)
-        if targets_known
-        else None,
+        core=render_body(core_body, with_gzip=False) if targets_known else None,
         root_location=_yaml_body(root_location(listing.sources)) if targets_known else None,
-        sources=sources,
+        sources=served,
         listed=listing.sources,
         # A withheld source's own Location lists its shards: it answers 503 with them, since
         # a pending one would orphan them.
         pending_locations={
             s: _yaml_body(pending_location(s))
             for s in listing.sources
-            if s not in sources and s not in withheld
+            if s not in served and s not in withheld
         },
         built_at=built_at,
         rejections=rejections,
-        repairs=plan.repairs,
-        claim_conflicts=plan.claim_conflicts,
-        claimed=plan.claimed,
+        repairs=tuple(r for catalog in catalogs for r in catalog.repairs),
+        claim_conflicts=tuple(c for catalog in catalogs for c in catalog.claim_conflicts),
+        claimed=sum(catalog.claimed for catalog in catalogs),
         withheld=withheld,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,6 +56,15 @@ class SourceStatus:
             "repositories": self.repositories,
             "removal_hold": self.held.as_dict() if self.held else None,
         }
+
+
+def stale_since(statuses: Iterable[SourceStatus]) -> dict[SourceId, datetime]:
+    """The time of the last good read of each source whose latest read failed."""
+    return {
+        status.source: status.last_success_at
+        for status in statuses
+        if status.last_error is not None and status.last_success_at is not None
+    }
 
 
 @dataclass(frozen=True)

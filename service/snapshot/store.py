@@ -1,7 +1,8 @@
 """The store: holds the current snapshot and each source's last good records, and refreshes.
 
 A refresh reads every source, keeps each source's last good records, builds the snapshot in a
-worker thread (``build.py``) and swaps it in one assignment. Requests only ever read
+worker thread (``catalogs.py``: only the sources whose inputs changed) and swaps it in one
+assignment. Requests only ever read
 ``store.snapshot``; they never wait on AWS. Backstage deletes whatever a 200 leaves out, so
 nothing partial is ever served:
 
@@ -19,24 +20,25 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..catalog.claims import ClaimIndex
 from ..config import CatalogSettings, PostureSettings, RefreshSettings
-from ..errors import EcrError, SnapshotRefused, StateWriteFailed
-from ..model import SourceId, SourceRecords
+from ..errors import EcrError, SnapshotRefused
+from ..model import SourceId
 from ..reading import DiscoveryStatus, EcrReader, SourceListing
-from ..reuse import BuildInputs
-from .build import build_snapshot
+from .catalogs import Catalogs
+from .kept import LastGood
+from .peers import Peer
 from .persist import StateDir
 from .removals import RemovalGuard, RemovalHold, RemovalLimits
+from .saved import serve_saved
 from .status import (
-    NOT_READ_SINCE_RESTART,
-    SAVED_DATA_SET_ASIDE,
     EntityChanges,
     RefreshOutcome,
     SourceStatus,
+    stale_since,
 )
 from .types import Snapshot
 
@@ -59,17 +61,14 @@ class SnapshotStore:
     refreshed_at: datetime | None = None
     statuses: dict[SourceId, SourceStatus] = field(default_factory=dict)
     unresolved: tuple[str, ...] = ()
-    _last_good: dict[SourceId, SourceRecords] = field(default_factory=dict)
     # Called after every refresh: metrics and the summary log line.
     on_refresh: Callable[[RefreshOutcome], None] = field(default=lambda _outcome: None)
+    # The way back to Backstage (peers.py): told of each refresh, asked for the claims.
+    peer: Peer | None = None
     _running: asyncio.Task[RefreshOutcome] | None = None
     _soon: asyncio.Task[None] | None = None
-    # What the current snapshot was built from (service.reuse, step 2).
-    _built_from: BuildInputs | None = None
+    _catalogs: Catalogs = field(default_factory=Catalogs)
     _reading: dict[SourceId, asyncio.Task[None]] = field(default_factory=dict)
-    # Saves to ``state``, by outcome (ok, failed), and the last failure while it lasts.
-    state_writes: Counter[str] = field(default_factory=Counter)
-    last_state_error: str | None = None
     # How the organisation's discovery has gone (aws.organization), from the last listing.
     discovery: DiscoveryStatus | None = None
     _rediscover: bool = False
@@ -77,87 +76,46 @@ class SnapshotStore:
     first_refresh_done: asyncio.Event = field(default_factory=asyncio.Event)
     # The sources the last listing named, refused ones included.
     _listed: set[SourceId] = field(default_factory=set)
-    # Which claims (by set_claims) are in the current build, and which are the latest.
+    # Which claims (claims_changed) are in the current build, and which are the latest.
     _claims_version: int = 0
     _claims_built: int = 0
-    # The Backstage entities that claim repositories (service.backstage.claims), as last read.
-    claims: ClaimIndex = field(default_factory=ClaimIndex)
     # The posture checks of each repository (catalog.posture); None makes none.
     posture: PostureSettings | None = None
-    # Decides whether a read that removes repositories is applied or held (removals.py).
-    removals: RemovalGuard = field(init=False)
+    # Each source's last good records, held or saved (kept.py).
+    kept: LastGood = field(init=False)
 
     def __post_init__(self) -> None:
-        self.removals = RemovalGuard(self.state.path if self.state else None)
+        self.kept = LastGood(RemovalGuard(self.state.path if self.state else None))
 
-    def set_claims(self, claims: ClaimIndex) -> bool:
-        """Build with these claims from now on; a change is published at once (False: none)."""
-        if claims == self.claims:
-            return False
-        self.claims = claims
+    @property
+    def state_writes(self) -> Counter[str]:
+        """Saves to ``state``, by outcome (ok, failed)."""
+        return self.kept.writes
+
+    @property
+    def last_state_error(self) -> str | None:
+        """The last failure to save, while it lasts."""
+        return self.kept.last_error
+
+    def claims_changed(self) -> None:
+        """The peer's claims changed: build with them, and publish the change at once."""
         self._claims_version += 1
         if self.snapshot is not None:
             # Joins a debounced refresh already scheduled; one already building with the old
             # claims is followed by another (refresh_soon).
             self.refresh_soon(0)
-        return True
+
+    async def forget_images(self, source: SourceId, repository: str) -> bool:
+        """A repository's images changed (an ECR event): read them again on the next refresh.
+        Whether the repository was known."""
+        return await self.reader.forget_images(source, repository)
 
     async def load_state(self, wanted: Callable[[SourceId], bool] = lambda _s: True) -> None:
         """Serve what the last run saved, marked stale, before AWS has answered anything.
 
-        Only sources that are ``wanted`` (still configured) are loaded; see StateDir.load.
+        Only sources that are ``wanted`` (still configured) are loaded (saved.py).
         """
-        if self.state is None:
-            return
-        loaded = await asyncio.to_thread(self.state.load, wanted)
-        await asyncio.to_thread(self.removals.load)
-        for source in loaded.unreadable:
-            self.statuses[source] = SourceStatus(source, last_error=SAVED_DATA_SET_ASIDE)
-        for records in loaded.records:
-            self._last_good[records.source] = records
-            self.statuses[records.source] = SourceStatus(
-                records.source,
-                last_success_at=records.read_at,
-                last_error=NOT_READ_SINCE_RESTART,
-                repositories=len(records.repositories),
-            )
-        if loaded.records:
-            log.info(
-                "loaded saved data of %d source(s) from %s", len(loaded.records), self.state.path
-            )
-            await self._publish_saved(self.state, set(loaded.unreadable))
-
-    async def _publish_saved(self, state: StateDir, unreadable: set[SourceId]) -> None:
-        """Publish what was loaded; a source whose saved data is refused is set aside instead.
-
-        A file can hold records of the right form whose values no entity may carry (edited by
-        hand, say): an earlier run served every entity of what it saved, so a source with an
-        entity that is refused now is set aside, and start-up goes on without it as without a
-        corrupt file. Sources set aside stay listed, without data, so that until they are read
-        again nothing is served as complete without their entities (which Backstage would then
-        delete). A refusal that names no source is the settings' own (the Domain, System or
-        Component), which every refresh will report too.
-        """
-        while self._last_good:
-            try:
-                listed = tuple(sorted(set(self._last_good) | unreadable))
-                await self._publish(SourceListing(listed), refuse_any_rejection=True)
-                return
-            except SnapshotRefused as exc:
-                blamed = [source for source in exc.sources if source in self._last_good]
-                reason: object = f"its data cannot be served: {exc}"
-                if not blamed:
-                    log.error("the saved data cannot be served: %s", exc)
-                    return
-            except Exception as exc:
-                # Whatever else the saved data makes a build do, a crash loop would be worse.
-                log.exception("building from the saved data failed; setting it all aside")
-                blamed, reason = list(self._last_good), f"building from it failed: {exc!r}"
-            for source in blamed:
-                del self._last_good[source]
-                self.statuses[source] = SourceStatus(source, last_error=SAVED_DATA_SET_ASIDE)
-                unreadable.add(source)
-                state.set_aside(source, reason)
+        await serve_saved(self, wanted)
 
     async def refresh(self, rediscover: bool = False) -> RefreshOutcome:
         """Refresh now, or join the refresh already running; it never raises for AWS failures.
@@ -227,44 +185,13 @@ class SnapshotStore:
         status.last_success_at = records.read_at
         status.last_error = None
         limits = RemovalLimits.of(self.options)
-        before = self._last_good.get(source)
-        status.held = await self.removals.admit(status.held, before, records, self.clock(), limits)
-        if status.held is not None:
-            # Read, but it would remove too much to believe: the last good data stays served.
-            return
-        self._last_good[source] = records
-        status.repositories = len(records.repositories)
-        if self.state is not None:
-            await self._save(records)
-
-    async def _save(self, records: SourceRecords) -> None:
-        assert self.state is not None
-        try:
-            await asyncio.to_thread(self.state.save, records)
-        except StateWriteFailed as exc:
-            # The data is read and served all the same; only a restart would miss it.
-            self.state_writes["failed"] += 1
-            self.last_state_error = str(exc)
-            log.error("%s; serving goes on, but a restart would not have this data", exc)
-        else:
-            self.state_writes["ok"] += 1
-            self.last_state_error = None
+        await self.kept.keep(self.state, status, records, self.clock(), limits)
 
     async def confirm_removals(self, source: SourceId) -> RemovalHold | None:
         """Apply the read held for ``source``, its removals confirmed by an operator: exactly
         what /readyz showed. None when nothing is held for it. Publish with a refresh."""
         status = self.statuses.get(source)
-        hold = status.held if status else None
-        if status is None or hold is None:
-            return None
-        status.held = None
-        await self.removals.began(source, None)
-        self._last_good[source] = hold.pending
-        status.repositories = len(hold.pending.repositories)
-        log.warning("%s: removing %d repositories confirmed; applied", source, hold.removed)
-        if self.state is not None:
-            await self._save(hold.pending)
-        return hold
+        return None if status is None else await self.kept.confirm(self.state, status)
 
     def _failed(self, status: SourceStatus, error: str) -> None:
         status.failures += 1
@@ -298,21 +225,11 @@ class SnapshotStore:
                 task.cancel()
                 self._failed(self.statuses[source], f"read did not finish within {deadline:g} s")
 
-    def _effective_listing(self, listing: SourceListing) -> SourceListing:
-        if not listing.unresolved:
-            return listing
-        # A target whose account is unknown may own sources read before (or saved before a
-        # restart): keep serving them rather than orphaning them in Backstage.
-        known = set(listing.sources) | {
-            s for s in self._last_good if s not in {r for r, _ in listing.refused}
-        }
-        return replace(listing, sources=tuple(sorted(known)))
-
     async def _refresh(self) -> RefreshOutcome:
         started_at = self.clock()
         started = time.monotonic()
         rediscover, self._rediscover = self._rediscover, False
-        listing = self._effective_listing(await self.reader.list_sources(rediscover=rediscover))
+        listing = self.kept.listing_with_kept(await self.reader.list_sources(rediscover=rediscover))
         self.unresolved = listing.unresolved
         self.discovery = listing.discovery
         for source, reason in listing.refused:
@@ -320,25 +237,33 @@ class SnapshotStore:
             status.last_attempt_at = started_at
             status.last_error = reason
         self._listed = set(listing.sources) | {source for source, _ in listing.refused}
-        self._drop(set(self._last_good) - set(listing.sources), listing.departed)
+        self._drop(set(self.kept.records) - set(listing.sources), listing.departed)
         await self._read_all(listing.sources)
         failed = tuple(str(s) for s in listing.sources if not self.statuses[s].healthy)
         failed += tuple(str(s) for s, _ in listing.refused)
         before = self.snapshot
+        published, error, changes = False, None, None
         try:
-            snapshot = await self._publish(listing)
+            snapshot = await self.publish(listing)
         except SnapshotRefused as exc:
             log.error("snapshot refused, keeping the last good one: %s", exc)
-            return self._finish(started_at, started, failed, published=False, error=str(exc))
-        self.refreshed_at = self.clock()
-        error = "; ".join(snapshot.incomplete) or None
+            error = str(exc)
+        else:
+            self.refreshed_at = self.clock()
+            published, error = True, "; ".join(snapshot.incomplete) or None
+            changes = EntityChanges.between(before, snapshot)
         return self._finish(
-            started_at,
-            started,
-            failed,
-            published=True,
-            error=error,
-            changes=EntityChanges.between(before, snapshot),
+            RefreshOutcome(
+                started_at=started_at,
+                duration_seconds=time.monotonic() - started,
+                failed_sources=failed,
+                published=published,
+                error=error,
+                sources=len(self.statuses),
+                repositories=sum(len(r.repositories) for r in self.kept.records.values()),
+                changes=changes,
+                unresolved=self.unresolved,
+            )
         )
 
     def _drop(self, gone: set[SourceId], departed: Sequence[str]) -> None:
@@ -346,63 +271,41 @@ class SnapshotStore:
         account that left the organisation (two discoveries in a row agreed)."""
         # Statuses of sources no longer listed that never had data (a removed target whose
         # reads always failed): they would count in every later refresh.
-        for source in set(self.statuses) - set(self._last_good) - set(self._listed):
+        for source in set(self.statuses) - set(self.kept.records) - set(self._listed):
             del self.statuses[source]
-        for account in departed:
-            sources = sorted(s for s in gone if s.account_id == account)
-            entities = sum(1 + len(self._last_good[s].repositories) for s in sources)
-            log.warning(
-                "account %s left the organisation: %d source(s) and %d entities leave the catalog",
-                account,
-                len(sources),
-                entities,
-            )
+        self.kept.drop(gone, departed)
         for source in gone:
-            self.removals.forget(source)
-            del self._last_good[source]
             self.statuses.pop(source, None)
 
-    async def _publish(
-        self, listing: SourceListing, refuse_any_rejection: bool = False
-    ) -> Snapshot:
-        stale = {
-            s: status.last_success_at
-            for s, status in self.statuses.items()
-            if status.last_error is not None and status.last_success_at is not None
-        }
-        records = {s: r for s, r in self._last_good.items() if s in set(listing.sources)}
-        errors = {s: st.last_error for s, st in self.statuses.items() if st.last_error}
+    async def publish(self, listing: SourceListing, refuse_any_rejection: bool = False) -> Snapshot:
+        """Build the snapshot of ``listing`` from the last good records, and serve it unless it
+        equals the one served; raises SnapshotRefused (build.assemble)."""
+        listed = set(listing.sources)
+        records = {s: r for s, r in self.kept.records.items() if s in listed}
         current = self.snapshot
-        claims, claims_version = self.claims, self._claims_version
+        claims = self.peer.claims() if self.peer is not None else ClaimIndex()
+        claims_version = self._claims_version
         built_at = self.clock()
-        # The posture's day is an input: a new day may make a repository stale.
-        options = (self.options, self.posture, built_at.astimezone(UTC).date())
-        inputs = BuildInputs.of(options, listing, records, stale, errors, claims)
-        if current is not None and inputs == self._built_from:
-            self._claims_built = claims_version
-            return current
-        snapshot = await asyncio.to_thread(
-            build_snapshot,
-            listing,
+        inputs = Catalogs.inputs(
             records,
-            stale,
+            self.options,
+            stale_since=stale_since(self.statuses.values()),
+            claims=claims,
+            posture=self.posture,
+            built_at=built_at,
+        )
+        snapshot = await asyncio.to_thread(
+            self._catalogs.build,
+            listing,
+            inputs,
             self.options,
             built_at,
-            errors,
-            current,
-            claims,
-            self.posture,
-            refuse_any_rejection,
+            errors={s: st.last_error for s, st in self.statuses.items() if st.last_error},
+            refuse_any_rejection=refuse_any_rejection,
         )
-        self._built_from = inputs
         self._claims_built = claims_version
-        if (
-            current is None
-            or snapshot.yaml.etag != current.yaml.etag
-            or snapshot.incomplete != current.incomplete
-            or snapshot.root_location != current.root_location
-            or snapshot.core != current.core
-        ):
+        # An equal snapshot is not swapped in: it would only add work for every cache.
+        if current is None or not snapshot.serves_as(current):
             self.snapshot = snapshot
             log.info(
                 "snapshot published: %d entities, etag %s%s",
@@ -412,33 +315,17 @@ class SnapshotStore:
             )
         return snapshot
 
-    def _finish(
-        self,
-        started_at: datetime,
-        started: float,
-        failed: tuple[str, ...],
-        *,
-        published: bool,
-        error: str | None = None,
-        changes: EntityChanges | None = None,
-    ) -> RefreshOutcome:
-        self.last_refresh = RefreshOutcome(
-            started_at=started_at,
-            duration_seconds=time.monotonic() - started,
-            failed_sources=failed,
-            published=published,
-            error=error,
-            sources=len(self.statuses),
-            repositories=sum(len(r.repositories) for r in self._last_good.values()),
-            changes=changes,
-            unresolved=self.unresolved,
-        )
+    def _finish(self, outcome: RefreshOutcome) -> RefreshOutcome:
+        """Keep and report the outcome: metrics (``on_refresh``), then the peer."""
+        self.last_refresh = outcome
         self.first_refresh_done.set()
         try:
-            self.on_refresh(self.last_refresh)
+            self.on_refresh(outcome)
+            if self.peer is not None:
+                self.peer.published(outcome, self.snapshot)
         except Exception:
             log.exception("reporting a refresh failed")
-        return self.last_refresh
+        return outcome
 
     async def run_forever(self) -> None:
         """Refresh on the interval; sooner while the single URL cannot be served yet."""

@@ -13,6 +13,8 @@ from typing import Any, Generic, TypeVar
 
 from cachetools import LRUCache
 
+from ..catalog.facts import EntityFacts
+from ..catalog.posture import Posture
 from ..catalog.render import RenderedBody
 from ..catalog.validate import Rejection
 from ..model import SourceId
@@ -57,28 +59,65 @@ class Deferred(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class IndexedEntity:
-    """An entity's pre-rendered documents and the fields the filters look at.
+    """An entity's pre-rendered documents and its facts (catalog.facts), which the filters,
+    the pages and the metrics read.
 
     The entity itself is not kept: a snapshot holds bytes, which the garbage collector never
     scans, instead of the many small dicts it would (see RELIABILITY.md).
     """
 
-    ref: str
-    kind: str
-    type: str | None
-    owner: str | None
-    account: str | None
-    region: str | None
-    name: str
-    search_text: str
-    # A repository's posture (catalog.posture): overall, and the checks failed and unknown.
-    posture: str | None
-    posture_failures: tuple[str, ...]
-    posture_unknown: tuple[str, ...]
-    # In a snapshot, a view into its full YAML body: one copy of each document.
+    facts: EntityFacts
+    # A view into its source's YAML body (or the core's): one copy of each document.
     yaml_document: bytes | memoryview
-    # Also what a rebuild compares to take this entity over instead of building it again.
     json_document: bytes
+
+    @property
+    def ref(self) -> str:
+        return self.facts.ref
+
+    @property
+    def kind(self) -> str:
+        return self.facts.kind
+
+    @property
+    def type(self) -> str | None:
+        return self.facts.type
+
+    @property
+    def owner(self) -> str | None:
+        return self.facts.owner
+
+    @property
+    def account(self) -> str | None:
+        return self.facts.account
+
+    @property
+    def region(self) -> str | None:
+        return self.facts.region
+
+    @property
+    def name(self) -> str:
+        return self.facts.name
+
+    @property
+    def search_text(self) -> str:
+        return self.facts.search_text
+
+    @property
+    def verdicts(self) -> Posture | None:
+        return self.facts.verdicts
+
+    @property
+    def posture(self) -> str | None:
+        return self.facts.posture
+
+    @property
+    def posture_failures(self) -> tuple[str, ...]:
+        return self.facts.posture_failures
+
+    @property
+    def posture_unknown(self) -> tuple[str, ...]:
+        return self.facts.posture_unknown
 
 
 @dataclass(frozen=True)
@@ -135,6 +174,15 @@ class Snapshot:
     @property
     def complete(self) -> bool:
         return not self.incomplete
+
+    def serves_as(self, other: Snapshot) -> bool:
+        """Whether every URL would answer the same bytes from ``other`` as from this one."""
+        return (
+            self.yaml.etag == other.yaml.etag
+            and self.incomplete == other.incomplete
+            and self.root_location == other.root_location
+            and self.core == other.core
+        )
 
     def counts_by_kind(self) -> dict[str, int]:
         """How many entities of each kind (lower case), sorted by kind."""

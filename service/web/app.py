@@ -21,7 +21,6 @@ from ..config import Settings
 from ..errors import RequestRefused
 from ..reading import EcrReader, ReadObserver
 from ..snapshot.persist import StateDir
-from ..snapshot.status import RefreshOutcome
 from ..snapshot.store import SnapshotStore
 from . import entities, health, operations, pages, posture, sources
 from .auth import EventsGate, RefreshGate
@@ -49,14 +48,6 @@ async def _refused(_request: Request, exc: Exception) -> JSONResponse:
     """The one mapping of the error tree to HTTP (see service/errors.py)."""
     assert isinstance(exc, RequestRefused)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
-
-
-def _each(*reports: Callable[[RefreshOutcome], None]) -> Callable[[RefreshOutcome], None]:
-    def report(outcome: RefreshOutcome) -> None:
-        for each in reports:
-            each(outcome)
-
-    return report
 
 
 async def _freeze_long_lived(store: SnapshotStore) -> None:
@@ -106,10 +97,14 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
                 posture=settings.posture,
             )
             backstage = await stack.enter_async_context(
-                connected(settings, store, metrics.backstage_refresh, metrics.backstage_claims_read)
+                connected(
+                    settings,
+                    store.claims_changed,
+                    metrics.backstage_refresh,
+                    metrics.backstage_claims_read,
+                )
             )
-            if backstage is not None:
-                store.on_refresh = _each(metrics.refreshed, backstage.pusher.changed)
+            store.peer = backstage
             await store.load_state(settings.aws.may_read)
             collector = metrics.watch(store)
             views = FilteredViews(

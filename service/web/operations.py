@@ -131,7 +131,7 @@ async def ecr_event(
     if event.source not in store.statuses:
         metrics.event(verdict.detail_type, "ignored")
         return {"accepted": False, "reason": f"{event.source} is not a source of this catalog"}
-    known = await store.reader.forget_images(event.source, event.repository)
+    known = await store.forget_images(event.source, event.repository)
     store.refresh_soon(gate.debounce_seconds)
     metrics.event(verdict.detail_type, "accepted")
     log.info("event: %s; refreshing within %g s", event, gate.debounce_seconds)

@@ -25,7 +25,6 @@ import markupsafe
 from fastapi import APIRouter, Query, Request, Response
 
 from .. import __version__
-from ..catalog.posture import FAIL, PASS, UNKNOWN
 from ..catalog.render import render_body
 from ..config import Settings
 from ..instants import iso
@@ -224,23 +223,12 @@ def _row(item: IndexedEntity) -> dict[str, Any]:
     }
 
 
-def _posture(item: IndexedEntity, settings: Settings) -> dict[str, Any] | None:
-    if item.posture is None:
+def _posture(item: IndexedEntity) -> dict[str, Any] | None:
+    """The verdict of every configured check, as the build judged it (catalog.posture)."""
+    verdicts = item.verdicts
+    if verdicts is None:
         return None
-    checks = [
-        c for c in settings.posture.checks if c != "encryption" or settings.posture.require_kms
-    ]
-    verdicts = []
-    for check in checks:
-        verdict = (
-            FAIL
-            if check in item.posture_failures
-            else UNKNOWN
-            if check in item.posture_unknown
-            else PASS
-        )
-        verdicts.append((check, verdict))
-    return {"overall": item.posture, "checks": verdicts}
+    return {"overall": verdicts.overall, "checks": list(verdicts.verdicts)}
 
 
 def entity_page(
@@ -271,7 +259,7 @@ def entity_page(
         ref=item.ref,
         title=metadata.get("title") or metadata.get("name"),
         entity=_Lenient(entity),
-        posture=_posture(item, settings),
+        posture=_posture(item),
         links=links,
         yaml=bytes(item.yaml_document).decode("utf-8"),
     )

@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from service.catalog.plan import build_catalog
 from service.catalog.validate import entity_problems
 from service.config import CatalogSettings
 from service.demo import DemoRepository, demo_repositories, seed_registry
 from service.errors import EcrError
 from service.model import ScanningRule, SourceId
 
+from ..catalog_build import build_catalog
 from ..support import (
     FaultProxy,
     MotoServer,

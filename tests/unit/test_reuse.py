@@ -1,16 +1,21 @@
-"""The reuse rule (service/reuse.py), at each of its three steps: invisible in the output."""
+"""Reuse: the reader's record ledger (service/reuse.py), and reuse by equality of a source's
+inputs (service/snapshot/catalogs.py), invisible in the output."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from service.config import CatalogSettings, RefreshSettings
+from service.catalog.claims import Claimer, ClaimIndex
+from service.catalog.inputs import SourceInputs
+from service.config import CatalogSettings, PostureSettings, RefreshSettings
 from service.reading import SourceListing
-from service.reuse import BuildInputs, RecordLedger
-from service.snapshot.build import build_snapshot
+from service.reuse import RecordLedger
+from service.snapshot.catalogs import Catalogs
 from service.snapshot.store import SnapshotStore
+from service.snapshot.types import Snapshot
 
+from ..catalog_build import build_snapshot
 from ..records import repository, source
 from ..support import FakeReader
 
@@ -43,43 +48,56 @@ def test_an_equal_record_is_the_object_seen_before() -> None:
 
 def test_inputs_of_the_same_objects_are_equal_and_any_change_is_not() -> None:
     options = CatalogSettings()
-    listing = SourceListing((US.source, EU.source))
-    records = {US.source: US, EU.source: EU}
-    inputs = BuildInputs.of(options, listing, records, {}, {})
+    inputs = SourceInputs.of(US, options)
     # A source read again with nothing new: the same records, a new read time.
-    reread = {US.source: replace(US, read_at=datetime(2030, 1, 1, tzinfo=UTC)), EU.source: EU}
-    assert BuildInputs.of(options, listing, reread, {}, {}) == inputs
-    one_more = {**records, US.source: replace(US, repositories=(*US.repositories, repository("x")))}
-    stale = {EU.source: datetime(2026, 1, 1, tzinfo=UTC)}
+    assert SourceInputs.of(replace(US, read_at=datetime(2030, 1, 1, tzinfo=UTC)), options) == inputs
+    one_more = replace(US, repositories=(*US.repositories, repository("x")))
+    claims = ClaimIndex.of([Claimer("component:default/api", None, ("team-a/api",))])
+    posture = PostureSettings()
+    judged = SourceInputs.of(US, options, posture=(posture, date(2026, 1, 1)))
     for different in (
-        BuildInputs.of(options, listing, one_more, {}, {}),
-        BuildInputs.of(options, listing, records, stale, {}),
-        BuildInputs.of(options, listing, records, {}, {EU.source: "AccessDenied"}),
-        BuildInputs.of(CatalogSettings(owner="team-x"), listing, records, {}, {}),
-        BuildInputs.of(options, SourceListing((US.source,)), records, {}, {}),
+        SourceInputs.of(one_more, options),
+        SourceInputs.of(US, options, stale_since=datetime(2026, 1, 1, tzinfo=UTC)),
+        SourceInputs.of(US, CatalogSettings(owner="team-x")),
+        SourceInputs.of(US, options, claims=claims),
+        judged,
+        replace(judged, day=date(2026, 1, 2)),
     ):
         assert different != inputs
+    assert replace(judged, day=date(2026, 1, 2)) != judged
+    # Without posture the day is no input: a new day builds nothing.
+    assert inputs.day is None
+    # Claims that touch none of its repositories are no input either.
+    elsewhere = ClaimIndex.of([Claimer("component:default/x", None, ("shared/nginx",))])
+    assert SourceInputs.of(US, options, claims=elsewhere) == inputs
 
 
-async def test_a_rebuild_reuses_unchanged_documents_and_bodies_and_renders_the_same_bytes() -> None:
+async def test_a_source_whose_inputs_are_equal_keeps_its_catalog_and_the_bytes_are_the_same() -> (
+    None
+):
     repos = [repository(f"svc/r{index:03d}") for index in range(30)]
     options = CatalogSettings(shard_size=10)
-    listing = SourceListing((US.source,))
+    listing = SourceListing((US.source, EU.source))
     now = datetime(2026, 1, 1, tzinfo=UTC)
+    catalogs = Catalogs()
 
-    def build(records: list, previous: object = None) -> object:
-        return build_snapshot(
-            listing, {US.source: source(*records)}, {}, options, now, previous=previous
-        )
+    def build(records: list, into: Catalogs) -> Snapshot:
+        both = {US.source: source(*records), EU.source: EU}
+        return build_snapshot(listing, both, {}, options, now, catalogs=into)
 
-    first = build(repos)
-    same = build(repos, previous=first)
-    assert same.yaml is first.yaml
-    assert all(a is b for a, b in zip(same.entities, first.entities, strict=True))
+    first = build(repos, catalogs)
+    kept = catalogs._kept[EU.source]
+    same = build(repos, catalogs)
+    # Equal inputs: the same catalogs, and so the very same snapshot.
+    assert same is first and catalogs._kept[EU.source] is kept
 
     changed_repos = [*repos[:-1], repository("svc/r029", tags={"team": "other"})]
-    changed = build(changed_repos, previous=first)
-    fresh = build(changed_repos)
+    changed = build(changed_repos, catalogs)
+    fresh = build(changed_repos, Catalogs())
+    # Only the changed source was built again.
+    assert catalogs._kept[EU.source] is kept
+    assert changed.sources[EU.source] is first.sources[EU.source]
+    assert changed.sources[US.source] is not first.sources[US.source]
     # Reuse is invisible in the output: byte for byte what a build from nothing gives.
     assert changed.yaml.body == fresh.yaml.body and changed.yaml.gzipped == fresh.yaml.gzipped
     assert changed.json.get().body == fresh.json.get().body
@@ -89,38 +107,32 @@ async def test_a_rebuild_reuses_unchanged_documents_and_bodies_and_renders_the_s
         strict=True,
     ):
         assert (ours.etag, ours.gzipped) == (theirs.etag, theirs.gzipped)
-    # Only the changed entity was rendered again; every document is now a view into the new
-    # body, so the old body is not kept alive by the documents taken over from it.
-    new_items = [
-        item.name
-        for item, old in zip(changed.entities, first.entities, strict=True)
-        if item.json_document is not old.json_document
-    ]
-    assert new_items == ["svc--r029.us-east-1.123456789012"]
-    assert changed.yaml is not first.yaml
-    for item in changed.entities:
-        assert isinstance(item.yaml_document, memoryview)
-        assert item.yaml_document.obj is changed.yaml.body
 
 
-async def test_unrendered_deferred_bodies_do_not_keep_older_snapshots_alive() -> None:
+async def test_a_kept_catalog_does_not_keep_older_snapshots_alive() -> None:
     import gc
     import weakref
 
     options = CatalogSettings(shard_size=10)
-    listing = SourceListing((US.source,))
-    records = {US.source: source(*(repository(f"svc/r{i:03d}") for i in range(30)))}
+    listing = SourceListing((US.source, EU.source))
+    records = source(*(repository(f"svc/r{i:03d}") for i in range(30)))
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    first = build_snapshot(listing, records, {}, options, now)
+    catalogs = Catalogs()
+    first = build_snapshot(
+        listing, {US.source: records, EU.source: EU}, {}, options, now, catalogs=catalogs
+    )
     first.sources[US.source].shards.get()
     gone = weakref.ref(first)
     latest = first
-    for _ in range(3):
-        latest = build_snapshot(listing, records, {}, options, now, previous=latest)
+    for index in range(3):
+        eu = source(repository(f"shared/r{index}", region="eu-west-1"), region="eu-west-1")
+        both = {US.source: records, EU.source: eu}
+        latest = build_snapshot(listing, both, {}, options, now, catalogs=catalogs)
+    assert latest.sources[US.source] is first.sources[US.source]
     del first
     gc.collect()
     assert gone() is None
-    # The latest still serves shards equal to the first's, rendered or reused.
+    # The latest still serves the shards the first rendered.
     assert len(latest.sources[US.source].shards.get()) == latest.sources[US.source].shard_count
 
 

@@ -9,11 +9,11 @@ import pytest
 
 from service.aws.partitions import partition_of
 from service.aws.reader import AwsEcrReader
-from service.catalog.plan import build_catalog
 from service.catalog.validate import entity_problems
 from service.config import CatalogSettings, Settings
 from service.reading import StaticCredentials
 
+from ...catalog_build import build_catalog
 from ...records import repository, source
 
 

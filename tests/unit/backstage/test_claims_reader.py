@@ -16,10 +16,7 @@ from service.backstage.claims import ClaimsReader
 from service.backstage.client import BackstageClient
 from service.catalog.claims import claim_filters
 from service.catalog.entities import FOREIGN_ANNOTATIONS
-from service.config import BackstageSettings, CatalogSettings, RefreshSettings
-from service.snapshot.store import SnapshotStore
-
-from ...support import FakeReader
+from service.config import BackstageSettings
 
 ARN_KEY = "aws.amazon.com/amazon-ecr-arn"
 NAMES_KEY = "ecr-catalog.io/repositories"
@@ -62,8 +59,7 @@ class FakeCatalog:
 def reader_for(catalog: FakeCatalog) -> ClaimsReader:
     settings = BackstageSettings(base_url="http://backstage", token="t0ken")
     client = BackstageClient(settings, transport=httpx.MockTransport(catalog))
-    store = SnapshotStore(FakeReader(), CatalogSettings(), RefreshSettings())
-    return ClaimsReader(client, settings, "ecr-catalog.io", store)
+    return ClaimsReader(client, settings, "ecr-catalog.io")
 
 
 def test_the_filters_leave_the_services_own_resources_out() -> None:
@@ -86,7 +82,7 @@ async def test_every_page_is_read_and_only_claimers_are_kept() -> None:
     )
     reader = reader_for(catalog)
     await reader.read()
-    refs = [c.ref for c in reader.store.claims.claimers]
+    refs = [c.ref for c in reader.claims.claimers]
     assert refs == ["component:default/a", "component:default/b"]
     assert reader.skipped == 1 and reader.last_error is None
     first, second = catalog.requests
@@ -105,10 +101,10 @@ async def test_a_failed_read_keeps_the_last_claims() -> None:
     catalog = FakeCatalog([[entity("a", {NAMES_KEY: "x"})]])
     reader = reader_for(catalog)
     await reader.read()
-    kept = reader.store.claims
+    kept = reader.claims
     catalog.status = 503
     await reader.read()
-    assert reader.store.claims == kept
+    assert reader.claims == kept
     assert reader.last_error is not None and "HTTP 503" in reader.last_error
 
 
@@ -116,10 +112,21 @@ async def test_every_claim_gone_at_once_is_believed_at_the_second_read() -> None
     catalog = FakeCatalog([[entity("a", {NAMES_KEY: "x"})]])
     reader = reader_for(catalog)
     await reader.read()
-    kept = reader.store.claims
+    kept = reader.claims
     catalog.pages = [[]]
     await reader.read()
-    assert reader.store.claims == kept
+    assert reader.claims == kept
     assert reader.last_error is not None and "next read agrees" in reader.last_error
     await reader.read()
-    assert not reader.store.claims and reader.last_error is None
+    assert not reader.claims and reader.last_error is None
+
+
+async def test_a_change_of_claims_is_told_once_and_equal_claims_are_not() -> None:
+    catalog = FakeCatalog([[entity("a", {NAMES_KEY: "x"})]])
+    reader = reader_for(catalog)
+    told: list[int] = []
+    reader.on_change = lambda: told.append(len(reader.claims.claimers))
+    await reader.read()
+    assert told == [1]
+    await reader.read()
+    assert told == [1]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from service.catalog.claims import Claimer, ClaimIndex, claim_filters, claimer_of, is_own_entity
-from service.catalog.plan import build_catalog, plan_catalog
+from service.catalog.inputs import SourceInputs
 from service.catalog.validate import entity_problems
 from service.config import CatalogSettings
+from service.model import SourceRecords
+from service.snapshot.source import SourceCatalog, build_source
 
+from ...catalog_build import build_catalog
 from ...records import repository, source
 
 OPTIONS = CatalogSettings()
@@ -23,6 +27,14 @@ def component(
     if namespace:
         metadata["namespace"] = namespace
     return {"kind": "Component", "metadata": metadata, "spec": {"owner": owner}}
+
+
+def source_catalog(records: SourceRecords, claims: ClaimIndex) -> SourceCatalog:
+    return build_source(SourceInputs.of(records, OPTIONS, claims=claims))
+
+
+def entities_of(catalog: SourceCatalog) -> list[dict[str, Any]]:
+    return [json.loads(item.json_document) for item in catalog.entities]
 
 
 def repositories_of(claims: ClaimIndex, *repos: Any) -> dict[str, dict[str, Any]]:
@@ -142,8 +154,8 @@ def test_claimers_of_different_owners_set_no_owner_and_all_become_dependents() -
             Claimer("component:default/no-owner", None, ("a",)),
         ]
     )
-    plan = plan_catalog([source(repository("a"))], OPTIONS, claims=claims)
-    (repo,) = [e for e in plan.entities() if e["metadata"].get("title") == "a"]
+    plan = source_catalog(source(repository("a")), claims)
+    (repo,) = [e for e in entities_of(plan) if e["metadata"].get("title") == "a"]
     assert repo["spec"]["owner"] == OPTIONS.owner
     assert repo["spec"]["dependencyOf"] == [
         "component:default/alpha",
@@ -185,11 +197,9 @@ def test_one_owner_among_claimers_is_no_conflict_and_each_claimed_repository_cou
             Claimer("component:default/beta", None, ("a",)),
         ]
     )
-    plan = plan_catalog(
-        [source(repository("a"), repository("b"), repository("c"))], OPTIONS, claims=claims
-    )
-    entities = list(plan.entities())  # counted as they are built
-    assert len(entities) == 7 and plan.claim_conflicts == ()  # 3 + the registry + 3
+    plan = source_catalog(source(repository("a"), repository("b"), repository("c")), claims)
+    entities = entities_of(plan)
+    assert len(entities) == 4 and plan.claim_conflicts == ()  # the registry + 3
     assert plan.claimed == 2
 
 

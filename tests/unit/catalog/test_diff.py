@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from service.catalog.diff import diff_catalogs, read_catalog_documents
-from service.catalog.plan import build_catalog
 from service.config import CatalogSettings
 from service.errors import CatalogUnreadable as OldCatalogUnreadable
 
+from ...catalog_build import build_catalog
 from ...records import repository, source
 from ...support import GOLDEN
 

@@ -15,12 +15,12 @@ from service.catalog.naming import (
     repository_entity_name,
     sanitize_label_value,
 )
-from service.catalog.plan import build_catalog, plan_catalog
 from service.catalog.render import join_yaml, to_yaml_document
 from service.catalog.validate import entity_problems
 from service.config import CatalogSettings, PostureSettings
 from service.model import ImageSummary, LatestImage, LifecyclePolicy, RegistryRecord, SourceId
 
+from ...catalog_build import build_catalog
 from ...records import repository, source
 from ...support import GOLDEN
 
@@ -105,17 +105,6 @@ def test_the_planned_order_is_the_order_of_the_built_names() -> None:
     keys = [(order[e["kind"]], e["metadata"]["name"].lower()) for e in entities]
     assert keys == sorted(keys)
     assert len(entities) == 3 + 2 + len(repositories)
-
-
-def test_a_plan_builds_each_entity_only_when_iterated() -> None:
-    sources = [source(repository("svc", tags={"owner": "not a ref!", "team": "a b c"}))]
-    plan = plan_catalog(sources, OPTIONS)
-    assert len(plan) == 4 + 1 and plan.repairs == ()
-    entities = plan.entities()
-    assert [next(entities)["kind"] for _ in range(3)] == ["Domain", "System", "Component"]
-    assert plan.repairs == ()
-    assert list(entities) == list(build_catalog(sources, OPTIONS).entities[3:])
-    assert plan.repairs == build_catalog(sources, OPTIONS).repairs != ()
 
 
 def test_names_and_owners_are_configurable() -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from service.catalog.plan import build_catalog
 from service.catalog.validate import (
     EntityRef,
     EntityValidator,
@@ -23,11 +22,11 @@ from service.catalog.validate import (
     is_valid_namespace,
     is_valid_tag,
     parse_entity_ref,
-    validate_entities,
 )
 from service.config import CatalogSettings
 from service.snapshot.build import log_rejections
 
+from ...catalog_build import build_catalog, validate_entities
 from ...records import repository, source
 
 VALID: dict[str, Any] = {
@@ -223,10 +222,9 @@ def test_every_ref_field_is_checked_when_an_earlier_one_is_absent_or_not_a_list(
     ]
 
 
-def test_a_validator_checks_every_rule_unless_told_the_entity_is_known_valid() -> None:
+def test_a_validator_checks_every_rule() -> None:
     bad = with_change("metadata.name", "bad name")
     assert not EntityValidator().admit(bad)
-    assert EntityValidator().admit(bad, known_valid=True)
 
 
 HOSTILE_TAGS = {
@@ -273,7 +271,7 @@ def test_rejections_are_logged_with_the_repository_arn(caplog: pytest.LogCapture
     assert "arn:aws:ecr:us-east-1:123456789012:repository/team/api" in caplog.text
 
 
-def test_entities_known_valid_skip_their_own_rules_but_not_uniqueness() -> None:
+def test_refs_are_unique_ignoring_case_and_each_entity_keeps_its_rules() -> None:
     good = {
         "apiVersion": "backstage.io/v1alpha1",
         "kind": "Resource",
@@ -282,7 +280,7 @@ def test_entities_known_valid_skip_their_own_rules_but_not_uniqueness() -> None:
     }
     twin = {**good, "metadata": {"name": "REPO"}}
     bad = {**good, "metadata": {"name": "not valid!"}}
-    outcome = validate_entities([good, twin, bad], known_valid=lambda index: index < 2)
+    outcome = validate_entities([good, twin, bad])
     assert outcome.accepted == (good,)
     assert [r.problems[0] for r in outcome.rejected][0].endswith("is emitted twice")
     assert len(outcome.rejected) == 2

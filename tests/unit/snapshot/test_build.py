@@ -18,10 +18,11 @@ from service.config import CatalogSettings, PostureSettings
 from service.errors import SnapshotRefused
 from service.model import LatestImage, SourceId
 from service.reading import SourceListing
-from service.snapshot.build import build_snapshot, log_rejections
+from service.snapshot.build import log_rejections
 from service.snapshot.status import EntityChanges
 from service.snapshot.types import Deferred
 
+from ...catalog_build import build_snapshot
 from ...records import ACCOUNT, repository, source
 
 NOW = datetime(2026, 1, 9, 12, 30, tzinfo=UTC)
@@ -326,7 +327,6 @@ def test_a_name_taken_twice_serves_neither_and_withholds_the_source() -> None:
         {},
         OPTIONS,
         NOW,
-        previous=snapshot,
     )
     assert again.complete and ref in again.by_ref and not again.withheld
 

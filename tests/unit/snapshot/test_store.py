@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 import yaml
 
 from service.catalog.claims import Claimer, ClaimIndex
-from service.catalog.plan import build_catalog
-from service.catalog.validate import validate_entities
 from service.config import CatalogSettings, PostureSettings, RefreshSettings
 from service.errors import EcrError
 from service.reading import SourceListing
-from service.snapshot.build import build_snapshot
+from service.snapshot.status import RefreshOutcome
 from service.snapshot.store import SnapshotStore
+from service.snapshot.types import Snapshot
 
+from ...catalog_build import build_catalog, build_snapshot, validate_entities
 from ...records import repository, source
 from ...support import FakeReader, until_true
 
@@ -165,15 +165,32 @@ async def test_a_stale_source_is_marked_on_its_entities_only() -> None:
     assert sorted(marked) == ["ecr-123456789012-eu-west-1", "shared--nginx.eu-west-1.123456789012"]
 
 
+class FakePeer:
+    """The store's Peer (service.snapshot.peers), as the Backstage link is."""
+
+    def __init__(self) -> None:
+        self.current = ClaimIndex()
+        self.published_to: list[tuple[RefreshOutcome, Snapshot | None]] = []
+
+    def published(self, outcome: RefreshOutcome, snapshot: Snapshot | None) -> None:
+        self.published_to.append((outcome, snapshot))
+
+    def claims(self) -> ClaimIndex:
+        return self.current
+
+
 async def test_new_claims_are_published_and_equal_ones_build_nothing() -> None:
     store = store_for(FakeReader(US))
+    peer = store.peer = FakePeer()
     await store.refresh()
     before = store.snapshot
     assert before is not None
+    assert peer.published_to == [(store.last_refresh, before)]
     claims = ClaimIndex.of(
         [Claimer("component:default/api", "group:default/team-c", ("team-a/api",))]
     )
-    assert store.set_claims(claims)
+    peer.current = claims
+    store.claims_changed()
     assert store.refresh_pending
     await until_true(lambda: store.snapshot is not before, "the claims published")
     assert store.snapshot is not None
@@ -181,8 +198,8 @@ async def test_new_claims_are_published_and_equal_ones_build_nothing() -> None:
     assert repo["spec"]["owner"] == "group:default/team-c"
     assert repo["spec"]["dependencyOf"] == ["component:default/api"]
     assert store.snapshot.claimed == 1
-    # The same claims again change nothing and schedule nothing.
-    assert not store.set_claims(ClaimIndex.of(list(claims.claimers)))
+    # The same claims again change nothing (the reader tells the store of changes only).
+    peer.current = ClaimIndex.of(list(claims.claimers))
     published = store.snapshot
     await store.refresh()
     assert store.snapshot is published

@@ -1,0 +1,59 @@
+"""The entity page shows each check as the build judged it, from the typed verdicts."""
+
+from __future__ import annotations
+
+import re
+from contextlib import nullcontext
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from service.config import Settings
+from service.web.app import create_app
+
+from ...records import ACCOUNT, repository, source
+from ...support import FakeReader, until_true
+
+PAGE = f"/entities/resource/default/team-a--api.us-east-1.{ACCOUNT}"
+
+
+def verdicts(html: str) -> dict[str, str]:
+    rows = re.findall(
+        r'<tr data-check="([^"]+)"><td>[^<]*</td><td class="[^"]*">([^<]*)</td>', html
+    )
+    return dict(rows)
+
+
+async def page_with(posture: dict[str, object]) -> dict[str, str]:
+    settings = Settings(
+        refresh={"interval_seconds": 3600, "initial_retry_seconds": 0.05}, posture=posture
+    )
+    reader = FakeReader(source(repository("team-a/api")))
+    app = create_app(settings, lambda _observer: nullcontext(reader))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def ready() -> bool:
+                return (await client.get("/readyz")).status_code == 200
+
+            await until_true(ready, "a ready service", within=10)
+            response = await client.get(PAGE, headers={"Accept": "text/html"})
+            assert response.status_code == 200
+            return verdicts(response.text)
+
+
+async def test_a_check_that_is_not_made_is_never_shown_as_a_pass() -> None:
+    # With both stale thresholds null, assess() makes no `stale` check: the page used to work
+    # the checks out from the settings and show it as a pass.
+    shown = await page_with({"stale_pull_days": None, "stale_push_days": None})
+    assert shown["stale"] == "not assessed"
+    assert shown["encryption"] == "not assessed"  # require_kms is off
+    assert shown["tag-immutability"] == "pass"
+
+
+async def test_a_check_that_is_made_shows_its_verdict() -> None:
+    shown = await page_with({"stale_pull_days": 1, "require_kms": True})
+    # The records were pulled on 2026-01-09 (tests/records.py), long before today.
+    assert shown["stale"] == "fail"
+    assert shown["encryption"] == "fail"  # AES256, not KMS

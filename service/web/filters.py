@@ -109,8 +109,9 @@ def _owner_values(values: Sequence[str] | None) -> frozenset[str]:
     return frozenset(owners)
 
 
-def entity_filters(query: Annotated[FilterQuery, Query()]) -> EntityFilters:
+async def entity_filters(query: Annotated[FilterQuery, Query()]) -> EntityFilters:
     """The filters every entity-list route accepts."""
+    # async: a plain def would run in a worker thread (see deps.py), for a few set lookups.
     return EntityFilters(
         kind=_values(query.kind, "kind"),
         type=_values(query.type, "type"),

@@ -9,9 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
-
-from cachetools import LRUCache
+from typing import Generic, TypeVar
 
 from ..catalog.facts import EntityFacts
 from ..catalog.posture import Posture
@@ -165,11 +163,8 @@ class Snapshot:
     # Sources read, but not served, and why: their URLs answer 503, which keeps what Backstage
     # has, where a 200 without some of their entities would delete those (snapshot.build).
     withheld: Mapping[SourceId, str] = field(default_factory=dict)
-    # Filtered bodies are kept by the app, bounded in bytes (service/web/views.py).
-    # The answers of this second (service.web.responses.answer), by everything they depend on.
-    answers: LRUCache[tuple[Any, ...], Any] = field(
-        default_factory=lambda: LRUCache(maxsize=64), compare=False, repr=False
-    )
+    # No cache of the web layer here: it keeps filtered bodies, bounded in bytes
+    # (service/web/views.py).
 
     @property
     def complete(self) -> bool:

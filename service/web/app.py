@@ -11,9 +11,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..backstage import connected
@@ -24,10 +23,8 @@ from ..snapshot.persist import StateDir
 from ..snapshot.store import SnapshotStore
 from . import entities, health, operations, pages, posture, sources
 from .auth import EventsGate, RefreshGate
-from .headers import HeadAsGet, SecurityHeaders
-from .limits import RequestSizeLimit
-from .metrics import HttpMetricsMiddleware, Metrics, watch_loop_lag
-from .responses import EntitiesFastPath
+from .metrics import Metrics, watch_loop_lag
+from .middleware import NOSNIFF, stack
 from .views import FilteredViews
 
 __all__ = ["ReaderFactory", "create_app"]
@@ -50,20 +47,16 @@ async def _refused(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
 
-async def _freeze_long_lived(store: SnapshotStore) -> None:
-    """``gc.freeze()`` what lives as long as the process: at start-up, and after the first
-    refresh.
+async def _internal_error(_request: Request, _exc: Exception) -> PlainTextResponse:
+    """The 500 of an unhandled exception, with the header every other response has.
 
-    At start-up that is the modules, botocore's service models and the clients; after the
-    first refresh, also the first snapshot and its records, which a quiet refresh keeps.
-    Frozen, the collector no longer walks them, so its full collections stay short: those
-    of the first read because the imports are out of them, and those of every later refresh
-    because the first read is too (RELIABILITY.md, "Load", has the pauses with and without).
-    Frozen objects are still freed when their last reference goes.
+    Starlette's error handling answers it outside the app's middleware
+    (``middleware.SecurityHeaders`` never sees it), and logs the exception itself.
     """
-    gc.freeze()
-    await store.first_refresh_done.wait()
-    gc.freeze()
+    name, value = NOSNIFF
+    return PlainTextResponse(
+        "Internal Server Error", status_code=500, headers={name.decode(): value.decode()}
+    )
 
 
 def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> FastAPI:
@@ -106,6 +99,11 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
             )
             store.peer = backstage
             await store.load_state(settings.aws.may_read)
+            # What lives as long as the process (the modules, botocore's service models, the
+            # clients) is moved out of the collector's reach, so that its full collections,
+            # those of every refresh included, no longer walk it. Frozen objects are still
+            # freed when their last reference goes (RELIABILITY.md, "Load").
+            gc.freeze()
             collector = metrics.watch(store)
             views = FilteredViews(
                 settings.server.filtered_cache_bytes, on_render=metrics.filtered_renders.inc
@@ -115,7 +113,6 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
             tasks = [
                 asyncio.create_task(store.run_forever(), name="ecr-catalog-refresh"),
                 asyncio.create_task(watch_loop_lag(metrics), name="ecr-catalog-loop-lag"),
-                asyncio.create_task(_freeze_long_lived(store), name="ecr-catalog-gc-freeze"),
             ]
             try:
                 yield {
@@ -136,7 +133,7 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
                         await task
                 metrics.registry.unregister(collector)
 
-    app = _CatalogApp(
+    app = FastAPI(
         title="ecr-catalog",
         version=__version__,
         summary="AWS ECR registries and repositories as Backstage catalog entities.",
@@ -147,39 +144,10 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
         ),
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        middleware=stack(settings.server, metrics, pages.content_security_policy()),
     )
     for module in (pages, entities, sources, posture, health, operations):
         app.include_router(module.router)
     app.add_exception_handler(RequestRefused, _refused)
-
-    async def routed(scope: Scope, receive: Receive, send: Send) -> None:
-        await FastAPI.__call__(app, scope, receive, send)
-
-    counted = HttpMetricsMiddleware(routed, metrics=metrics)
-    bounded = RequestSizeLimit(
-        # The poll's fast path counts its own responses, in the same metric.
-        EntitiesFastPath(counted, on_response=counted.count),
-        max_url_length=settings.server.max_url_length,
-        max_header_bytes=settings.server.max_header_bytes,
-    )
-    # Outermost, so that every answer (the refusals and the fast path's included) has them.
-    app.front = SecurityHeaders(HeadAsGet(bounded), pages.content_security_policy())
+    app.add_exception_handler(Exception, _internal_error)
     return app
-
-
-class _CatalogApp(FastAPI):
-    """FastAPI with the security headers, HEAD, the request bounds, the metrics and the fast
-    path in front of its stack.
-
-    They are plain ASGI and need none of FastAPI's own middleware stack (error handling,
-    body limits), which would otherwise run before them on every poll; every other request goes
-    through them and then through FastAPI as usual.
-    """
-
-    front: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.front is not None:
-            await self.front(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)

@@ -1,4 +1,9 @@
-"""The one place that turns the lifespan's state into typed dependencies for the routes."""
+"""The one place that turns the lifespan's state into typed dependencies for the routes.
+
+They are ``async def`` because FastAPI runs a plain ``def`` dependency in a worker thread, and
+these only read the request's state: a thread hop for each would cost more than the poll's
+whole answer.
+"""
 
 from __future__ import annotations
 
@@ -29,37 +34,37 @@ def store_in(state: dict[str, Any]) -> SnapshotStore | None:
     return store
 
 
-def get_store(request: Request) -> SnapshotStore:
+async def get_store(request: Request) -> SnapshotStore:
     """The store the lifespan put in the request state."""
     store: SnapshotStore = request.state.store
     return store
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     """The app's metrics, from the request state."""
     metrics: Metrics = request.state.metrics
     return metrics
 
 
-def get_refresh_gate(request: Request) -> RefreshGate:
+async def get_refresh_gate(request: Request) -> RefreshGate:
     """The forced-refresh gate, from the request state."""
     gate: RefreshGate = request.state.refresh_gate
     return gate
 
 
-def get_events_gate(request: Request) -> EventsGate:
+async def get_events_gate(request: Request) -> EventsGate:
     """The events endpoint's gate, from the request state."""
     gate: EventsGate = request.state.events_gate
     return gate
 
 
-def get_backstage(request: Request) -> BackstageLink | None:
+async def get_backstage(request: Request) -> BackstageLink | None:
     """The link to Backstage, or None while ``backstage.base_url`` is unset."""
     link: BackstageLink | None = request.state.backstage
     return link
 
 
-def get_views(request: Request) -> FilteredViews:
+async def get_views(request: Request) -> FilteredViews:
     """The filtered views, kept across snapshots, from the request state."""
     views: FilteredViews = request.state.views
     return views

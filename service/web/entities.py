@@ -10,17 +10,16 @@ from ..catalog.render import render_body
 from ..errors import NotFound
 from .deps import StoreDep, ViewsDep
 from .filters import FiltersDep
+from .negotiation import negotiate, prefers_html
 from .pages import entity_page
 from .responses import (
     JSON_MEDIA_TYPE,
     YAML_MEDIA_TYPE,
-    negotiate,
-    prefers_html,
-    rendered_for,
     require_complete,
     require_snapshot,
     respond,
 )
+from .views import rendered_for
 
 __all__ = ["router"]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
+from pydantic import BaseModel, Field
 
 from ..catalog.validate import parse_entity_ref
 from ..errors import RequestRefused
@@ -16,6 +17,7 @@ __all__ = [
     "MAX_FILTER_LENGTH",
     "MAX_FILTER_VALUES",
     "EntityFilters",
+    "FilterQuery",
     "FiltersDep",
     "entity_filters",
 ]
@@ -24,11 +26,28 @@ MAX_FILTER_LENGTH = 256
 MAX_FILTER_VALUES = 20
 
 
-def _filter_param(description: str) -> Any:
-    return Query(
+def _filter_field(description: str) -> Any:
+    return Field(
+        None,
         description=description
         + f" Repeat it (up to {MAX_FILTER_VALUES} times) to match any of several values.",
         max_length=MAX_FILTER_VALUES,
+    )
+
+
+class FilterQuery(BaseModel):
+    """The filters' query parameters, as FastAPI reads them (a query parameter model)."""
+
+    kind: list[str] | None = _filter_field("Entity kind, e.g. Resource.")
+    type: list[str] | None = _filter_field("spec.type, e.g. ecr-repository.")
+    owner: list[str] | None = _filter_field("spec.owner as an entity ref; kind defaults to group.")
+    account: list[str] | None = _filter_field("AWS account id.")
+    region: list[str] | None = _filter_field("AWS region.")
+    name: list[str] | None = _filter_field("metadata.name, exactly.")
+    q: str | None = Field(
+        None,
+        description="Case-insensitive substring of name, title or description.",
+        max_length=MAX_FILTER_LENGTH,
     )
 
 
@@ -90,32 +109,17 @@ def _owner_values(values: Sequence[str] | None) -> frozenset[str]:
     return frozenset(owners)
 
 
-def entity_filters(
-    kind: Annotated[list[str] | None, _filter_param("Entity kind, e.g. Resource.")] = None,
-    type: Annotated[list[str] | None, _filter_param("spec.type, e.g. ecr-repository.")] = None,
-    owner: Annotated[
-        list[str] | None, _filter_param("spec.owner as an entity ref; kind defaults to group.")
-    ] = None,
-    account: Annotated[list[str] | None, _filter_param("AWS account id.")] = None,
-    region: Annotated[list[str] | None, _filter_param("AWS region.")] = None,
-    name: Annotated[list[str] | None, _filter_param("metadata.name, exactly.")] = None,
-    q: Annotated[
-        str | None,
-        Query(
-            description="Case-insensitive substring of name, title or description.",
-            max_length=MAX_FILTER_LENGTH,
-        ),
-    ] = None,
-) -> EntityFilters:
+async def entity_filters(query: Annotated[FilterQuery, Query()]) -> EntityFilters:
     """The filters every entity-list route accepts."""
+    # async: a plain def would run in a worker thread (see deps.py), for a few set lookups.
     return EntityFilters(
-        kind=_values(kind, "kind"),
-        type=_values(type, "type"),
-        owner=_owner_values(owner),
-        account=_values(account, "account"),
-        region=_values(region, "region"),
-        name=_values(name, "name"),
-        q=q.strip().lower() or None if q is not None else None,
+        kind=_values(query.kind, "kind"),
+        type=_values(query.type, "type"),
+        owner=_owner_values(query.owner),
+        account=_values(query.account, "account"),
+        region=_values(query.region, "region"),
+        name=_values(query.name, "name"),
+        q=query.q.strip().lower() or None if query.q is not None else None,
     )
 
 

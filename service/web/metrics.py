@@ -18,14 +18,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..snapshot.status import RefreshOutcome
 from ..snapshot.store import SnapshotStore
 from .events import IMAGE_ACTION, IMAGE_SCAN
 
 __all__ = [
-    "HttpMetricsMiddleware",
     "Metrics",
     "StoreCollector",
     "watch_loop_lag",
@@ -312,43 +310,6 @@ class StoreCollector(Collector):
                 "Accounts of the organisation read (the roster), leaving ones included.",
                 value=discovery.accounts,
             )
-
-
-class HttpMetricsMiddleware:
-    """Counts every HTTP response by its route template, so paths cannot explode the labels."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-        # Each (route, status) child, looked up once: labels() locks and builds its key.
-        self._counters: dict[tuple[str, int], Any] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            route = scope.get("route")
-            self.count(getattr(route, "path", None) or "unmatched", status)
-
-    def count(self, template: str, status: int) -> None:
-        """One response to a request of the route ``template``."""
-        counter = self._counters.get((template, status))
-        if counter is None:
-            counter = self._counters[(template, status)] = self.metrics.http_requests.labels(
-                template, str(status)
-            )
-        counter.inc()
 
 
 async def watch_loop_lag(metrics: Metrics, period: float = 0.1) -> None:

@@ -12,7 +12,13 @@ from ..model import SourceId
 from ..snapshot.store import SnapshotStore
 from ..snapshot.types import Snapshot, SourceView
 from .deps import StoreDep
-from .responses import YAML_MEDIA_TYPE, require_snapshot, respond, unavailable
+from .responses import (
+    YAML_MEDIA_TYPE,
+    conditional_response,
+    freshness_headers,
+    require_snapshot,
+    unavailable,
+)
 
 __all__ = ["router"]
 
@@ -32,7 +38,10 @@ def _respond_known(
     # None while a target's sources are unknown: both bodies list every source.
     if body is None:
         raise unavailable(store, "catalog incomplete: " + "; ".join(snapshot.incomplete))
-    return respond(request, store, snapshot, body, YAML_MEDIA_TYPE, sources=())
+    # Neither body holds a source's entities: no source's staleness is theirs to name.
+    return conditional_response(
+        request, body, YAML_MEDIA_TYPE, freshness_headers(store, snapshot, sources=())
+    )
 
 
 @router.get("/catalog-info.yaml", response_class=Response, responses=_LOCATION_RESPONSES)
@@ -73,7 +82,9 @@ def _respond_source(
     body: RenderedBody,
 ) -> Response:
     # Headers name this source alone when it is stale.
-    return respond(request, store, snapshot, body, YAML_MEDIA_TYPE, sources=(source,))
+    return conditional_response(
+        request, body, YAML_MEDIA_TYPE, freshness_headers(store, snapshot, sources=(source,))
+    )
 
 
 @router.get(

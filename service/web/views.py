@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from cachetools import LRUCache
 
-from ..catalog.render import RenderedBody
-from ..snapshot.types import Snapshot
+from ..catalog.render import RenderedBody, join_json, join_yaml, render_body
+from ..snapshot.types import IndexedEntity, Snapshot
+from .filters import EntityFilters
+from .negotiation import Format
 
-__all__ = ["RENDER_WORKERS", "FilteredViews"]
+__all__ = ["RENDER_WORKERS", "FilteredViews", "rendered_for"]
 
 # The renders are CPU-bound Python and hold the GIL: more threads would only hold more bodies
 # half-built at once. Two let a small view pass a large one.
@@ -89,3 +91,29 @@ class FilteredViews:
     def close(self) -> None:
         """Stop the pool; renders not started are dropped."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def rendered_for(
+    views: FilteredViews, snapshot: Snapshot, filters: EntityFilters, fmt: Format
+) -> RenderedBody:
+    """The body of the entities ``filters`` choose: the snapshot's own without filters, else
+    a filtered view (rendered once while many ask, off the loop, kept within its bound)."""
+    if filters.empty:
+        return snapshot.yaml if fmt == "yaml" else await snapshot.json.aget()
+    return await views.get(
+        snapshot,
+        ("entities", fmt, filters.cache_key()),
+        functools.partial(_filtered_body, snapshot.entities, filters, fmt),
+    )
+
+
+def _filtered_body(
+    entities: Sequence[IndexedEntity], filters: EntityFilters, fmt: Format
+) -> RenderedBody:
+    chosen = [item for item in entities if filters.matches(item)]
+    body = (
+        join_yaml(item.yaml_document for item in chosen)
+        if fmt == "yaml"
+        else join_json(item.json_document for item in chosen)
+    )
+    return render_body(body, with_gzip=False)

@@ -7,10 +7,14 @@ import base64
 import hashlib
 import re
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from typing import Any
 
 import httpx
 import pytest
+
+from service.config import Settings
+from service.web.app import create_app
 
 from ...records import ACCOUNT, repository, source
 from ...support import FakeReader
@@ -72,7 +76,7 @@ async def test_head_answers_every_get_route_with_its_headers_and_no_body(
 async def test_head_revalidates_like_get_and_is_405_where_get_is(
     client: httpx.AsyncClient,
 ) -> None:
-    # The poll's fast path answers HEAD too, 304 included.
+    # The poll answers HEAD too, 304 included.
     etag = (await client.head("/entities.yaml")).headers["etag"]
     assert (await client.head("/entities.yaml", headers={"If-None-Match": etag})).status_code == 304
     refresh = await client.head("/refresh")
@@ -127,7 +131,7 @@ async def test_the_page_before_any_snapshot_carries_it_too() -> None:
 @pytest.mark.parametrize(
     ("method", "path", "headers"),
     [
-        ("GET", "/entities.yaml", {}),  # the poll's fast path
+        ("GET", "/entities.yaml", {}),  # the poll
         ("GET", "/entities.json?owner=team-a", {}),
         ("GET", "/readyz", {}),
         ("GET", "/metrics", {}),
@@ -168,3 +172,19 @@ async def test_pages_show_bidirectional_controls_as_escapes() -> None:
     # The data itself is served as it is: only what a browser displays is escaped.
     descriptions = [item["metadata"].get("description") for item in data.json()["items"]]
     assert f"safe {rlo}gnp.exe" in descriptions
+
+
+async def test_an_unhandled_error_says_nosniff_too() -> None:
+    # Starlette's error handling answers it outside the app's middleware.
+    settings = Settings(refresh={"interval_seconds": 3600})
+    app = create_app(settings, lambda _observer: nullcontext(FakeReader(US)))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/boom")
+    assert response.status_code == 500
+    assert response.headers["x-content-type-options"] == "nosniff"

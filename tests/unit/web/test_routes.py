@@ -295,23 +295,3 @@ async def test_the_operator_page_escapes_what_ecr_tags_hold() -> None:
         )
         assert "<script>alert(1)</script>" not in page.text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
-
-
-async def test_the_polls_fast_path_and_the_route_give_the_same_answer(
-    client: httpx.AsyncClient,
-) -> None:
-    # No query: the fast path answers. A query it does not take (an empty filter): the route.
-    fast = await client.get("/entities.yaml", headers={"Accept-Encoding": "gzip"})
-    routed = await client.get("/entities.yaml?q=", headers={"Accept-Encoding": "gzip"})
-    assert fast.status_code == routed.status_code == 200
-    assert fast.content == routed.content
-    for header in ("etag", "content-type", "cache-control", "content-encoding", "vary"):
-        assert fast.headers.get(header) == routed.headers.get(header), header
-    etag = fast.headers["etag"]
-    fast_304 = await client.get("/entities.yaml", headers={"If-None-Match": etag})
-    routed_304 = await client.get("/entities.yaml?q=", headers={"If-None-Match": etag})
-    assert fast_304.status_code == routed_304.status_code == 304
-    assert fast_304.headers["etag"] == routed_304.headers["etag"]
-    # The fast path counts its answers in the same metric as the route.
-    metrics = (await client.get("/metrics")).text
-    assert 'ecr_catalog_http_requests_total{route="/entities.yaml",status="304"} 2.0' in metrics

@@ -28,6 +28,7 @@ from botocore.credentials import CredentialProvider
 from .. import __version__
 from ..config import AwsSettings, TargetSettings
 from ..errors import EcrError
+from ..model import SourceId
 from ..reading import ReadObserver, StaticCredentials
 from .answers import check_shape
 from .ecr import EcrClient
@@ -184,16 +185,13 @@ class Connections:
         self._log_route(region, str(client.meta.endpoint_url))
         return client
 
-    def ecr(
-        self, account: str, region: str, open_client: Callable[[], Awaitable[Any]]
-    ) -> EcrClient:
-        """The ECR calls of ``account`` in ``region``, through the client ``open_client``
-        gives on the first call, under the region's semaphore."""
+    def ecr(self, source: SourceId, open_client: Callable[[], Awaitable[Any]]) -> EcrClient:
+        """The ECR calls of ``source``, through the client ``open_client`` gives on the first
+        call, under its region's semaphore."""
         return EcrClient(
             open_client,
-            self.semaphore(region),
-            account,
-            region,
+            self.semaphore(source.region),
+            source,
             self.observer,
             self.network.ca_bundle,
             self.settings.max_calls_per_second,

@@ -16,6 +16,7 @@ from typing import Any
 from aiolimiter import AsyncLimiter
 
 from ..errors import EcrError
+from ..model import SourceId
 from ..reading import ReadObserver
 from .answers import check_shape
 from .errors import mapped_errors, outcome_of
@@ -40,8 +41,7 @@ class EcrClient:
         self,
         open_client: Callable[[], Awaitable[Any]],
         slots: asyncio.Semaphore,
-        account: str,
-        region: str,
+        source: SourceId,
         observer: ReadObserver,
         ca_bundle: str,
         max_calls_per_second: float | None = None,
@@ -49,8 +49,8 @@ class EcrClient:
         self._open_client = open_client
         self._client: Any = None
         self.slots = slots
-        self.account = account
-        self.region = region
+        self.account = source.account_id
+        self.region = source.region
         self._observer = observer
         self._ca_bundle = ca_bundle
         self._rate = max_calls_per_second

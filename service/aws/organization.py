@@ -89,7 +89,6 @@ class Organization:
         if found is None:
             arn = f"arn:{self.partition}:iam::{account}:role/{self.settings.role_name}"
             found = self._roles[account] = AccountRole(
-                account,
                 arn,
                 self.settings,
                 lambda: self._connections.sts(self._home),

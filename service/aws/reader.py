@@ -9,7 +9,7 @@ the per-repository work of a source is a bounded map, never a bare gather.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,18 +106,9 @@ class AwsEcrReader:
         unresolved: list[str] = []
         explicit: set[str] = set()
         for target in self._targets:
-            try:
-                await target.verify()
-            except EcrError as exc:
-                if target.settings.account_id is None:
-                    unresolved.append(
-                        f"cannot tell which account to read with {target.label}: {exc}"
-                    )
-                    continue
-                # The account is configured, so the sources are known: reading them will
-                # report the same failure per source, and last good data stays served.
-            account = target.verified_account or target.settings.account_id
-            assert account is not None
+            account = await self._account_of(target, unresolved)
+            if account is None:
+                continue
             explicit.add(account)
             for region, client in target.clients.items():
                 source = SourceId(account, region)
@@ -125,7 +116,7 @@ class AwsEcrReader:
                     refused.append((source, target.refusal))
                     continue
                 if source not in self._regions:
-                    self._regions[source] = self._connections.ecr(account, region, _ready(client))
+                    self._regions[source] = self._connections.ecr(source, _ready(client))
                 sources.append(source)
         if rediscover:
             # A forced refresh lists every source's repositories again, whatever their TTL.
@@ -153,6 +144,19 @@ class AwsEcrReader:
             discovery=discovery,
         )
 
+    @staticmethod
+    async def _account_of(target: Target, unresolved: list[str]) -> str | None:
+        """The account ``target`` reads; None, with the reason in ``unresolved``, if unknown."""
+        try:
+            await target.verify()
+        except EcrError as exc:
+            if target.settings.account_id is None:
+                unresolved.append(f"cannot tell which account to read with {target.label}: {exc}")
+                return None
+            # The account is configured, so the sources are known: reading them will report
+            # the same failure per source, and last good data stays served.
+        return target.verified_account or target.settings.account_id
+
     def _organization_sources(self, explicit: set[str]) -> list[SourceId]:
         """Each (account, region) of the roster; an account also configured explicitly is
         read once, with the explicit target's settings."""
@@ -166,14 +170,14 @@ class AwsEcrReader:
                 source = SourceId(account, region)
                 if source not in self._regions:
                     self._regions[source] = self._connections.ecr(
-                        account, region, self._account_client(account, region)
+                        source, self._account_client(account, region)
                     )
                 sources.append(source)
         for source in [s for s in self._regions if s.account_id not in explicit]:
             if source.account_id not in organization.roster.accounts:
                 # Left the organisation: no client, no cached answers kept for it.
                 del self._regions[source]
-                self._forget(self._known_arns.pop(source, set()))
+                self.repositories.forget(self._known_arns.pop(source, set()))
         return sources
 
     def _account_client(self, account: str, region: str) -> Callable[[], Awaitable[Any]]:
@@ -195,9 +199,6 @@ class AwsEcrReader:
         self.listing_cache.discard(source)
         return bool(arns)
 
-    def _forget(self, arns: Iterable[str]) -> None:
-        self.repositories.forget(arns)
-
     async def read_source(self, source: SourceId) -> SourceRecords:
         region = self._regions[source]
         registry = await self.registry_cache.get_or_load(
@@ -207,7 +208,7 @@ class AwsEcrReader:
             source, lambda: region.every("describe_repositories", "repositories")
         )
         arns = {str(raw["repositoryArn"]) for raw in listed}
-        self._forget(self._known_arns.get(source, set()) - arns)
+        self.repositories.forget(self._known_arns.get(source, set()) - arns)
         self._known_arns[source] = arns
         progress = Progress(source, len(listed))
         results = await bounded_map(

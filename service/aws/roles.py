@@ -58,7 +58,6 @@ class AccountRole:
 
     def __init__(
         self,
-        account: str,
         role_arn: str,
         settings: OrganizationSettings,
         sts: Callable[[], Any],
@@ -66,7 +65,8 @@ class AccountRole:
         ca_bundle: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.account = account
+        # arn:<partition>:iam::<account>:role/<name>
+        self.account = account = role_arn.split(":")[4]
         self.role_arn = role_arn
         self._settings = settings
         self._sts = sts

@@ -12,8 +12,10 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from service.aws.ecr import EcrClient
 from service.errors import EcrError
+from service.model import SourceId
 
 ACCOUNT = "123456789012"
+SOURCE = SourceId(ACCOUNT, "us-east-1")
 
 
 class Counted:
@@ -74,9 +76,7 @@ def client_of(
     async def opened() -> FakeEcr:
         return fake
 
-    return EcrClient(
-        opened, asyncio.Semaphore(slots), ACCOUNT, "us-east-1", observer, "/ca.pem", rate
-    )
+    return EcrClient(opened, asyncio.Semaphore(slots), SOURCE, observer, "/ca.pem", rate)
 
 
 async def test_pagination_follows_next_token_with_max_results_1000() -> None:

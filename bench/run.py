@@ -123,7 +123,10 @@ def start_service(
         },
         **overrides,
     }
-    spawned = spawn_service(Path(tempfile.mkdtemp(prefix="bench-")), config)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    # An empty state directory, as on a new pod: nothing saved to start from.
+    config.setdefault("state_dir", str(workdir / "state"))
+    spawned = spawn_service(workdir, config)
     return Service(
         spawned.url, spawned.process, spawned.started, time.monotonic() - spawned.started
     )
@@ -165,6 +168,8 @@ def cold(
             "first_call": stats["first_call_at"] - spawned_at,
             "reading": stats["last_call_at"] - stats["first_call_at"],
         }
+        # From the first AWS call until /readyz said complete.
+        result["from_first_call"] = seconds - result["first_call"]
         if with_baseline:
             fake.reset()
             started = time.monotonic()
@@ -177,6 +182,8 @@ def cold(
                 check=True,
             )
             result["baseline"] = time.monotonic() - started
+            script = fake.stats()
+            result["baseline_from_first_call"] = script["last_call_at"] - script["first_call_at"]
         return result
     finally:
         stop_process(fake.process)
@@ -625,6 +632,9 @@ def main() -> None:
     ]
     parser.add_argument("--only", choices=parts, action="append")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--scale-runs", type=int, default=3, help="runs of the cold 10k read, judged together"
+    )
     args = parser.parse_args()
     only = set(args.only or parts)
     results: dict[str, Any] = {}
@@ -642,22 +652,42 @@ def main() -> None:
         )
     if "latency" in only:
         r = results["latency"] = cold(1000, 2, None, with_baseline=True, latency_ms=100)
+        ours, script = r["from_first_call"], r["baseline_from_first_call"]
         rows += [
-            ("cold 1k/2 regions at 100 ms, no throttling", f"{r['seconds']:.1f} s"),
+            (
+                "cold 1k/2 regions at 100 ms, no throttling",
+                f"{ours:.1f} s from the first AWS call ({r['seconds']:.1f} s from spawning)",
+            ),
             (
                 "  sequential baseline at 100 ms",
-                f"{r['baseline']:.1f} s ({r['baseline'] / r['seconds']:.1f}x ours, target >= 15x)",
+                f"{script:.1f} s from its first call ({r['baseline']:.1f} s with start-up): "
+                f"{script / ours:.1f}x ours (target >= 15x)",
             ),
             ("  calls / throttled", f"{r['calls']} / {r['throttled']}"),
+            (
+                "start-up, spawn to /healthz, empty state_dir",
+                f"{r['startup']:.2f} s (target <= 1.5 s)",
+            ),
         ]
     if "scale" in only:
-        r = results["scale"] = cold(10_000, 5, 100, with_baseline=False)
-        rows += cold_rows(
-            "cold 10k/5 regions",
-            r,
-            None,
-            ("CPU", f"{r['cpu']:.1f} s"),
-            ("peak RSS", rss_sum(r["rss"])),
+        runs = results["scale"] = [
+            cold(10_000, 5, 100, with_baseline=False) for _ in range(args.scale_runs)
+        ]
+        for index, r in enumerate(runs, 1):
+            rows += cold_rows(
+                f"cold 10k/5 regions, run {index}",
+                r,
+                "target <= 3x",
+                ("CPU", f"{r['cpu']:.1f} s, {1000 * r['cpu'] / r['calls']:.2f} ms per AWS call"),
+                ("peak RSS", rss_sum(r["rss"])),
+            )
+        ratios = sorted(r["seconds"] / r["floor"] for r in runs)
+        rows.append(
+            (
+                f"cold 10k/5 regions over {len(runs)} runs",
+                f"{statistics.median(ratios):.2f}x floor median, {ratios[-1]:.2f}x worst "
+                "(target <= 3x)",
+            )
         )
     if "steady" in only:
         r = results["steady"] = steady(10_000, 5, speedup=10, simulated_hours=0.25)

@@ -3,8 +3,8 @@
     EcrCatalogError
     ├── ConfigError             a setting is wrong: the command exits 2, naming the key
     ├── AwsError                AWS did not answer as the read needs
-    │   ├── CallFailed          one call failed for good (after its retries): code, message
-    │   └── EcrError            ... given its place: account, region and operation
+    │   └── EcrError            one call failed for good (after botocore's retries): code,
+    │                           message, account, region and operation (service/aws/errors.py)
     ├── BackstageError          Backstage's API did not answer as needed: status and detail
     ├── StateError              the state directory (service/snapshot/persist.py)
     │   ├── StateFileInvalid    a file is not one source's records: it is set aside
@@ -35,7 +35,6 @@ from .model import SourceId
 __all__ = [
     "AwsError",
     "BackstageError",
-    "CallFailed",
     "CatalogUnreadable",
     "ConfigError",
     "Conflict",
@@ -67,26 +66,28 @@ class AwsError(EcrCatalogError):
     """AWS did not answer as the read needs."""
 
 
-class CallFailed(AwsError):
-    """A call that failed for good: its last error code and message, and the attempts made."""
-
-    def __init__(self, code: str, message: str, attempts: int) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.attempts = attempts
-
-
 class EcrError(AwsError):
-    """An ECR or STS call failed; names the account, region and operation."""
+    """An AWS call failed for good; names the account, region and operation.
 
-    def __init__(self, account: str, region: str, operation: str, code: str, message: str) -> None:
+    ``retries`` are the attempts botocore made after the first, as far as it says.
+    """
+
+    def __init__(
+        self,
+        account: str,
+        region: str,
+        operation: str,
+        code: str,
+        message: str,
+        retries: int = 0,
+    ) -> None:
         super().__init__(f"{operation} in {account}/{region} failed: {code}: {message}")
         self.account = account
         self.region = region
         self.operation = operation
         self.code = code
         self.detail = message
+        self.retries = retries
 
 
 class BackstageError(EcrCatalogError):

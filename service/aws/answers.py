@@ -70,11 +70,11 @@ MALFORMED = "MalformedResponse"
 
 
 def _parse_time(value: object) -> datetime | None:
-    # The wire protocol sends epoch seconds; botocore (and tests) hand over datetimes.
+    # botocore hands over datetimes; ECR's JSON itself carries epoch seconds, taken as well.
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
     if isinstance(value, datetime):
-        # botocore hands over local-time datetimes: UTC, as the wire client's epoch seconds give.
+        # botocore hands over local-time datetimes: UTC, as the epoch seconds would give.
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     return None
 

@@ -15,8 +15,8 @@ from .partitions import home_region, partition_of
 
 __all__ = ["DOCUMENTS", "ECR_READ_ACTIONS", "iam_document", "iam_json"]
 
-# Every ECR call the reader makes, and nothing else: read-only (tests/test_security.py
-# compares this with the calls a real refresh makes).
+# Every ECR call the reader makes, and nothing else: read-only (tests/integration/
+# test_security.py compares this with the calls a real refresh makes).
 ECR_READ_ACTIONS = (
     "ecr:DescribeRegistry",
     "ecr:GetRegistryScanningConfiguration",

@@ -1,19 +1,20 @@
-"""How AWS is reached: proxies, TLS trust and endpoints, resolved exactly as botocore does.
+"""How AWS is reached: proxies, TLS trust and endpoints, as botocore resolves them.
 
-The ECR calls of the lean client (``wire.py``) go through aiohttp, which knows none of
-botocore's settings; STS (and every ECR call with ``aws.client: botocore``) goes through
-botocore. So each setting is resolved once here, the way botocore resolves it, and handed to
-both paths:
+Every AWS call goes through aiobotocore, so botocore itself applies each setting; this module
+only resolves what the service also names in logs and messages:
 
 * **proxies**: ``aws.proxies`` (botocore's ``Config(proxies=...)``), which then replaces the
   environment entirely; otherwise ``HTTP_PROXY``/``HTTPS_PROXY`` (either case), unless the
   endpoint's host is in ``NO_PROXY`` (botocore's ``get_environ_proxies``, stdlib ``urllib``);
 * **TLS trust**: ``aws.ca_bundle``, else botocore's ``ca_bundle`` setting (``AWS_CA_BUNDLE``,
-  then ``ca_bundle`` in the AWS config profile), else botocore's own default bundle; one
-  ``ssl.SSLContext`` is built from it for every connection of the lean client;
+  then ``ca_bundle`` in the AWS config profile), else botocore's own default bundle, passed
+  to every client as ``verify``;
 * **endpoints**: ``aws.endpoint_urls.<service>``, else ``aws.endpoint_url``, else whatever
   botocore resolves (``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``, the config file, FIPS,
-  dual-stack, the partition); the lean client takes the URL from botocore's client.
+  dual-stack, the partition).
+
+``FinalCertificates`` is the HTTP session every client uses: aiobotocore's own, except that a
+certificate that fails verification ends the call instead of being retried.
 """
 
 from __future__ import annotations
@@ -22,12 +23,22 @@ import ssl
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from aiobotocore.httpsession import AIOHTTPSession
+from botocore.exceptions import BotoCoreError, SSLError
 from botocore.httpsession import get_cert_path
 from botocore.session import Session
 
-__all__ = ["Network", "ca_bundle_of", "certificate_advice", "redacted"]
+__all__ = [
+    "CertificateRejected",
+    "FinalCertificates",
+    "Network",
+    "ca_bundle_of",
+    "certificate_advice",
+    "redacted",
+]
 
 CA_SETTINGS = "aws.ca_bundle (or AWS_CA_BUNDLE, or ca_bundle in the AWS config profile)"
 
@@ -69,7 +80,6 @@ class Network:
     # aws.proxies, or None to follow the environment as botocore does. May hold credentials.
     proxies: Mapping[str, str] | None = field(repr=False)
     ca_bundle: str
-    ssl_context: ssl.SSLContext = field(repr=False)
 
     @classmethod
     def resolve(
@@ -82,8 +92,7 @@ class Network:
         ca_bundle: str | None,
     ) -> Network:
         bundle = ca_bundle_of(session, ca_bundle)
-        context = ssl.create_default_context(cafile=bundle)
-        return cls(endpoint_url, dict(endpoint_urls), proxies, bundle, context)
+        return cls(endpoint_url, dict(endpoint_urls), proxies, bundle)
 
     def endpoint_for(self, service: str) -> str | None:
         """The URL given for ``service``, or None to let botocore resolve it."""
@@ -98,9 +107,30 @@ class Network:
             return None
         return urllib.request.getproxies().get(scheme)
 
-    def botocore_options(self) -> dict[str, object]:
-        """The same settings for botocore's clients: ``verify`` and ``Config(proxies=...)``."""
-        options: dict[str, object] = {"verify": self.ca_bundle}
-        if self.proxies is not None:
-            options["proxies"] = dict(self.proxies)
-        return options
+
+class CertificateRejected(BotoCoreError):
+    """The endpoint's certificate failed verification against the CA bundle in use.
+
+    Not a ConnectionError, so botocore's retry checkers do not retry it: the trust stays wrong
+    until someone changes it, and every retry would only delay the message that says so.
+    """
+
+    fmt = "the TLS certificate of {endpoint_url} could not be verified: {error}"
+
+
+class FinalCertificates(AIOHTTPSession):
+    """aiobotocore's HTTP session (``AioConfig(http_session_cls=...)``), except that a
+    certificate that fails verification raises ``CertificateRejected``, which botocore's retry
+    checkers do not retry (they retry every ConnectionError, SSLError among them)."""
+
+    async def send(self, request: Any) -> Any:
+        try:
+            return await super().send(request)
+        except SSLError as exc:
+            cause = exc.kwargs.get("error")
+            verification = getattr(cause, "certificate_error", None)
+            if not isinstance(verification, ssl.SSLCertVerificationError):
+                raise
+            raise CertificateRejected(
+                endpoint_url=exc.kwargs.get("endpoint_url", ""), error=verification
+            ) from exc

@@ -3,167 +3,37 @@
 ``Organization`` lists the organisation's ACTIVE accounts (``ListAccounts``, or a walk of
 ``ListChildren``/``ListAccountsForParent`` under the configured OUs), keeps the roster
 (``roster.py``: never shrunk by one listing, saved in ``state_dir``), and gives each account
-an ``AccountRole``: the role of the same name in that account, assumed through the service's
-own STS client when first needed and renewed before it expires, at a time of its own, so that
-a fleet of accounts does not renew at once. STS calls are paced.
+an ``AccountRole`` (``roles.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aioboto3
-from aiobotocore.retries import bucket
-from aiobotocore.session import AioSession
-from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import OrganizationSettings, TargetSettings
 from ..errors import EcrError
 from ..reading import DiscoveryStatus
 from ..statefiles import load_state_file, write_atomically
-from .clients import Connections, assumed_role_session, refreshing_session
+from .clients import Connections, assumed_role_session
+from .errors import mapped_errors
 from .partitions import partition_of
+from .roles import AccountRole, StsPacer
 from .roster import Roster, RosterChange
 
-__all__ = ["AccountRole", "Organization", "role_session"]
+__all__ = ["Organization"]
 
 log = logging.getLogger(__name__)
 
-ASSUME_ROLE_SECONDS = 3600
-# Renewed this long before expiry (botocore's advisory window), plus up to RENEW_SPREAD more,
-# by a hash of the account: renewals of a fleet spread over ten minutes instead of one moment.
-RENEW_BEFORE = timedelta(minutes=15)
-RENEW_SPREAD_SECONDS = 600
 ACTIVE = "ACTIVE"
 ROSTER_FILE = Path("organization") / "roster.json"
-
-
-class StsPacer:
-    """At most ``rate`` STS calls a second, a few at a time, whichever account asks."""
-
-    def __init__(self, rate: float, in_flight: int = 8) -> None:
-        self._budget = bucket.AsyncTokenBucket(max_rate=rate, clock=bucket.Clock())
-        self._slots = asyncio.Semaphore(in_flight)
-
-    async def __aenter__(self) -> None:
-        await self._slots.acquire()
-        try:
-            await self._budget.acquire()
-        except BaseException:
-            self._slots.release()
-            raise
-
-    async def __aexit__(self, *_exc: object) -> None:
-        self._slots.release()
-
-
-@dataclass(frozen=True)
-class _Frozen:
-    access_key: str
-    secret_key: str
-    token: str
-
-
-class AccountRole:
-    """One member account's credentials: its role, assumed when needed, renewed in time."""
-
-    def __init__(
-        self,
-        account: str,
-        role_arn: str,
-        settings: OrganizationSettings,
-        sts: Callable[[], Any],
-        pacer: StsPacer,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.account = account
-        self.role_arn = role_arn
-        self._settings = settings
-        self._sts = sts
-        self._pacer = pacer
-        self._clock = clock
-        self._credentials: _Frozen | None = None
-        self._renew_at: datetime | None = None
-        self._expires_at: datetime | None = None
-        self._lock = asyncio.Lock()
-        spread = int.from_bytes(hashlib.sha256(account.encode()).digest()[:4], "big")
-        self._early = RENEW_BEFORE + timedelta(seconds=spread % RENEW_SPREAD_SECONDS)
-
-    async def frozen(self) -> _Frozen:
-        """Credentials good for now; assumes the role (once, for every caller) when due.
-
-        Raises EcrError naming the account and the role when it cannot be assumed.
-        """
-        if not self._due():
-            assert self._credentials is not None
-            return self._credentials
-        async with self._lock:
-            if self._due():  # another caller may have renewed it meanwhile
-                await self._assume()
-            assert self._credentials is not None
-            return self._credentials
-
-    def _due(self) -> bool:
-        return (
-            self._credentials is None or self._renew_at is None or self._clock() >= self._renew_at
-        )
-
-    async def metadata(self) -> dict[str, str]:
-        """The credentials as botocore's refreshable credentials take them."""
-        frozen = await self.frozen()
-        assert self._expires_at is not None
-        return {
-            "access_key": frozen.access_key,
-            "secret_key": frozen.secret_key,
-            "token": frozen.token,
-            "expiry_time": self._expires_at.isoformat(),
-        }
-
-    async def _assume(self) -> None:
-        arguments: dict[str, Any] = {
-            "RoleArn": self.role_arn,
-            "RoleSessionName": self._settings.session_name,
-            "DurationSeconds": ASSUME_ROLE_SECONDS,
-        }
-        if self._settings.external_id is not None:
-            arguments["ExternalId"] = self._settings.external_id.get_secret_value()
-        sts = await self._sts()
-        try:
-            async with self._pacer:
-                answer = await sts.assume_role(**arguments)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise EcrError(
-                self.account,
-                str(sts.meta.region_name),
-                "AssumeRole",
-                str(error.get("Code")),
-                f"cannot assume {self.role_arn}: {error.get('Message')}",
-            ) from exc
-        except BotoCoreError as exc:
-            raise EcrError(
-                self.account,
-                str(sts.meta.region_name),
-                "AssumeRole",
-                type(exc).__name__,
-                f"cannot assume {self.role_arn}: {exc}",
-            ) from exc
-        credentials = answer["Credentials"]
-        expires = credentials["Expiration"]
-        expires = expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)
-        self._credentials = _Frozen(
-            credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"]
-        )
-        self._expires_at = expires.astimezone(UTC)
-        self._renew_at = self._expires_at - self._early
 
 
 class Organization:
@@ -219,7 +89,11 @@ class Organization:
         if found is None:
             arn = f"arn:{self.partition}:iam::{account}:role/{self.settings.role_name}"
             found = self._roles[account] = AccountRole(
-                account, arn, self.settings, lambda: self._connections.sts(self._home), self._pacer
+                arn,
+                self.settings,
+                lambda: self._connections.sts(self._home),
+                self._pacer,
+                self._connections.network.ca_bundle,
             )
         return found
 
@@ -235,7 +109,7 @@ class Organization:
         try:
             seen = await self._discover()
             regions = await self._enabled_regions(seen) if self.settings.enabled_regions else {}
-        except (ClientError, BotoCoreError, EcrError) as exc:
+        except EcrError as exc:
             self._failures += 1
             self._last_error = f"discovering the organisation's accounts failed: {exc}"
             log.warning(
@@ -286,15 +160,15 @@ class Organization:
         client = await self._management_client()
         accounts: list[dict[str, Any]] = []
         if not self.settings.organizational_units:
-            accounts = await _every(client, "list_accounts", "Accounts")
+            accounts = await self._every(client, "list_accounts", "Accounts")
         else:
             parents = list(self.settings.organizational_units)
             while parents:
                 parent = parents.pop()
-                accounts += await _every(
+                accounts += await self._every(
                     client, "list_accounts_for_parent", "Accounts", ParentId=parent
                 )
-                children = await _every(
+                children = await self._every(
                     client,
                     "list_children",
                     "Children",
@@ -314,7 +188,7 @@ class Organization:
         await self._management_client()
         regions = {}
         for account in accounts:
-            answers = await _every(
+            answers = await self._every(
                 self._account_api,
                 "list_regions",
                 "Regions",
@@ -323,6 +197,23 @@ class Organization:
             )
             regions[account] = tuple(sorted(str(region["RegionName"]) for region in answers))
         return regions
+
+    async def _every(
+        self, client: Any, operation: str, key: str, **params: Any
+    ) -> list[dict[str, Any]]:
+        """Every item of a listing, through botocore's paginator; a failure on any page fails
+        the whole listing."""
+        items: list[dict[str, Any]] = []
+        pages = client.get_paginator(operation).paginate(**params)
+        ca_bundle = self._connections.network.ca_bundle
+        with mapped_errors("organization", self._home, operation, ca_bundle):
+            async for page in pages:
+                if key not in page:
+                    raise EcrError(
+                        "organization", self._home, operation, "MalformedResponse", f"no {key!r}"
+                    )
+                items += page[key]
+        return items
 
     def _load_roster(self) -> Roster:
         file = self._roster_file
@@ -341,22 +232,3 @@ class Organization:
             write_atomically(self._roster_file, self.roster.to_json())
         except OSError as exc:
             log.error("cannot save the organisation roster in %s: %s", self._roster_file, exc)
-
-
-async def _every(client: Any, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
-    """Every item of a paginated listing; a failure on any page fails the whole listing."""
-    items: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        page = await getattr(client, operation)(**params, **({"NextToken": token} if token else {}))
-        if key not in page:
-            raise EcrError("organization", "-", operation, "MalformedResponse", f"no {key!r}")
-        items += page[key]
-        token = page.get("NextToken")
-        if not token:
-            return items
-
-
-def role_session(role: AccountRole) -> AioSession:
-    """A botocore session whose credentials are ``role``'s (``aws.client: botocore``)."""
-    return refreshing_session(role.metadata)

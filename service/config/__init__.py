@@ -141,6 +141,7 @@ def load_settings(
 # Keys of earlier versions, and what became of them.
 REMOVED_KEYS = {
     ("aws", "reader_process"): "removed: reading now runs in the serving process; delete the key",
+    ("aws", "client"): "removed: every AWS call now goes through aiobotocore; delete the key",
 }
 
 

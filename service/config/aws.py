@@ -153,9 +153,6 @@ class AwsSettings(Strict):
     # The CA bundle to trust for every AWS call; otherwise what botocore would use
     # (AWS_CA_BUNDLE, then ca_bundle in the AWS config profile, then its own bundle).
     ca_bundle: Path | None = None
-    # lean: ECR's JSON protocol through service/wire.py; botocore: every ECR call through
-    # aiobotocore itself, for any environment the lean client does not cover.
-    client: Literal["lean", "botocore"] = "lean"
     targets: list[TargetSettings] = Field(default_factory=list)
     # Every account of an AWS Organization (see README, "Every account in the organisation").
     organization: OrganizationSettings | None = None
@@ -163,7 +160,7 @@ class AwsSettings(Strict):
     sts_calls_per_second: float = Field(default=20, gt=0)
     max_pool_connections: int = Field(default=32, ge=1, le=256)
     # Calls in flight per region. A read is bound by latency until ECR throttles, and then by
-    # the adaptive pacer, not by how many wait: so enough to hide the latency (BENCHMARKS.md).
+    # botocore's adaptive rate limiter, not by how many wait: so enough to hide the latency.
     # Kept no larger than the pool: requests are signed before they wait for a connection,
     # so more in flight than the pool holds ends in "Signature expired" (aiobotocore #662).
     concurrency: int = Field(default=32, ge=1, le=256)
@@ -171,7 +168,7 @@ class AwsSettings(Strict):
     total_max_attempts: int = Field(default=10, ge=1, le=50)
     # A ceiling of our own per API and region, below the account's throttling point: ECR's
     # quotas are shared with the CI pipelines that push and pull, and a catalog that runs into
-    # them takes their headroom. None leaves pacing to the adaptive limiter alone.
+    # them takes their headroom. None leaves pacing to botocore's adaptive limiter alone.
     max_calls_per_second: float | None = Field(default=None, gt=0)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=20.0, gt=0)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -135,18 +133,18 @@ async def test_repeated_reads_reuse_cached_answers(moto: MotoServer) -> None:
             tags=[{"Key": "k", "Value": "changed"}],
         )
         second = await reader.read_source(US)
-        assert reader.tags_cache.hits >= 1
+        assert reader.repositories.tags_cache.hits >= 1
         assert second.repositories[0].tags == (("k", "v"),)
-        # Unchanged: the very object of the first read, which lets the store skip a rebuild.
-        assert second.repositories[0] is first.repositories[0]
-        reader.tags_cache.discard("arn:aws:ecr:us-east-1:123456789012:repository/app")
+        # Unchanged: a record equal to the first read's, which lets the store skip a rebuild.
+        assert second.repositories[0] == first.repositories[0]
+        reader.repositories.tags_cache.discard("arn:aws:ecr:us-east-1:123456789012:repository/app")
         changed = await reader.read_source(US)
         assert changed.repositories[0].tags == (("k", "changed"),)
-        assert changed.repositories[0] is not first.repositories[0]
+        assert changed.repositories[0] != first.repositories[0]
         moto.ecr("us-east-1").delete_repository(repositoryName="app", force=True)
         third = await reader.read_source(US)
     assert third.repositories == ()
-    assert reader.tags_cache.keys() == []
+    assert reader.repositories.tags_cache.keys() == []
 
 
 async def test_a_garbled_page_is_an_error_not_an_empty_registry(
@@ -162,7 +160,7 @@ async def test_a_garbled_page_is_an_error_not_an_empty_registry(
             proxy.set(**fault)
             with pytest.raises(EcrError) as caught:
                 await reader.read_source(US)
-            assert caught.value.code in ("MalformedResponse", "UnicodeDecodeError")
+            assert caught.value.code == "MalformedResponse"
 
 
 @pytest.mark.parametrize(
@@ -202,17 +200,13 @@ async def test_every_partition_gets_its_own_arns_hosts_and_console(
     assert entity_problems(repository) == [] and entity_problems(registry) == []
 
 
-async def test_both_client_paths_read_the_same_records(moto: MotoServer) -> None:
+async def test_the_demo_registry_is_read_with_its_scan_findings(moto: MotoServer) -> None:
     # The demo scans the api repositories' images, with findings set through moto's API.
     seed_registry(moto.url, demo_repositories())
-    read: dict[str, Any] = {}
-    for client in ("lean", "botocore"):
-        settings = moto_settings(moto.url, ["us-east-1", "eu-west-1"], client=client)
-        async with moto_reader(settings) as reader:
-            sources = (await reader.list_sources()).sources
-            read[client] = [replace(await reader.read_source(s), read_at=NOW) for s in sources]
-    assert read["lean"] == read["botocore"]
-    repositories = [r for records in read["lean"] for r in records.repositories]
+    async with moto_reader(moto_settings(moto.url, ["us-east-1", "eu-west-1"])) as reader:
+        sources = (await reader.list_sources()).sources
+        read = [await reader.read_source(s) for s in sources]
+    repositories = [r for records in read for r in records.repositories]
     assert len(repositories) == len(demo_repositories())
     clean = next(r for r in repositories if r.name == "team-a/payments-api")
     assert clean.images.latest is not None
@@ -265,7 +259,7 @@ async def test_under_enhanced_scanning_findings_come_from_the_latest_image_once(
             first = await reader.read_source(source_id)
             # The images are read again; the latest digests are the same: no new findings call.
             for repository_record in first.repositories:
-                reader.images_cache.discard(repository_record.arn)
+                reader.repositories.images_cache.discard(repository_record.arn)
             second = await reader.read_source(source_id)
         async with httpx.AsyncClient() as client:
             calls = (await client.get(f"{url}/__stats__")).json()["calls"]
@@ -302,9 +296,9 @@ async def test_findings_that_cannot_be_had_say_so(moto: MotoServer, proxy: Fault
         assert statuses == {"scanned-on-push": "pending", "never-scanned": "unavailable"}
         proxy.set(deny_operations=["DescribeImageScanFindings"])
         for record in records.repositories:
-            reader.images_cache.discard(record.arn)
-        for key in reader.findings_cache.keys():
-            reader.findings_cache.discard(key)
+            reader.repositories.images_cache.discard(record.arn)
+        for key in reader.repositories.findings_cache.keys():
+            reader.repositories.findings_cache.discard(key)
         denied = await reader.read_source(US)
     assert [r.images.latest.findings for r in denied.repositories if r.images.latest] == [
         "unavailable",

@@ -133,6 +133,11 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
             "removed: reading now runs in the serving process; delete the key",
         ),
         (
+            "aws:\n  client: lean\n",
+            "aws.client",
+            "removed: every AWS call now goes through aiobotocore; delete the key",
+        ),
+        (
             "backstage:\n  base_url: 'backstage:7007'\n",
             "backstage.base_url",
             "backstage.base_url must be an http or https URL with a host",

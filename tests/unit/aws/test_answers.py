@@ -2,41 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from service.aws.answers import lifecycle_policy, summarize_images
-from service.aws.reader import _ready, _RegionClient
-
-
-class PagingClient:
-    """Answers like ECR: at most maxResults items a page, with nextToken."""
-
-    def __init__(self, items: list[dict[str, Any]]) -> None:
-        self.items = items
-        self.calls: list[dict[str, Any]] = []
-
-    async def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        assert operation == "DescribeRepositories"
-        self.calls.append(params)
-        start = int(params.get("nextToken", "0"))
-        end = start + params["maxResults"]
-        page: dict[str, Any] = {"repositories": self.items[start:end]}
-        if end < len(self.items):
-            page["nextToken"] = str(end)
-        return page
-
-
-async def test_pagination_follows_next_token_with_max_results_1000() -> None:
-    client = PagingClient([{"repositoryName": f"r{i}"} for i in range(2500)])
-    region = _RegionClient(_ready(client), asyncio.Semaphore(4), "123456789012", "us-east-1")
-    items = await region.every("describe_repositories", "repositories")
-    assert len(items) == 2500
-    assert [c.get("nextToken") for c in client.calls] == [None, "1000", "2000"]
-    assert {c["maxResults"] for c in client.calls} == {1000}
 
 
 def test_latest_image_is_the_newest_push_and_carries_scan_findings() -> None:

@@ -68,4 +68,4 @@ async def test_the_url_of_each_call_is_the_one_botocore_would_use(
         with caplog.at_level(logging.INFO, logger="service.aws.clients"):
             async with AwsEcrReader.open(settings.aws, settings.cache, StaticCredentials("x", "y")):
                 pass
-        assert f"ECR in {region}: {expected} (lean client)" in caplog.messages, (region, env)
+        assert f"ECR in {region}: {expected}" in caplog.messages, (region, env)

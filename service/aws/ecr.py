@@ -1,0 +1,115 @@
+"""One account's ECR calls in one region: paced, bounded, mapped to our errors, counted.
+
+The calls go through an aiobotocore client, with botocore's adaptive retries. Each call waits
+for ``aws.max_calls_per_second`` (one ``aiolimiter.AsyncLimiter`` per API, since ECR throttles
+each API on its own), then for a slot of the region's semaphore, shared by every account read
+there and never larger than the connection pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+
+from ..errors import EcrError
+from ..model import SourceId
+from ..reading import ReadObserver
+from .answers import check_shape
+from .errors import mapped_errors, outcome_of
+
+__all__ = ["PAGE_SIZE", "EcrClient", "per_second"]
+
+PAGE_SIZE = 1000
+
+
+def per_second(rate: float) -> AsyncLimiter:
+    """At most ``rate`` acquisitions a second, evenly: a rate below one a second is one per
+    ``1 / rate`` seconds, since the limiter's capacity cannot be less than one."""
+    if rate >= 1:
+        return AsyncLimiter(rate, time_period=1.0)
+    return AsyncLimiter(1, time_period=1.0 / rate)
+
+
+class EcrClient:
+    """An ECR client of one account in one region, opened by ``open_client`` on first call."""
+
+    def __init__(
+        self,
+        open_client: Callable[[], Awaitable[Any]],
+        slots: asyncio.Semaphore,
+        source: SourceId,
+        observer: ReadObserver,
+        ca_bundle: str,
+        max_calls_per_second: float | None = None,
+    ) -> None:
+        self._open_client = open_client
+        self._client: Any = None
+        self.slots = slots
+        self.account = source.account_id
+        self.region = source.region
+        self._observer = observer
+        self._ca_bundle = ca_bundle
+        self._rate = max_calls_per_second
+        self._limiters: dict[str, AsyncLimiter] = {}
+
+    async def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        """The answer of ``operation`` (botocore's method name); raises EcrError."""
+        if self._client is None:
+            self._client = await self._open_client()
+        method = getattr(self._client, operation)
+        # The metrics name operations as AWS does (DescribeImages), from botocore's own table.
+        label = str(self._client.meta.method_to_api_mapping.get(operation, operation))
+        async with AsyncExitStack() as pacing:
+            if self._rate is not None:
+                await pacing.enter_async_context(self._limiter(operation))
+            async with self.slots:
+                try:
+                    with mapped_errors(self.account, self.region, operation, self._ca_bundle):
+                        response: dict[str, Any] = await method(**params)
+                except EcrError as exc:
+                    self._count(label, outcome_of(exc.code), exc.retries)
+                    raise
+        self._count(label, "ok", int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)))
+        check_shape(response, operation, self.account, self.region)
+        return response
+
+    async def pages(
+        self, operation: str, items_key: str, **params: Any
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Each page's items in turn: a caller that summarises never holds them all.
+
+        Paged here rather than by botocore's paginator: each page is a call of its own, to be
+        paced and bounded like any other, and the paginator's final step (learning there is
+        no next page) would take a slot of the budget for a call never made.
+        """
+        token: str | None = None
+        while True:
+            page = await self.call(
+                operation, maxResults=PAGE_SIZE, **params, **({"nextToken": token} if token else {})
+            )
+            yield page.get(items_key) or []
+            token = page.get("nextToken")
+            if not token:
+                return
+
+    async def every(self, operation: str, items_key: str, **params: Any) -> list[dict[str, Any]]:
+        """Every item of every page."""
+        return [item async for page in self.pages(operation, items_key, **params) for item in page]
+
+    def _limiter(self, operation: str) -> AsyncLimiter:
+        found = self._limiters.get(operation)
+        if found is None:
+            assert self._rate is not None
+            found = self._limiters[operation] = per_second(self._rate)
+        return found
+
+    def _count(self, label: str, outcome: str, retries: int) -> None:
+        # botocore does not say which retried attempts were throttles: a call that succeeded
+        # after retries counts them as retried, and only its last outcome as what it was.
+        if retries:
+            self._observer.aws_call(label, "retried", retries)
+        self._observer.aws_call(label, outcome)

@@ -3,36 +3,21 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from types import TracebackType
 from typing import Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
-__all__ = ["TextFormatter", "configure_logging", "escape_controls"]
+from .text import escape_controls
+
+__all__ = ["TextFormatter", "configure_logging"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-# C0 and C1 controls, DEL, and Unicode's line and paragraph separators: what can end a line
-# or drive a terminal (ESC starts its colour and cursor sequences).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 # Prefixed to each line of a traceback: only a record's own first line starts at column 0.
 CONTINUATION = "  | "
-
-
-def _escaped(match: re.Match[str]) -> str:
-    char = match.group()
-    return _NAMED.get(char) or (
-        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
-    )
-
-
-def escape_controls(text: str) -> str:
-    """``text`` with every control character written as a visible escape (``\\n``, ``\\x1b``)."""
-    return _CONTROL.sub(_escaped, text)
 
 
 class TextFormatter(logging.Formatter):

@@ -73,7 +73,8 @@ class ReadObserver(Protocol):
     """Where the reader reports its AWS calls and cache lookups (the metrics)."""
 
     def aws_call(self, operation: str, outcome: str, times: int = 1) -> None:
-        """Attempts of ``operation``: ok, throttled, retried, or an error code."""
+        """Calls of ``operation`` by outcome: ok, or an error code; and their attempts that
+        AWS throttled (throttled) and that botocore retried (retried, throttles included)."""
 
     def cache_lookup(self, kind: str, hit: bool, times: int = 1) -> None:
         """Cache lookups of a query kind (images, tags, lifecycle_policy, registry, findings)."""

@@ -60,6 +60,9 @@ class EcrClient:
         """The answer of ``operation`` (botocore's method name); raises EcrError."""
         if self._client is None:
             self._client = await self._open_client()
+            # botocore retries inside the call and says only how many times; its public event
+            # system shows each attempt's answer, so that throttles can be counted as such.
+            self._client.meta.events.register("needs-retry.ecr", self._on_attempt)
         method = getattr(self._client, operation)
         # The metrics name operations as AWS does (DescribeImages), from botocore's own table.
         label = str(self._client.meta.method_to_api_mapping.get(operation, operation))
@@ -71,7 +74,9 @@ class EcrClient:
                     with mapped_errors(self.account, self.region, operation, self._ca_bundle):
                         response: dict[str, Any] = await method(**params)
                 except EcrError as exc:
-                    self._count(label, outcome_of(exc.code), exc.retries)
+                    # A last attempt that was throttled is counted by _on_attempt already.
+                    outcome = outcome_of(exc.code)
+                    self._count(label, None if outcome == "throttled" else outcome, exc.retries)
                     raise
         self._count(label, "ok", int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)))
         check_shape(response, operation, self.account, self.region)
@@ -107,9 +112,18 @@ class EcrClient:
             found = self._limiters[operation] = per_second(self._rate)
         return found
 
-    def _count(self, label: str, outcome: str, retries: int) -> None:
-        # botocore does not say which retried attempts were throttles: a call that succeeded
-        # after retries counts them as retried, and only its last outcome as what it was.
+    def _count(self, label: str, outcome: str | None, retries: int) -> None:
         if retries:
             self._observer.aws_call(label, "retried", retries)
-        self._observer.aws_call(label, outcome)
+        if outcome is not None:
+            self._observer.aws_call(label, outcome)
+
+    def _on_attempt(
+        self, response: tuple[Any, dict[str, Any]] | None = None, operation: Any = None, **_: Any
+    ) -> None:
+        """Each attempt's answer (botocore's ``needs-retry`` event): a throttle is counted."""
+        if response is None or operation is None:
+            return
+        code = str((response[1].get("Error") or {}).get("Code") or "")
+        if outcome_of(code) == "throttled":
+            self._observer.aws_call(str(operation.name), "throttled")

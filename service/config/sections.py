@@ -134,6 +134,9 @@ class ServerSettings(Strict):
     max_header_bytes: int = Field(default=16384, ge=1024)
     # The filtered bodies kept for reuse, in bytes, across snapshots; 0 keeps none.
     filtered_cache_bytes: int = Field(default=32_000_000, ge=0)
+    # The filtered bodies being sent, in bytes, beyond one: a client that never reads holds its
+    # body until it goes away, so past this a new filtered view answers 503 until some are sent.
+    filtered_sending_bytes: int = Field(default=64_000_000, ge=0)
 
 
 class EventsSettings(Strict):

@@ -106,7 +106,9 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
             gc.freeze()
             collector = metrics.watch(store)
             views = FilteredViews(
-                settings.server.filtered_cache_bytes, on_render=metrics.filtered_renders.inc
+                settings.server.filtered_cache_bytes,
+                max_sending_bytes=settings.server.filtered_sending_bytes,
+                on_render=metrics.filtered_renders.inc,
             )
             stack.callback(views.close)
             metrics.filtered_kept_bytes.set_function(lambda: views.kept_bytes)
@@ -144,6 +146,11 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
         ),
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # FastAPI's /docs and /redoc load their scripts from a public CDN: a cluster without
+        # internet cannot reach it, and the pages' Content-Security-Policy refuses it. The spec
+        # stays at /openapi.json (and openapi/openapi.yaml).
+        docs_url=None,
+        redoc_url=None,
         middleware=stack(settings.server, metrics, pages.content_security_policy()),
     )
     for module in (pages, entities, sources, posture, health, operations):

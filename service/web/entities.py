@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request, Response
 
 from ..catalog.render import render_body
 from ..errors import NotFound
+from ..snapshot.store import SnapshotStore
 from .deps import StoreDep, ViewsDep
-from .filters import FiltersDep
-from .negotiation import negotiate, prefers_html
+from .filters import EntityFilters, FiltersDep
+from .negotiation import Format, negotiate, prefers_html
 from .pages import entity_page
 from .responses import (
     JSON_MEDIA_TYPE,
@@ -19,7 +20,7 @@ from .responses import (
     require_snapshot,
     respond,
 )
-from .views import rendered_for
+from .views import FilteredViews, rendered_for
 
 __all__ = ["router"]
 
@@ -58,9 +59,7 @@ async def entities_yaml(
     request: Request, store: StoreDep, filters: FiltersDep, views: ViewsDep
 ) -> Response:
     """Every entity as multi-document YAML: the URL Backstage's `type: url` location reads."""
-    snapshot = require_complete(store)
-    rendered = await rendered_for(views, snapshot, filters, "yaml")
-    return respond(request, store, snapshot, rendered, YAML_MEDIA_TYPE)
+    return await _entities_response(request, store, filters, views, "yaml")
 
 
 @router.get(
@@ -78,9 +77,7 @@ async def entities_json(
     request: Request, store: StoreDep, filters: FiltersDep, views: ViewsDep
 ) -> Response:
     """Every entity as one JSON object, `{"items": [...]}`, for people and tools."""
-    snapshot = require_complete(store)
-    rendered = await rendered_for(views, snapshot, filters, "json")
-    return respond(request, store, snapshot, rendered, JSON_MEDIA_TYPE)
+    return await _entities_response(request, store, filters, views, "json")
 
 
 @router.get("/entities", response_class=Response, responses=_ENTITY_RESPONSES)
@@ -88,11 +85,25 @@ async def entities(
     request: Request, store: StoreDep, filters: FiltersDep, views: ViewsDep
 ) -> Response:
     """The entities in YAML or JSON, chosen by `Accept`; YAML unless JSON is preferred."""
-    snapshot = require_complete(store)
     fmt = negotiate(request.headers.get("accept"))
-    media_type = JSON_MEDIA_TYPE if fmt == "json" else YAML_MEDIA_TYPE
+    return await _entities_response(request, store, filters, views, fmt, vary="Accept")
+
+
+async def _entities_response(
+    request: Request,
+    store: SnapshotStore,
+    filters: EntityFilters,
+    views: FilteredViews,
+    fmt: Format,
+    vary: str | None = None,
+) -> Response:
+    """The entities ``filters`` choose, in ``fmt``, once every source has data."""
+    snapshot = require_complete(store)
     rendered = await rendered_for(views, snapshot, filters, fmt)
-    return respond(request, store, snapshot, rendered, media_type, vary="Accept")
+    media_type = JSON_MEDIA_TYPE if fmt == "json" else YAML_MEDIA_TYPE
+    response = respond(request, store, snapshot, rendered, media_type, vary=vary)
+    # The whole catalog is the snapshot's own body; a filtered one exists for this request.
+    return response if filters.empty else views.sending(response, rendered)
 
 
 @router.get(

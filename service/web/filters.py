@@ -44,11 +44,7 @@ class FilterQuery(BaseModel):
     account: list[str] | None = _filter_field("AWS account id.")
     region: list[str] | None = _filter_field("AWS region.")
     name: list[str] | None = _filter_field("metadata.name, exactly.")
-    q: str | None = Field(
-        None,
-        description="Case-insensitive substring of name, title or description.",
-        max_length=MAX_FILTER_LENGTH,
-    )
+    q: list[str] | None = _filter_field("Case-insensitive substring of name, title or description.")
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ class EntityFilters:
     account: frozenset[str]
     region: frozenset[str]
     name: frozenset[str]
-    q: str | None
+    q: frozenset[str]
 
     @property
     def empty(self) -> bool:
@@ -77,7 +73,7 @@ class EntityFilters:
             and (not self.account or item.account in self.account)
             and (not self.region or item.region in self.region)
             and (not self.name or item.name in self.name)
-            and (self.q is None or self.q in item.search_text)
+            and (not self.q or any(text in item.search_text for text in self.q))
         )
 
     def cache_key(self) -> tuple[Any, ...]:
@@ -88,7 +84,7 @@ class EntityFilters:
             tuple(sorted(self.account)),
             tuple(sorted(self.region)),
             tuple(sorted(self.name)),
-            self.q,
+            tuple(sorted(self.q)),
         )
 
 
@@ -119,7 +115,7 @@ async def entity_filters(query: Annotated[FilterQuery, Query()]) -> EntityFilter
         account=_values(query.account, "account"),
         region=_values(query.region, "region"),
         name=_values(query.name, "name"),
-        q=query.q.strip().lower() or None if query.q is not None else None,
+        q=_values(query.q, "q"),
     )
 
 

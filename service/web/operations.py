@@ -7,6 +7,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.requests import ClientDisconnect
 
 from ..errors import Conflict, EventRejected, PayloadTooLarge, RequestRefused
 from ..snapshot.removals import parse_source
@@ -75,11 +76,16 @@ async def _limited_body(request: Request, limit: int) -> bytes:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as gone:
+        # A sender that goes away (or whose chunked body the server refused) mid-body is bad
+        # input, not a fault of ours: no traceback, no 500 in the metrics.
+        raise RequestRefused("the client went away before the body ended") from gone
     return b"".join(chunks)
 
 

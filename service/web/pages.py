@@ -15,7 +15,6 @@ import functools
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterable
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -30,6 +29,7 @@ from ..config import Settings
 from ..instants import iso
 from ..snapshot.store import SnapshotStore
 from ..snapshot.types import IndexedEntity, Snapshot
+from ..text import escape_invisible
 from .deps import BackstageDep, MetricsDep, StoreDep
 from .filters import EntityFilters, FiltersDep
 from .posture import posture_report
@@ -44,17 +44,14 @@ PAGE_SIZE = 50
 LISTED = 500
 
 
-# Bidirectional embeddings, overrides and isolates (Unicode's Bidi_Control, less the marks):
-# held by a name or a tag, one would reorder what the page shows after it ("Trojan Source",
-# CVE-2021-42574), such as a YAML line displayed reversed.
-_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
-
-
-def _bidi_visible(value: Any) -> Any:
-    """Every ``{{ }}`` value, with its bidirectional controls shown as escapes (``\\u202e``)."""
-    if not isinstance(value, str) or not _BIDI.search(value):
+def _shown_safely(value: Any) -> Any:
+    """Every ``{{ }}`` value, with its control and bidirectional characters as visible escapes
+    (service.text): a name or a tag cannot reorder or hide what the page shows."""
+    if not isinstance(value, str):
         return value
-    shown = _BIDI.sub(lambda match: f"\\u{ord(match.group()):04x}", value)
+    shown = escape_invisible(value)
+    if shown == value:
+        return value
     # The escape holds no markup: what was already safe HTML (a macro's output) stays safe.
     return markupsafe.Markup(shown) if isinstance(value, markupsafe.Markup) else shown
 
@@ -67,7 +64,7 @@ def _templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        finalize=_bidi_visible,
+        finalize=_shown_safely,
     )
 
 

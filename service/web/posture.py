@@ -92,4 +92,4 @@ async def posture(
         ("posture", filters.cache_key()),
         functools.partial(_report_body, snapshot.entities, filters),
     )
-    return respond(request, store, snapshot, rendered, JSON_MEDIA_TYPE)
+    return views.sending(respond(request, store, snapshot, rendered, JSON_MEDIA_TYPE), rendered)

@@ -8,6 +8,7 @@ events, control characters for the logs, raw HEAD requests.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -172,6 +173,50 @@ def test_head_over_raw_http_has_gets_headers_and_no_body(
     assert b"x-content-type-options: nosniff" in head_block.lower()
     policy = b"content-security-policy: default-src 'none'"
     assert (policy in head_block.lower()) == (accept == "text/html")
+
+
+def events_answered(url: str) -> dict[str, float]:
+    """How many /events/ecr requests got each status so far."""
+    text = httpx.get(f"{url}/metrics").text
+    found = re.findall(
+        r'^ecr_catalog_http_requests_total\{route="/events/ecr",status="(\d+)"\} (\S+)$', text, re.M
+    )
+    return {status: float(count) for status, count in found}
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        # A body shorter than its Content-Length, then the connection closed.
+        b'Content-Length: 1000\r\n\r\n{"detail',
+        # A chunked body whose chunk size is not hex.
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    ],
+)
+def test_a_sender_that_goes_away_mid_body_is_no_server_error(
+    service: tuple[ServiceProcess, Path], cut: bytes
+) -> None:
+    spawned, log = service
+    before = events_answered(spawned.url)
+    request = (
+        b"POST /events/ecr HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {TOKEN}\r\n".encode()
+        + cut
+    )
+    with socket.create_connection(("127.0.0.1", spawned.port), timeout=10) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        while connection.recv(65536):
+            pass
+    # The request is counted once its handling ends: as our 400, never as a 500.
+    deadline = time.monotonic() + 10
+    while sum(events_answered(spawned.url).values()) == sum(before.values()):
+        assert time.monotonic() < deadline, "the request was never counted"
+        time.sleep(0.1)
+    after = events_answered(spawned.url)
+    assert after.get("500", 0) == before.get("500", 0)
+    assert after["400"] == before.get("400", 0) + 1
+    assert "Exception in ASGI application" not in log.read_text(errors="replace")
 
 
 def test_the_service_process_is_still_serving(service: tuple[ServiceProcess, Path]) -> None:

@@ -195,7 +195,15 @@ async def test_an_account_whose_role_cannot_be_assumed_fails_alone(
             return None
 
         error = await until_true(beta_failing, "beta's failure on /readyz")
-        alpha = await client.get(f"/sources/{org.accounts['alpha']}/us-east-1/entities.yaml")
+
+        async def alpha_served() -> httpx.Response | None:
+            # A read's status is set when it ends; its data is served once the refresh that
+            # read it has published.
+            url = f"/sources/{org.accounts['alpha']}/us-east-1/entities.yaml"
+            response = await client.get(url)
+            return response if response.status_code == 200 else None
+
+        alpha = await until_true(alpha_served, "alpha served on its own URL")
         beta = await client.get(f"/sources/{org.accounts['beta']}/us-east-1/entities.yaml")
         single = await client.get("/entities.yaml")
     assert "AssumeRole" in error and org.role("beta") in error and "AccessDenied" in error

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.logs import CONTINUATION, TextFormatter, configure_logging, escape_controls
+from service.logs import CONTINUATION, TextFormatter, configure_logging
+from service.text import escape_controls, escape_invisible
 
 HOSTILE = "team/api\n2026-01-01 00:00:00,000 CRITICAL service: forged\x1b[31m red\r\x07\u2028x"
 
@@ -70,5 +71,9 @@ def test_a_traceback_keeps_its_lines_each_marked_as_a_continuation(
 def test_escapes_are_visible_and_plain_text_is_left_alone() -> None:
     assert escape_controls("plain: ünïcode, tabs\tand\x7f") == "plain: ünïcode, tabs\\tand\\x7f"
     assert escape_controls("\x00\x9b\u2029") == "\\x00\\x9b\\u2029"
+    # Bidirectional controls reorder a terminal's line as they do a page's.
+    assert escape_controls("a\u202eb\u2066c\u200fd\u061c") == "a\\u202eb\\u2066c\\u200fd\\u061c"
+    # A page keeps its white space and escapes the rest alike.
+    assert escape_invisible("a\tb\nc\r\x1b\u202e") == "a\tb\nc\r\\x1b\\u202e"
     record = logging.LogRecord("n", logging.WARNING, "f", 1, "%s", ("x\ny",), None)
     assert TextFormatter("%(levelname)s %(message)s").format(record) == "WARNING x\\ny"

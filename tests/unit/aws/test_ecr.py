@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.hooks import HierarchicalEmitter
 
 from service.aws.ecr import EcrClient
 from service.errors import EcrError
@@ -34,14 +35,15 @@ class Counted:
 class FakeEcr:
     """Answers like aiobotocore's ECR client: methods by snake name, pages with nextToken."""
 
-    meta = SimpleNamespace(
-        method_to_api_mapping={
-            "describe_repositories": "DescribeRepositories",
-            "list_tags_for_resource": "ListTagsForResource",
-        }
-    )
-
     def __init__(self, repositories: int = 0, failure: Exception | None = None) -> None:
+        # botocore's own event emitter: the client registers on it as on a real client's.
+        self.meta = SimpleNamespace(
+            method_to_api_mapping={
+                "describe_repositories": "DescribeRepositories",
+                "list_tags_for_resource": "ListTagsForResource",
+            },
+            events=HierarchicalEmitter(),
+        )
         self.items = [{"repositoryName": f"r{i}"} for i in range(repositories)]
         self.failure = failure
         self.calls: list[dict[str, Any]] = []
@@ -63,6 +65,16 @@ class FakeEcr:
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             await asyncio.sleep(0.01)
+            if isinstance(self.failure, ClientError):
+                # As botocore does: needs-retry after each attempt, with the attempt's answer.
+                answer = self.failure.response
+                attempts = int(answer.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
+                for _ in range(attempts):
+                    self.meta.events.emit(
+                        "needs-retry.ecr.ListTagsForResource",
+                        response=(None, answer),
+                        operation=SimpleNamespace(name="ListTagsForResource"),
+                    )
             if self.failure is not None:
                 raise self.failure
             return {"tags": [], "ResponseMetadata": {"RetryAttempts": 2}}
@@ -111,9 +123,10 @@ async def test_a_throttle_that_outlasted_the_retries_is_our_error_and_counted() 
     assert (caught.value.account, caught.value.region) == (ACCOUNT, "us-east-1")
     assert caught.value.operation == "list_tags_for_resource"
     assert caught.value.code == "ThrottlingException" and caught.value.retries == 9
+    # Each of the ten attempts was throttled; nine were retried; no outcome is counted twice.
     assert observer.calls == [
+        *[("ListTagsForResource", "throttled", 1)] * 10,
         ("ListTagsForResource", "retried", 9),
-        ("ListTagsForResource", "throttled", 1),
     ]
 
 

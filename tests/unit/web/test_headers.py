@@ -60,8 +60,8 @@ async def test_head_answers_every_get_route_with_its_headers_and_no_body(
 ) -> None:
     paths = get_paths((await client.get("/openapi.json")).json())
     assert {"/", "/healthz", "/readyz", "/entities.yaml", "/metrics"} <= set(paths)
-    # The documentation routes are Starlette's, which answered HEAD already.
-    for path in [*paths, "/openapi.json", "/docs"]:
+    # The spec's route is Starlette's, which answered HEAD already.
+    for path in [*paths, "/openapi.json"]:
         for headers in ({}, HTML, {"Accept-Encoding": "gzip"}):
             got = await client.get(path, headers=headers)
             head = await client.head(path, headers=headers)
@@ -156,6 +156,8 @@ async def test_pages_show_bidirectional_controls_as_escapes() -> None:
             "x/api",
             tags={"description": f"safe {rlo}gnp.exe", "backstage.io/tags": "a"},
         ),
+        # The marks reorder too, and ESC or a vertical tab would hide what follows.
+        repository("x/marks", tags={"description": "rlm\u200f alm\u061c esc\x1b[2J vt\x0bend"}),
     )
     async with serving(FakeReader(hostile)) as client:
         entity = await client.get(
@@ -169,6 +171,16 @@ async def test_pages_show_bidirectional_controls_as_escapes() -> None:
             assert control not in page.text
     # In the facts table and in the YAML alike.
     assert entity.text.count("safe \\u202egnp.exe") >= 2
+    async with serving(FakeReader(hostile)) as client:
+        marks = await client.get(
+            "/entities/resource/default/x--marks.us-east-1.123456789012", headers=HTML
+        )
+    assert marks.status_code == 200
+    for hidden in ("\u200f", "\u061c", "\x1b", "\x0b"):
+        assert hidden not in marks.text
+    assert "rlm\\u200f alm\\u061c esc\\x1b[2J vt\\x0bend" in marks.text
+    # The YAML block keeps its lines: white space is shown as the white space it is.
+    assert "\n" in marks.text and "\\n" not in marks.text
     # The data itself is served as it is: only what a browser displays is escaped.
     descriptions = [item["metadata"].get("description") for item in data.json()["items"]]
     assert f"safe {rlo}gnp.exe" in descriptions
@@ -188,3 +200,11 @@ async def test_an_unhandled_error_says_nosniff_too() -> None:
         response = await client.get("/boom")
     assert response.status_code == 500
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_no_documentation_page_loads_scripts_from_a_cdn(client: httpx.AsyncClient) -> None:
+    # Swagger UI and ReDoc fetch their scripts from a public CDN, which the pages' policy
+    # (script-src by hash) would refuse; the spec is served as data instead.
+    for path in ("/docs", "/redoc"):
+        assert (await client.get(path, headers=HTML)).status_code == 404
+    assert (await client.get("/openapi.json")).json()["info"]["title"] == "ecr-catalog"

@@ -173,7 +173,8 @@ async def test_filtered_bodies_have_their_own_etag_and_304(client: httpx.AsyncCl
 
 
 async def test_oversized_filters_are_refused(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/entities.json?q=" + "x" * 300)).status_code == 422
+    # q is refused as every other filter is (it used to be the one single-valued filter).
+    assert (await client.get("/entities.json?q=" + "x" * 300)).status_code == 400
     assert (await client.get("/entities.json?kind=" + "x" * 300)).status_code == 400
     many = "&".join(["kind=x"] * 21)
     assert (await client.get(f"/entities.json?{many}")).status_code == 422
@@ -295,3 +296,15 @@ async def test_the_operator_page_escapes_what_ecr_tags_hold() -> None:
         )
         assert "<script>alert(1)</script>" not in page.text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+async def test_q_is_repeatable_like_every_filter_and_any_value_matches(
+    client: httpx.AsyncClient,
+) -> None:
+    one = (await client.get("/entities.json?q=ecr-")).json()["items"]
+    assert one
+    both = await client.get("/entities.json?q=ecr-&q=no-such-text")
+    # Either order: any value matches, so no value is dropped for another.
+    assert both.json()["items"] == one
+    assert (await client.get("/entities.json?q=no-such-text&q=ecr-")).json()["items"] == one
+    assert (await client.get("/entities.json?q=no-such-text")).json()["items"] == []

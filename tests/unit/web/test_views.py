@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
+from starlette.responses import Response
 
 from service.catalog.render import RenderedBody, render_body
 from service.config import Settings
+from service.errors import Unavailable
 from service.snapshot.types import Snapshot
 from service.web.app import create_app
 from service.web.views import RENDER_WORKERS, FilteredViews
@@ -183,3 +186,86 @@ async def test_distinct_filtered_requests_keep_at_most_the_configured_bytes() ->
         posture = await client.get("/posture?owner=team-2")
         assert posture.status_code == 200
         assert await metric(client, "ecr_catalog_filtered_kept_bytes") <= bound
+
+
+def _sent_response(body: RenderedBody, status: int = 200) -> Response:
+    return Response(body.body if status == 200 else b"", status_code=status)
+
+
+async def test_bodies_being_sent_are_bounded_in_bytes_each_counted_once() -> None:
+    views = FilteredViews(0, max_sending_bytes=250)
+    first, second = (
+        render_body(b"a" * 200, with_gzip=False),
+        render_body(b"b" * 100, with_gzip=False),
+    )
+    try:
+        one = views.sending(_sent_response(first), first)
+        # The same body again (another client of one view) costs nothing more.
+        again = views.sending(_sent_response(first), first)
+        assert views.sending_bytes == 200
+        with pytest.raises(Unavailable) as refused:
+            views.sending(_sent_response(second), second)
+        assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "5"
+        assert "server.filtered_sending_bytes" in refused.value.detail
+        # A 304 sends no body: never counted, never refused.
+        assert views.sending(_sent_response(second, 304), second).background is None
+        for response in (one, again):
+            assert response.background is not None
+            await response.background()
+        assert views.sending_bytes == 0
+        # Nothing else being sent: one body larger than the whole bound still goes out.
+        huge = render_body(b"c" * 1000, with_gzip=False)
+        views.sending(_sent_response(huge), huge)
+        assert views.sending_bytes == 1000
+    finally:
+        views.close()
+
+
+async def test_a_client_that_never_reads_holds_its_view_and_others_get_503_not_memory() -> None:
+    settings = Settings(
+        refresh={"interval_seconds": 3600, "initial_retry_seconds": 0.05},
+        server={"filtered_sending_bytes": 1},
+    )
+    app = create_app(settings, lambda _observer: nullcontext(FakeReader(US)))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def ready() -> bool:
+                return (await client.get("/readyz")).status_code == 200
+
+            await until_true(ready, "a ready service", within=10)
+            # A client whose body never drains: its send of the body never returns.
+            started, drained = asyncio.Event(), asyncio.Event()
+
+            async def stalled_send(message: MutableMapping[str, Any]) -> None:
+                if message["type"] == "http.response.body":
+                    started.set()
+                    await drained.wait()
+
+            async def receive() -> MutableMapping[str, Any]:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": "/entities.yaml",
+                "raw_path": b"/entities.yaml",
+                "query_string": b"owner=team-1",
+                "root_path": "",
+                "headers": [(b"host", b"test")],
+                "client": ("127.0.0.1", 1),
+                "server": ("test", 80),
+            }
+            stalled = asyncio.create_task(manager.app(scope, receive, stalled_send))
+            await asyncio.wait_for(started.wait(), 10)
+            refused = await client.get("/entities.yaml?owner=team-2")
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+            # The whole catalog is the snapshot's own body: never refused.
+            assert (await client.get("/entities.yaml")).status_code == 200
+            drained.set()
+            await asyncio.wait_for(stalled, 10)
+            assert (await client.get("/entities.yaml?owner=team-2")).status_code == 200

@@ -16,9 +16,8 @@ from service.model import LatestImage, LifecyclePolicy, RegistryRecord, SourceId
 from service.reading import SourceListing
 from service.snapshot.catalogs import Catalogs
 from tests.catalog_build import build_snapshot
+from tests.faults.fake_ecr import REGION_NAMES
 from tests.records import AWS, repository
-
-from .fake_ecr import REGION_NAMES
 
 
 def rss() -> str:

@@ -20,9 +20,8 @@ from service.aws.answers import ImageSummariser
 from service.aws.reader import AwsEcrReader
 from service.config import Settings
 from service.reading import StaticCredentials
+from tests.faults.fake_ecr import REGION_NAMES
 from tests.support import start_fake_ecr, stop_process
-
-from .fake_ecr import REGION_NAMES
 
 IMAGES = 50_000
 

@@ -1,8 +1,8 @@
 """`make bench`: cold refresh against the sequential baseline, at scale, steady-state calls and
 serving against nginx, each measured in this one run. Prints one table.
 
-Everything talks over loopback to bench/fake_ecr.py (ECR's wire protocol, paging, latency and a
-token bucket per operation and region), since moto spends ~8 ms of CPU per call.
+Everything talks over loopback to tests/faults/fake_ecr.py (ECR's wire protocol, paging,
+latency and a token bucket per operation and region), since moto spends ~8 ms of CPU per call.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from tests.faults.fake_ecr import REGION_NAMES
 from tests.support import (
     free_port,
     spawn_service,
@@ -34,7 +35,6 @@ from tests.support import (
 )
 
 from . import abuse
-from .fake_ecr import REGION_NAMES
 
 ROOT = Path(__file__).parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

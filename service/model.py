@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "STRICT",
     "FINDINGS_AVAILABLE",
     "FINDINGS_PENDING",
     "FINDINGS_UNAVAILABLE",
@@ -33,15 +34,17 @@ __all__ = [
 # A Backstage entity as plain JSON-shaped data: what is validated, rendered and served.
 Entity = dict[str, Any]
 
-# pydantic's ConfigDict, as the plain dict it is: this module does not import pydantic.
-_STRICT = {"extra": "forbid", "strict": True}
+# How pydantic reads our records, in state files and wherever else: exactly the fields
+# written, types included. pydantic's ConfigDict, as the plain dict it is: this module does
+# not import pydantic.
+STRICT = {"extra": "forbid", "strict": True}
 
 
 @dataclass(frozen=True, order=True, slots=True)
 class SourceId:
     """One account in one region: the unit that is read, cached and fails on its own."""
 
-    __pydantic_config__ = _STRICT
+    __pydantic_config__ = STRICT
 
     account_id: str
     region: str
@@ -54,7 +57,7 @@ class SourceId:
 class Partition:
     """The AWS partition a source's region belongs to, as botocore's partition data has it."""
 
-    __pydantic_config__ = _STRICT
+    __pydantic_config__ = STRICT
 
     name: str  # aws, aws-cn, aws-us-gov, ...
     dns_suffix: str  # amazonaws.com, amazonaws.com.cn, ...
@@ -72,7 +75,7 @@ FINDINGS_UNAVAILABLE = "unavailable"
 class LatestImage:
     """The most recently pushed image of a repository."""
 
-    __pydantic_config__ = _STRICT
+    __pydantic_config__ = STRICT
 
     digest: str
     tags: tuple[str, ...]
@@ -92,7 +95,7 @@ class LatestImage:
 class ImageSummary:
     """What DescribeImages told us about one repository."""
 
-    __pydantic_config__ = _STRICT
+    __pydantic_config__ = STRICT
 
     image_count: int
     latest: LatestImage | None
@@ -111,7 +114,7 @@ class LifecyclePolicy:
     they were (service/snapshot/persist.py).
     """
 
-    __pydantic_config__ = _STRICT
+    __pydantic_config__ = STRICT
 
     present: bool
     rule_count: int | None = 0
@@ -126,7 +129,7 @@ class LifecyclePolicy:
 class RepositoryRecord:
     """One ECR repository with the answers of its per-repository calls."""
 
-    __pydantic_config__ = _STRICT
+    __pydantic_config__ = STRICT
 
     name: str
     arn: str
@@ -143,7 +146,7 @@ class RepositoryRecord:
 class ScanningRule:
     """One rule of a registry's scanning configuration."""
 
-    __pydantic_config__ = _STRICT
+    __pydantic_config__ = STRICT
 
     # SCAN_ON_PUSH, CONTINUOUS_SCAN or MANUAL.
     frequency: str
@@ -165,7 +168,7 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
 class RegistryRecord:
     """Registry-wide settings of one source."""
 
-    __pydantic_config__ = _STRICT
+    __pydantic_config__ = STRICT
 
     # Replication destinations as "region" or "region@account", sorted.
     replication_destinations: tuple[str, ...] = ()
@@ -177,7 +180,7 @@ class RegistryRecord:
 class SourceRecords:
     """Everything one successful read of a source returned."""
 
-    __pydantic_config__ = _STRICT
+    __pydantic_config__ = STRICT
 
     source: SourceId
     partition: Partition

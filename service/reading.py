@@ -101,11 +101,7 @@ class EcrReader(Protocol):
         ...
 
     async def read_source(self, source: SourceId) -> SourceRecords:
-        """One consistent read of a source; raises EcrError when it cannot be had.
-
-        A repository that has not changed since the last read comes back as the very record
-        object of that read (see ``service.reuse``).
-        """
+        """One consistent read of a source; raises EcrError when it cannot be had."""
         ...
 
     async def forget_images(self, source: SourceId, repository: str) -> bool:

@@ -5,7 +5,7 @@ A write is atomic (a temporary file in the same directory, fsync, rename, fsync 
 directory), so a crash leaves the old file or the new one, whole. A file that cannot be read
 is renamed aside as ``*.corrupt`` (``*.1.corrupt`` and so on when one is there already), never
 deleted: it may be what someone wants to look at. Loading reads each document strictly
-(``STRICT_FILE``) and says pydantic's first problems in words (``validation_problems``).
+(``model.STRICT``) and says pydantic's first problems in words (``validation_problems``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pydantic import ValidationError
 
 __all__ = [
     "CORRUPT_SUFFIX",
-    "STRICT_FILE",
     "TEMPORARY_PREFIX",
     "load_state_file",
     "read_state_file",
@@ -34,8 +33,6 @@ log = logging.getLogger(__name__)
 
 CORRUPT_SUFFIX = ".corrupt"
 TEMPORARY_PREFIX = ".tmp-"
-# How pydantic reads every state file's document: exactly the fields written, types included.
-STRICT_FILE = {"extra": "forbid", "strict": True}
 
 T = TypeVar("T")
 

@@ -282,10 +282,10 @@ def start_proxy(upstream: str) -> FaultProxy:
 
 
 def start_fake_ecr(*options: str, log: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """bench/fake_ecr.py as a process on a port of its own; its URL once it answers."""
+    """tests/faults/fake_ecr.py as a process on a port of its own; its URL once it answers."""
     log = log or Path(tempfile.mkdtemp(prefix="fake-ecr-")) / "fake-ecr.log"
     process, port = start_announcing(
-        [sys.executable, "-m", "bench.fake_ecr", "--port", "0", *options],
+        [sys.executable, "-m", "tests.faults.fake_ecr", "--port", "0", *options],
         log,
         "the fake ECR",
         timeout=180,

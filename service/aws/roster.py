@@ -19,7 +19,8 @@ from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from ..config.base import ACCOUNT, REGION
 from ..instants import time_problem
-from ..statefiles import STRICT_FILE, validation_problems
+from ..model import STRICT
+from ..statefiles import validation_problems
 
 __all__ = ["Roster", "RosterChange"]
 
@@ -105,7 +106,7 @@ Region = Annotated[str, StringConstraints(pattern=REGION.pattern)]
 class _RosterFile:
     """The whole file: strict JSON, exactly these fields, as ``Roster.to_json`` writes them."""
 
-    __pydantic_config__ = STRICT_FILE
+    __pydantic_config__ = STRICT
 
     format: Annotated[int, Field(ge=FORMAT_VERSION, le=FORMAT_VERSION)]
     accounts: tuple[AccountId, ...]

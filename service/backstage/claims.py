@@ -31,8 +31,9 @@ from ..catalog.entities import FOREIGN_ANNOTATIONS
 from ..config import BackstageSettings
 from ..errors import BackstageError
 from ..instants import iso, time_problem
+from ..model import STRICT
 from ..snapshot.types import Snapshot
-from ..statefiles import STRICT_FILE, load_state_file, validation_problems, write_atomically
+from ..statefiles import load_state_file, validation_problems, write_atomically
 from .client import BackstageClient
 
 __all__ = ["CLAIMS_FILE", "ClaimsReader", "claims_from_json", "claims_to_json"]
@@ -46,7 +47,7 @@ LISTED = 100
 
 @dataclass(frozen=True)
 class _ClaimsFile:
-    __pydantic_config__ = STRICT_FILE
+    __pydantic_config__ = STRICT
 
     format: Annotated[int, Field(ge=1, le=1)]
     read_at: str

@@ -14,9 +14,9 @@ from urllib.parse import quote
 import httpx
 
 from .. import __version__
-from ..catalog.validate import EntityRef
 from ..config import BackstageSettings
 from ..errors import BackstageError
+from ..names import EntityRef
 
 __all__ = ["BackstageClient"]
 

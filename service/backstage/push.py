@@ -29,11 +29,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..catalog.locations import ROOT_LOCATION_NAME, source_location_name
-from ..catalog.validate import EntityRef
 from ..config import BackstageSettings, CatalogSettings
 from ..errors import BackstageError
 from ..instants import iso
 from ..model import SourceId
+from ..names import EntityRef
 from ..snapshot.status import RefreshOutcome
 from .client import BackstageClient
 

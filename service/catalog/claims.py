@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .validate import EntityRef, parse_entity_ref
+from ..names import EntityRef, parse_entity_ref
 
 __all__ = [
     "CLAIMING_KINDS",

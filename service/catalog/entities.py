@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..config import CatalogSettings
 from ..model import Entity, RepositoryRecord
+from ..names import EntityRef, is_valid_label_key, is_valid_tag, parse_entity_ref
 from .annotations import FOREIGN_ANNOTATIONS, registry_annotations, repository_annotations
 from .claims import Claimer, ClaimIndex
 from .facts import EntityFacts, facts_of
@@ -28,7 +29,6 @@ from .naming import (
     sanitize_label_value,
 )
 from .posture import assess
-from .validate import EntityRef, is_valid_label_key, is_valid_tag, parse_entity_ref
 
 __all__ = [
     "API_VERSION",

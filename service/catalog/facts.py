@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..model import Entity, SourceId
+from ..names import parse_entity_ref
 from .posture import FAIL, UNKNOWN, Posture
-from .validate import entity_ref, parse_entity_ref
+from .validate import entity_ref
 
 __all__ = ["EntityFacts", "facts_of"]
 

@@ -11,7 +11,7 @@ import re
 from urllib.parse import quote
 
 from ..model import Entity, Partition, SourceId
-from .validate import MAX_NAME_LENGTH, is_valid_label_value
+from ..names import MAX_NAME_LENGTH, is_valid_label_value
 
 __all__ = [
     "SHORTENED_MARKER",

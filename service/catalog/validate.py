@@ -1,44 +1,36 @@
 """Backstage's entity rules, checked (and safely repaired) before anything is served.
 
-The rules mirror @backstage/catalog-model's KubernetesValidatorFunctions and the kind schemas.
+The rules mirror @backstage/catalog-model's kind schemas, with the name rules of service.names.
 One invalid document, or one envelope error, fails a whole ``type: url`` location, so nothing
 reaches a snapshot without passing here. Pure: no I/O, no settings.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..model import Entity
+from ..names import (
+    KIND,
+    EntityRef,
+    is_valid_annotation_key,
+    is_valid_entity_name,
+    is_valid_label_key,
+    is_valid_label_value,
+    is_valid_namespace,
+    is_valid_tag,
+    parse_entity_ref,
+)
 
 __all__ = [
-    "EntityRef",
-    "Rejection",
     "EntityValidator",
+    "Rejection",
     "entity_problems",
     "entity_ref",
-    "is_valid_annotation_key",
-    "is_valid_dns_subdomain",
-    "is_valid_entity_name",
-    "is_valid_label_key",
-    "is_valid_label_value",
-    "is_valid_namespace",
-    "is_valid_tag",
-    "parse_entity_ref",
 ]
 
-MAX_NAME_LENGTH = 63
-MAX_TAG_LENGTH = 63
-MAX_DNS_SUBDOMAIN_LENGTH = 253
-
-_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]+(?:-+[a-z0-9]+)*$")
-_TAG = re.compile(r"^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$")
-_KIND = re.compile(r"^[a-zA-Z][a-z0-9A-Z]*$")
 
 API_VERSIONS = frozenset({"backstage.io/v1alpha1", "backstage.io/v1beta1"})
 ROOT_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec"})
@@ -63,71 +55,6 @@ REF_FIELDS: dict[str, str | None] = {
 }
 
 
-def is_valid_entity_name(value: object) -> bool:
-    """metadata.name: 1-63 characters of ``[A-Za-z0-9-_.]``, alphanumeric at both ends."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_NAME_LENGTH
-        and bool(_NAME.fullmatch(value))
-    )
-
-
-def is_valid_dns_label(value: object) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 63 and bool(_DNS_LABEL.fullmatch(value))
-
-
-def is_valid_namespace(value: object) -> bool:
-    """metadata.namespace: a DNS label."""
-    return is_valid_dns_label(value)
-
-
-def is_valid_dns_subdomain(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_DNS_SUBDOMAIN_LENGTH
-        and all(is_valid_dns_label(label) for label in value.split("."))
-    )
-
-
-def _is_valid_prefixed_name(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    return _is_valid_prefixed_str(value)
-
-
-# Label and annotation keys are the same few dozen strings on every entity: each is checked once.
-@functools.lru_cache(maxsize=4096)
-def _is_valid_prefixed_str(value: str) -> bool:
-    parts = value.split("/")
-    if len(parts) == 1:
-        return is_valid_entity_name(parts[0])
-    if len(parts) == 2:
-        return is_valid_dns_subdomain(parts[0]) and is_valid_entity_name(parts[1])
-    return False
-
-
-def is_valid_label_key(value: object) -> bool:
-    """``[dns-subdomain/]name``."""
-    return _is_valid_prefixed_name(value)
-
-
-def is_valid_annotation_key(value: object) -> bool:
-    """``[dns-subdomain/]name``, the same rule as label keys."""
-    return _is_valid_prefixed_name(value)
-
-
-def is_valid_label_value(value: object) -> bool:
-    """Empty, or the entity-name rule."""
-    return value == "" or is_valid_entity_name(value)
-
-
-def is_valid_tag(value: object) -> bool:
-    """metadata.tags entries: lower-case words of ``[a-z0-9:+#]`` joined by single dashes."""
-    return (
-        isinstance(value, str) and 0 < len(value) <= MAX_TAG_LENGTH and bool(_TAG.fullmatch(value))
-    )
-
-
 def _is_valid_url(value: object) -> bool:
     # Backstage runs `new URL(url)`: an absolute URL with a scheme; we also insist on a host.
     if not isinstance(value, str) or not value or any(c.isspace() for c in value):
@@ -137,42 +64,6 @@ def _is_valid_url(value: object) -> bool:
     except ValueError:
         return False
     return bool(parts.scheme) and bool(parts.netloc)
-
-
-@dataclass(frozen=True, order=True)
-class EntityRef:
-    """A fully qualified entity reference, lower-cased for comparison."""
-
-    kind: str
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.namespace}/{self.name}"
-
-
-def parse_entity_ref(
-    value: object, *, default_kind: str | None, default_namespace: str
-) -> EntityRef | None:
-    """Parse ``[kind:][namespace/]name``; None when it is malformed or lacks a required kind."""
-    if not isinstance(value, str) or not value:
-        return None
-    kind: str | None = default_kind
-    rest = value
-    if ":" in rest:
-        kind, rest = rest.split(":", 1)
-        if not _KIND.fullmatch(kind):
-            return None
-    if kind is None:
-        return None
-    namespace = default_namespace
-    if "/" in rest:
-        namespace, rest = rest.split("/", 1)
-        if not is_valid_namespace(namespace):
-            return None
-    if not is_valid_entity_name(rest):
-        return None
-    return EntityRef(kind.lower(), namespace.lower(), rest.lower())
 
 
 def entity_ref(entity: Entity) -> EntityRef:
@@ -284,7 +175,7 @@ def entity_problems(entity: object) -> list[str]:
     if entity.get("apiVersion") not in API_VERSIONS:
         problems.append(f"apiVersion {entity.get('apiVersion')!r} is not supported")
     kind = entity.get("kind")
-    if not isinstance(kind, str) or not _KIND.fullmatch(kind):
+    if not isinstance(kind, str) or not KIND.fullmatch(kind):
         problems.append(f"kind {kind!r} is invalid")
         kind = ""
     metadata = entity.get("metadata")

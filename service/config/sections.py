@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from ..catalog.validate import parse_entity_ref
+from ..names import (
+    is_valid_dns_subdomain,
+    is_valid_entity_name,
+    is_valid_namespace,
+    parse_entity_ref,
+)
 from .base import Strict, check_url
 
 __all__ = [
@@ -22,10 +26,6 @@ __all__ = [
     "SEVERITIES",
     "ServerSettings",
 ]
-
-# Backstage's entity-name rule; configured names are checked against it up front.
-ENTITY_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 class CatalogSettings(Strict):
@@ -70,21 +70,21 @@ class CatalogSettings(Strict):
     @field_validator("domain", "system", "component")
     @classmethod
     def _is_entity_name(cls, name: str) -> str:
-        if len(name) > 63 or not ENTITY_NAME.fullmatch(name):
+        if not is_valid_entity_name(name):
             raise ValueError(f"{name!r} is not a valid Backstage entity name")
         return name
 
     @field_validator("namespace")
     @classmethod
     def _is_dns_label(cls, namespace: str) -> str:
-        if len(namespace) > 63 or not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", namespace):
+        if not is_valid_namespace(namespace):
             raise ValueError(f"{namespace!r} is not a valid Backstage namespace")
         return namespace
 
     @field_validator("annotation_prefix")
     @classmethod
     def _is_dns_subdomain(cls, prefix: str) -> str:
-        if len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix):
+        if not is_valid_dns_subdomain(prefix):
             raise ValueError(f"{prefix!r} is not a lower-case DNS subdomain")
         return prefix
 

@@ -28,10 +28,9 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from ..errors import StateFileInvalid, StateWriteFailed
 from ..instants import time_problem
-from ..model import SourceId, SourceRecords
+from ..model import STRICT, SourceId, SourceRecords
 from ..statefiles import (
     CORRUPT_SUFFIX,
-    STRICT_FILE,
     TEMPORARY_PREFIX,
     load_state_file,
     set_aside,
@@ -52,7 +51,7 @@ FORMAT_VERSION = 2
 class _StateFile:
     """The whole file: strict JSON, exactly these fields (see model.py's records)."""
 
-    __pydantic_config__ = STRICT_FILE
+    __pydantic_config__ = STRICT
 
     format: Annotated[int, Field(ge=FORMAT_VERSION, le=FORMAT_VERSION)]
     records: SourceRecords

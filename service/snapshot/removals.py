@@ -38,8 +38,8 @@ from ..config import CatalogSettings
 from ..config.base import ACCOUNT, REGION
 from ..errors import StateFileInvalid
 from ..instants import iso, time_problem
-from ..model import SourceId, SourceRecords
-from ..statefiles import STRICT_FILE, load_state_file, validation_problems, write_atomically
+from ..model import STRICT, SourceId, SourceRecords
+from ..statefiles import load_state_file, validation_problems, write_atomically
 
 __all__ = [
     "HOLDS_FILE",
@@ -141,7 +141,7 @@ def parse_source(text: str) -> SourceId | None:
 class _HoldsFile:
     """``removals/holds.json``: when each held source's hold began."""
 
-    __pydantic_config__ = STRICT_FILE
+    __pydantic_config__ = STRICT
 
     format: Annotated[int, Field(ge=FORMAT_VERSION, le=FORMAT_VERSION)]
     since: dict[str, datetime]

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
-from ..catalog.validate import parse_entity_ref
 from ..errors import RequestRefused
+from ..names import parse_entity_ref
 from ..snapshot.types import IndexedEntity
 
 __all__ = [

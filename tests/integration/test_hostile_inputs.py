@@ -1,6 +1,6 @@
 """Inputs that must break nothing but themselves, against a real `serve` process.
 
-The fake ECR (bench/fake_ecr.py) serves what no conforming endpoint would: a lifecycle policy
+The fake ECR (tests/faults/fake_ecr.py) serves what no conforming endpoint would: a lifecycle policy
 nested 5,000 deep. Requests come as a client inside the cluster would send them: deep JSON
 events, control characters for the logs, raw HEAD requests.
 """

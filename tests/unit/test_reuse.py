@@ -1,5 +1,5 @@
-"""Reuse: the reader's record ledger (service/reuse.py), and reuse by equality of a source's
-inputs (service/snapshot/catalogs.py), invisible in the output."""
+"""Reuse by equality of a source's inputs (service/snapshot/catalogs.py), invisible in the
+output."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from service.catalog.claims import Claimer, ClaimIndex
 from service.catalog.inputs import SourceInputs
 from service.config import CatalogSettings, PostureSettings, RefreshSettings
 from service.reading import SourceListing
-from service.reuse import RecordLedger
 from service.snapshot.catalogs import Catalogs
 from service.snapshot.store import SnapshotStore
 from service.snapshot.types import Snapshot
@@ -25,25 +24,6 @@ EU = source(repository("shared/nginx", region="eu-west-1"), region="eu-west-1")
 
 def store_for(reader: FakeReader) -> SnapshotStore:
     return SnapshotStore(reader, CatalogSettings(), RefreshSettings())
-
-
-def test_an_equal_record_is_the_object_seen_before() -> None:
-    ledger = RecordLedger()
-    first = repository("team/app", tags={"k": "v"})
-    assert ledger.settle(first) is first
-    again = repository("team/app", tags={"k": "v"})
-    assert again is not first and again == first
-    assert ledger.settle(again) is first
-    changed = repository("team/app", tags={"k": "other"})
-    assert ledger.settle(changed) is changed
-    # The changed record is now the one an equal record settles to.
-    assert ledger.settle(repository("team/app", tags={"k": "other"})) is changed
-    ledger.forget(changed.arn)
-    back = repository("team/app", tags={"k": "other"})
-    assert ledger.settle(back) is back and len(ledger) == 1
-    # A repository deleted twice (two events for one deletion) is forgotten once, quietly.
-    ledger.forget("arn:aws:ecr:us-east-1:123456789012:repository/never-seen")
-    assert len(ledger) == 1
 
 
 def test_inputs_of_the_same_objects_are_equal_and_any_change_is_not() -> None:

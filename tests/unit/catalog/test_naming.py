@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.catalog.naming import SHORTENED_MARKER, console_url, repository_entity_name
-from service.catalog.validate import is_valid_entity_name
 from service.model import SourceId
+from service.names import is_valid_entity_name
 
 from ...records import AWS
 

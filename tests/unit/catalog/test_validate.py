@@ -8,12 +8,10 @@ from typing import Any
 
 import pytest
 
-from service.catalog.validate import (
+from service.catalog.validate import EntityValidator, Rejection, entity_problems, entity_ref
+from service.config import CatalogSettings
+from service.names import (
     EntityRef,
-    EntityValidator,
-    Rejection,
-    entity_problems,
-    entity_ref,
     is_valid_annotation_key,
     is_valid_dns_subdomain,
     is_valid_entity_name,
@@ -23,7 +21,6 @@ from service.catalog.validate import (
     is_valid_tag,
     parse_entity_ref,
 )
-from service.config import CatalogSettings
 from service.snapshot.build import log_rejections
 
 from ...catalog_build import build_catalog, validate_entities

@@ -1,6 +1,7 @@
 """A fast fake ECR for benchmarks: the real wire protocol over an in-memory, seeded data set.
 
-    python -m bench.fake_ecr --port 5200 --regions 5 --repositories 10000 --latency-ms 25 --rate 100
+    python -m tests.faults.fake_ecr --port 5200 --regions 5 --repositories 10000
+    (with --latency-ms 25 --rate 100 for ECR's latency and throttling)
 
 moto spends about 8 ms of CPU per call, too slow to benchmark 10,000 repositories. This fake
 speaks ECR's JSON 1.1 (`X-Amz-Target`) for the read operations the service uses, plus STS
@@ -26,7 +27,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from tests.faults.aws_wire import TokenBuckets, aws_error, run_announced, sts_error
+from .aws_wire import TokenBuckets, aws_error, run_announced, sts_error
 
 ACCOUNT = "123456789012"
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."

@@ -36,7 +36,6 @@ __all__ = [
     "registry_record",
     "repository_record",
     "scanned",
-    "summarize_images",
 ]
 
 # "Not there" answers that are normal states, not failures.
@@ -133,13 +132,6 @@ class ImageSummariser:
             ),
             last_pulled_at=self._last_pulled,
         )
-
-
-def summarize_images(details: Iterable[Mapping[str, Any]]) -> ImageSummary:
-    """Image count and latest image (by imagePushedAt) of a repository's ImageDetails."""
-    summariser = ImageSummariser()
-    summariser.add(details)
-    return summariser.summary()
 
 
 @dataclass(frozen=True)

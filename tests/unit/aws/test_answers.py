@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.aws.answers import lifecycle_policy, summarize_images
+from service.aws.answers import ImageSummariser, lifecycle_policy
 
 
 def test_latest_image_is_the_newest_push_and_carries_scan_findings() -> None:
@@ -24,7 +24,9 @@ def test_latest_image_is_the_newest_push_and_carries_scan_findings() -> None:
         "lastRecordedPullTime": datetime(2026, 1, 3, tzinfo=UTC),
     }
     child = {"imageDigest": "sha256:child", "imagePushedAt": datetime(2026, 1, 2, tzinfo=UTC)}
-    summary = summarize_images([older, child, newer])
+    summariser = ImageSummariser()
+    summariser.add([older, child, newer])
+    summary = summariser.summary()
     assert summary.image_count == 3
     assert summary.latest is not None
     assert summary.latest.digest == "sha256:new"

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 
 from .. import __version__
-from ..backstage import connected
+from ..backstage import BackstageLink, connected
 from ..config import Settings
 from ..errors import RequestRefused
 from ..reading import EcrReader, ReadObserver
@@ -59,46 +59,51 @@ async def _internal_error(_request: Request, _exc: Exception) -> PlainTextRespon
     )
 
 
-def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> FastAPI:
-    """Build the app. Nothing is opened until the lifespan starts.
+def _aws_reader(settings: Settings) -> ReaderFactory:
+    """The default reader: an AwsEcrReader built from ``settings``."""
+    from ..aws.reader import AwsEcrReader
 
-    ``open_reader`` yields the ECR reader for the life of the app; by default it is an
-    AwsEcrReader built from ``settings``. Tests pass fakes here.
-    """
-    if open_reader is None:
-        from ..aws.reader import AwsEcrReader
+    def open_reader(observer: ReadObserver | None) -> AbstractAsyncContextManager[EcrReader]:
+        return AwsEcrReader.open(
+            settings.aws, settings.cache, observer=observer, state_dir=settings.state_dir
+        )
 
-        def open_reader(observer: ReadObserver | None) -> AbstractAsyncContextManager[EcrReader]:
-            return AwsEcrReader.open(
-                settings.aws, settings.cache, observer=observer, state_dir=settings.state_dir
-            )
+    return open_reader
 
-    reader_factory: ReaderFactory = open_reader
-    metrics = Metrics()
+
+async def _open_store(
+    stack: contextlib.AsyncExitStack, settings: Settings, reader: EcrReader, metrics: Metrics
+) -> tuple[SnapshotStore, BackstageLink | None]:
+    """The store, linked to Backstage when that is configured, with the saved state loaded."""
+    state = StateDir(settings.state_dir) if settings.state_dir else None
+    store = SnapshotStore(
+        reader,
+        settings.catalog,
+        settings.refresh,
+        state,
+        on_refresh=metrics.refreshed,
+        posture=settings.posture,
+    )
+    backstage = await stack.enter_async_context(
+        connected(
+            settings, store.claims_changed, metrics.backstage_refresh, metrics.backstage_claims_read
+        )
+    )
+    store.peer = backstage
+    await store.load_state(settings.aws.may_read)
+    return store, backstage
+
+
+def _lifespan(
+    settings: Settings, open_reader: ReaderFactory, metrics: Metrics
+) -> Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Any]]]:
+    """What the app holds while it runs: the reader, the store and its refresh task, the views."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
-            reader = await stack.enter_async_context(reader_factory(metrics))
-            state = StateDir(settings.state_dir) if settings.state_dir else None
-            store = SnapshotStore(
-                reader,
-                settings.catalog,
-                settings.refresh,
-                state,
-                on_refresh=metrics.refreshed,
-                posture=settings.posture,
-            )
-            backstage = await stack.enter_async_context(
-                connected(
-                    settings,
-                    store.claims_changed,
-                    metrics.backstage_refresh,
-                    metrics.backstage_claims_read,
-                )
-            )
-            store.peer = backstage
-            await store.load_state(settings.aws.may_read)
+            reader = await stack.enter_async_context(open_reader(metrics))
+            store, backstage = await _open_store(stack, settings, reader, metrics)
             # What lives as long as the process (the modules, botocore's service models, the
             # clients) is moved out of the collector's reach, so that its full collections,
             # those of every refresh included, no longer walk it. Frozen objects are still
@@ -135,6 +140,17 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
                         await task
                 metrics.registry.unregister(collector)
 
+    return lifespan
+
+
+def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> FastAPI:
+    """Build the app. Nothing is opened until the lifespan starts.
+
+    ``open_reader`` yields the ECR reader for the life of the app; by default it is an
+    AwsEcrReader built from ``settings``. Tests pass fakes here.
+    """
+    metrics = Metrics()
+    lifespan = _lifespan(settings, open_reader or _aws_reader(settings), metrics)
     app = FastAPI(
         title="ecr-catalog",
         version=__version__,

@@ -11,19 +11,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from asgi_lifespan import LifespanManager
 from hypothesis import strategies as st
+from starlette.types import ASGIApp
 
 from service.aws.reader import AwsEcrReader
 from service.config import Settings, TargetSettings
 from service.demo import DEMO_CREDENTIALS
 from service.reading import SourceListing, StaticCredentials
+from service.web.app import create_app
 
 # Any JSON document: what a state file may hold after a person, a disk or a bug got to it.
 JSON_VALUES = st.recursive(
@@ -219,6 +222,24 @@ async def moto_reader(settings: Settings) -> Any:
     credentials = StaticCredentials(*DEMO_CREDENTIALS)
     async with AwsEcrReader.open(settings.aws, settings.cache, credentials) as reader:
         yield reader
+
+
+@asynccontextmanager
+async def in_process(
+    settings: Settings, reader: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, ASGIApp]]:
+    """The app on ``reader``, in this process and ready: a client, and the app itself for
+    tests that speak ASGI to it directly."""
+    app = create_app(settings, lambda _observer: nullcontext(reader))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def ready() -> bool:
+                return (await client.get("/readyz")).status_code == 200
+
+            await until_true(ready, "a ready service", within=10)
+            yield client, manager.app
 
 
 GOLDEN = Path(__file__).parent / "golden"

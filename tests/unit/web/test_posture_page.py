@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import re
-from contextlib import nullcontext
-
-import httpx
-from asgi_lifespan import LifespanManager
 
 from service.config import Settings
-from service.web.app import create_app
 
 from ...records import ACCOUNT, repository, source
-from ...support import FakeReader, until_true
+from ...support import FakeReader, in_process
 
 PAGE = f"/entities/resource/default/team-a--api.us-east-1.{ACCOUNT}"
 
@@ -28,19 +23,10 @@ async def page_with(posture: dict[str, object]) -> dict[str, str]:
     settings = Settings(
         refresh={"interval_seconds": 3600, "initial_retry_seconds": 0.05}, posture=posture
     )
-    reader = FakeReader(source(repository("team-a/api")))
-    app = create_app(settings, lambda _observer: nullcontext(reader))
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-
-            async def ready() -> bool:
-                return (await client.get("/readyz")).status_code == 200
-
-            await until_true(ready, "a ready service", within=10)
-            response = await client.get(PAGE, headers={"Accept": "text/html"})
-            assert response.status_code == 200
-            return verdicts(response.text)
+    async with in_process(settings, FakeReader(source(repository("team-a/api")))) as (client, _):
+        response = await client.get(PAGE, headers={"Accept": "text/html"})
+        assert response.status_code == 200
+        return verdicts(response.text)
 
 
 async def test_a_check_that_is_not_made_is_never_shown_as_a_pass() -> None:

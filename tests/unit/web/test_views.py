@@ -6,25 +6,23 @@ import asyncio
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, MutableMapping
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from starlette.responses import Response
 
 from service.catalog.render import RenderedBody, render_body
 from service.config import Settings
 from service.errors import Unavailable
 from service.snapshot.types import Snapshot
-from service.web.app import create_app
 from service.web.views import RENDER_WORKERS, FilteredViews
 
 from ...records import repository, source
-from ...support import FakeReader, until_true
+from ...support import FakeReader, in_process, until_true
 
 SNAPSHOT = cast(
     Snapshot,
@@ -141,16 +139,8 @@ async def serving(**server: object) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         refresh={"interval_seconds": 3600, "initial_retry_seconds": 0.05}, server=server
     )
-    app = create_app(settings, lambda _observer: nullcontext(FakeReader(US)))
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-
-            async def ready() -> bool:
-                return (await client.get("/readyz")).status_code == 200
-
-            await until_true(ready, "a ready service", within=10)
-            yield client
+    async with in_process(settings, FakeReader(US)) as (client, _):
+        yield client
 
 
 async def metric(client: httpx.AsyncClient, name: str) -> float:
@@ -226,46 +216,38 @@ async def test_a_client_that_never_reads_holds_its_view_and_others_get_503_not_m
         refresh={"interval_seconds": 3600, "initial_retry_seconds": 0.05},
         server={"filtered_sending_bytes": 1},
     )
-    app = create_app(settings, lambda _observer: nullcontext(FakeReader(US)))
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with in_process(settings, FakeReader(US)) as (client, app):
+        # A client whose body never drains: its send of the body never returns.
+        started, drained = asyncio.Event(), asyncio.Event()
 
-            async def ready() -> bool:
-                return (await client.get("/readyz")).status_code == 200
+        async def stalled_send(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                started.set()
+                await drained.wait()
 
-            await until_true(ready, "a ready service", within=10)
-            # A client whose body never drains: its send of the body never returns.
-            started, drained = asyncio.Event(), asyncio.Event()
+        async def receive() -> MutableMapping[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
 
-            async def stalled_send(message: MutableMapping[str, Any]) -> None:
-                if message["type"] == "http.response.body":
-                    started.set()
-                    await drained.wait()
-
-            async def receive() -> MutableMapping[str, Any]:
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            scope = {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": "/entities.yaml",
-                "raw_path": b"/entities.yaml",
-                "query_string": b"owner=team-1",
-                "root_path": "",
-                "headers": [(b"host", b"test")],
-                "client": ("127.0.0.1", 1),
-                "server": ("test", 80),
-            }
-            stalled = asyncio.create_task(manager.app(scope, receive, stalled_send))
-            await asyncio.wait_for(started.wait(), 10)
-            refused = await client.get("/entities.yaml?owner=team-2")
-            assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
-            # The whole catalog is the snapshot's own body: never refused.
-            assert (await client.get("/entities.yaml")).status_code == 200
-            drained.set()
-            await asyncio.wait_for(stalled, 10)
-            assert (await client.get("/entities.yaml?owner=team-2")).status_code == 200
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/entities.yaml",
+            "raw_path": b"/entities.yaml",
+            "query_string": b"owner=team-1",
+            "root_path": "",
+            "headers": [(b"host", b"test")],
+            "client": ("127.0.0.1", 1),
+            "server": ("test", 80),
+        }
+        stalled = asyncio.create_task(app(scope, receive, stalled_send))
+        await asyncio.wait_for(started.wait(), 10)
+        refused = await client.get("/entities.yaml?owner=team-2")
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+        # The whole catalog is the snapshot's own body: never refused.
+        assert (await client.get("/entities.yaml")).status_code == 200
+        drained.set()
+        await asyncio.wait_for(stalled, 10)
+        assert (await client.get("/entities.yaml?owner=team-2")).status_code == 200

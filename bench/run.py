@@ -220,8 +220,17 @@ def steady(
         stop_process(fake.process)
 
 
-def wrk(url: str, headers: dict[str, str], seconds: int = 8) -> dict[str, float]:
+def wrk(
+    url: str, headers: dict[str, str], seconds: int = 8, rate: int | None = None
+) -> dict[str, float]:
+    """wrk at 50 connections: flat out, or each connection paced so the whole offers ``rate``
+    requests a second (wrk's ``delay()`` hook), which is how the 304 target is stated: p99 at
+    a given load, not at saturation, where p99 measures the queue that wrk itself builds."""
     command = ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency"]
+    if rate is not None:
+        script = Path(tempfile.mkdtemp(prefix="bench-wrk-")) / "paced.lua"
+        script.write_text(f"function delay() return {50 * 1000 // rate} end\n")
+        command += ["-s", str(script)]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     out = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
@@ -269,10 +278,10 @@ def serving(repositories: int, regions: int, interval: float) -> dict[str, Any]:
         quiet = start_service(fake, regions)
         try:
             quiet.wait_complete()
-            ours["304, no refresh running"] = wrk(
-                url.replace(service.url, quiet.url),
-                {"If-None-Match": etag, "Accept-Encoding": "gzip"},
-            )
+            quiet_url = url.replace(service.url, quiet.url)
+            not_modified = {"If-None-Match": etag, "Accept-Encoding": "gzip"}
+            ours["304, no refresh running"] = wrk(quiet_url, not_modified)
+            ours["304 offered at 500 req/s"] = wrk(quiet_url, not_modified, seconds=15, rate=500)
         finally:
             stop_process(quiet.process)
         (nginx_dir / "www").mkdir()
@@ -550,6 +559,7 @@ def serving_rows(label: str, r: dict[str, Any]) -> list[tuple[str, str]]:
 
     bare = r["bare_asgi"]
     quiet, fastapi = r["ours"]["304, no refresh running"], bare["304, fastapi"]
+    paced = r["ours"]["304 offered at 500 req/s"]
     rows = [(f"{label}, 50 clients: {kind}", latency(f)) for kind, f in r["ours"].items()]
     rows += [
         (f"{label}: bare ASGI app on uvicorn (h11), 304", latency(bare["304"])),
@@ -569,8 +579,9 @@ def serving_rows(label: str, r: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         (
             f"{label}: the 304 target",
-            f"{quiet['rps']:,.0f} req/s, p99 {quiet['p99']:.1f} ms without refreshes "
-            "(targets >= 500 req/s, p99 < 100 ms)",
+            f"{paced['rps']:,.0f} req/s offered at 500, p99 {paced['p99']:.1f} ms "
+            f"(targets >= 500 req/s, p99 < 100 ms); flat out {quiet['rps']:,.0f} req/s, "
+            f"p99 {quiet['p99']:.1f} ms",
         ),
         (
             f"{label}: ours / bare ASGI",

@@ -34,6 +34,26 @@ def per_second(rate: float) -> AsyncLimiter:
     return AsyncLimiter(1, time_period=1.0 / rate)
 
 
+async def _uncancelled(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """``await call``, where cancelling the caller leaves the call to end on its own.
+
+    botocore's adaptive retry mode waits in aiobotocore's ``AsyncTokenBucket``, which holds an
+    ``asyncio.Condition`` around ``asyncio.wait_for(condition.wait(), ...)``. On Python 3.11 a
+    caller cancelled while it waits there can release a lock it no longer holds: the bucket's
+    lock is then left taken, and every later call of that client waits forever (the soak saw
+    a source never read again after a refresh deadline cancelled its read). So a cancelled
+    read drops its calls' answers instead of cancelling inside botocore; each call still ends
+    within its timeouts and attempts.
+    """
+    task = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # Its outcome is nobody's now: retrieved, so that a failure is not logged as unheard.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        raise
+
+
 class EcrClient:
     """An ECR client of one account in one region, opened by ``open_client`` on first call."""
 
@@ -72,7 +92,7 @@ class EcrClient:
             async with self.slots:
                 try:
                     with mapped_errors(self.account, self.region, operation, self._ca_bundle):
-                        response: dict[str, Any] = await method(**params)
+                        response: dict[str, Any] = await _uncancelled(method(**params))
                 except EcrError as exc:
                     # A last attempt that was throttled is counted by _on_attempt already.
                     outcome = outcome_of(exc.code)

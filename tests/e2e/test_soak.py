@@ -8,6 +8,7 @@ from ..faults.soak import FAULTS, run_soak
 def test_short_soak_loses_nothing_and_never_fails() -> None:
     report = run_soak(seconds=36, clients=6, repositories=30, interval=1.0)
     print(report.table())
+    print(*report.violations, sep="\n")
     assert report.violations == []
     assert report.cycles == len(FAULTS)
     # Every kind of fault was really injected, and the clients saw both 200s and 304s.

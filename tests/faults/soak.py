@@ -295,7 +295,12 @@ async def _run(soak: Soak, moto: MotoServer, service_url: str, proxy: Any, pid: 
                 break
             await asyncio.sleep(0.2)
         if soak.report.convergence_seconds is None:
-            soak.report.violations.append("the catalog never matched moto after the faults")
+            served = await _served_names(http)
+            soak.report.violations.append(
+                "the catalog never matched moto after the faults: "
+                f"missing {sorted(expected - served)[:5]}, extra {sorted(served - expected)[:5]}, "
+                f"readiness {(await http.get('/readyz')).text[:1500]}"
+            )
         elif first_clean is not None and time.monotonic() - first_clean > 2 * soak.interval + 1:
             soak.report.violations.append(
                 f"converged {time.monotonic() - first_clean:.1f} s after the first clean refresh"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +10,7 @@ import httpx
 import pytest
 
 from service.catalog.validate import entity_problems
-from service.config import CatalogSettings
+from service.config import CacheSettings, CatalogSettings
 from service.demo import DemoRepository, demo_repositories, seed_registry
 from service.errors import EcrError
 from service.model import ScanningRule, SourceId
@@ -305,3 +306,29 @@ async def test_findings_that_cannot_be_had_say_so(moto: MotoServer, proxy: Fault
         "unavailable",
     ]
     assert proxy.stats()["injected"]["access_denied"] == 2
+
+
+async def test_a_read_cancelled_while_throttled_leaves_the_source_readable() -> None:
+    """The refresh deadline cancels a late read. Cancelled while botocore's adaptive limiter
+    holds its calls back (the fake ECR throttles past 15 calls a second), the read must not
+    leave the client unusable: a later read of the same source completes."""
+    fake, url = start_fake_ecr(
+        "--regions", "1", "--repositories", "40", "--rate", "4", "--latency-ms", "20"
+    )
+    try:
+        settings = moto_settings(url, ["us-east-1"], total_max_attempts=5)
+        # Nothing cached: every read makes every call, so each one is throttled.
+        uncached = {f"{kind}_ttl_seconds": 0 for kind in ("images", "tags", "lifecycle_policy")}
+        settings = settings.model_copy(update={"cache": CacheSettings(**uncached)})
+        async with moto_reader(settings) as reader:
+            (source_id,) = (await reader.list_sources()).sources
+            for _ in range(25):
+                read = asyncio.create_task(reader.read_source(source_id))
+                await asyncio.sleep(0.4)
+                read.cancel()
+                ended, _ = await asyncio.wait({read}, timeout=30)
+                assert ended, "a cancelled read never ended"
+            records = await asyncio.wait_for(reader.read_source(source_id), timeout=90)
+    finally:
+        stop_process(fake)
+    assert len(records.repositories) == 40

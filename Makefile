@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 BACKSTAGE := tests/e2e/backstage
 BACKSTAGE_INSTALLED := $(BACKSTAGE)/node_modules/.installed
 
-.PHONY: install backstage-deps browser-deps run test check mutation lint typecheck pytest openapi golden iam soak load bench bench-tools clean
+.PHONY: install backstage-deps browser-deps run test check docs mutation lint typecheck pytest openapi golden iam soak load bench bench-tools clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,8 +35,8 @@ browser-deps:
 run: install
 	$(BIN)/ecr-catalog serve --demo --host $(HOST) --port $(PORT)
 
-## Lint, type-check and run the whole test suite (unit, integration, end-to-end).
-test: lint typecheck pytest
+## Lint, type-check, build the docs site strictly, and run the whole test suite.
+test: lint typecheck docs pytest
 
 ## The quick loop: lint, type-check and the unit tests (pure, no processes; seconds).
 check: lint typecheck
@@ -48,6 +48,11 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+
+## The docs site (docs/, mkdocs.yml) into site/; a broken link, anchor or missing page fails it.
+## Its configuration reference is written from Settings by docs/hooks.py, hence `install`.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 pytest: install backstage-deps browser-deps
 	$(BIN)/pytest
@@ -70,7 +75,7 @@ bench: install bench-tools
 	$(BIN)/python -m bench.run
 
 ## Mutation testing of the pure core against the unit tests (mutmut; not part of `make test`,
-## about a quarter of an hour here). Prints the score; see TESTING.md.
+## about a quarter of an hour here). Prints the score; see docs/testing.md.
 mutation: install
 	rm -rf mutants
 	$(BIN)/mutmut run --max-children 2 >/dev/null || true
@@ -80,7 +85,7 @@ mutation: install
 golden: install
 	$(BIN)/python -m tests.update_golden
 
-## Rewrite the IAM documents under deploy/aws/iam/ for each partition (see README, "Partitions").
+## Rewrite the IAM documents under deploy/aws/iam/ for each partition (see docs/iam.md).
 iam: install
 	for partition in aws aws-cn aws-us-gov; do mkdir -p deploy/aws/iam/$$partition; \
 	  for document in permissions irsa-trust read-role-trust organization; do \
@@ -92,4 +97,4 @@ openapi: install
 	$(BIN)/ecr-catalog openapi --output openapi/openapi.yaml
 
 clean:
-	rm -rf $(VENV) $(BACKSTAGE)/node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(BACKSTAGE)/node_modules .mypy_cache .ruff_cache .pytest_cache site

@@ -462,7 +462,7 @@ def fleet(
                     "exclude_accounts": ["123456789012"],
                 },
             },
-            # The fleet setting of README, "Fleets": a source's repository list every 5 min.
+            # The fleet setting of docs/accounts.md: a source's repository list every 5 min.
             "cache": {"repositories_ttl_seconds": 300},
         }
         spawned = spawn_service(Path(tempfile.mkdtemp(prefix="bench-fleet-")), config)

@@ -99,8 +99,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=5,
-            # The parser and the bounds on what a client can make us hold (README, "Security
-            # model").
+            # The parser and the bounds on what a client can make us hold (docs/security.md).
             **uvicorn_options(run_settings.server),
         )
     return 0

@@ -89,7 +89,8 @@ class ImageSummariser:
     """A repository's image summary, fed one DescribeImages page at a time.
 
     Only the latest image's detail and two figures are kept between pages: a repository of
-    any size costs one page of memory, never all of it (BENCHMARKS.md, "Memory per repository").
+    any size costs one page of memory, never all of it (docs/benchmarks.md, "Memory per
+    repository").
     """
 
     def __init__(self) -> None:

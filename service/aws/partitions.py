@@ -3,7 +3,7 @@
 botocore ships the partitions (``aws``, ``aws-cn``, ``aws-us-gov``, the ISO and sovereign ones)
 with their regions, region patterns and DNS suffixes, and updates them with every release: a
 region added there is known here without a change. The console's host is not in that data; the
-three partitions with a public console are listed below (see README, "Partitions"), and
+three partitions with a public console are listed below (see docs/networks.md, "Partitions"), and
 entities of any other partition simply carry no console links.
 """
 

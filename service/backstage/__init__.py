@@ -1,7 +1,7 @@
-"""The way back to Backstage: refresh requests after a change, and claims (README, "Connected to
-Backstage both ways"). Both run in tasks of their own; neither is ever waited on by a publish
-or a request, and a Backstage that is slow, failing or unreachable only shows on /readyz and in
-the metrics."""
+"""The way back to Backstage: refresh requests after a change, and claims
+(docs/backstage-both-ways.md). Both run in tasks of their own; neither is ever waited on by a
+publish or a request, and a Backstage that is slow, failing or unreachable only shows on /readyz
+and in the metrics."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Backstage's catalog API, as far as this service calls it: refresh, one entity, a query.
 
 Every call carries the static external-access token as a Bearer token
-(``backend.auth.externalAccess``, README "Connected to Backstage both ways"). Timeouts are
+(``backend.auth.externalAccess``, docs/backstage-both-ways.md). Timeouts are
 short: nothing waits on these calls, but a hung Backstage must not hold a task for ever.
 """
 

@@ -25,7 +25,7 @@ __all__ = [
     "repository_annotations",
 ]
 
-# Annotations read by plugins other than ours (see README, "Entity model").
+# Annotations read by plugins other than ours (see docs/entities.md).
 AWS_ARN = "amazonaws.com/arn"  # Backstage's AWS catalog module
 AWS_ACCOUNT_ID = "amazonaws.com/account-id"  # Backstage's AWS catalog module
 ROADIE_ECR_REPOSITORY_ARN = "amazonaws.com/ecr-repository-arn"  # Roadie's ECR provider

@@ -7,7 +7,7 @@ awslabs ECR plugin's ``aws.amazon.com/amazon-ecr-arn`` annotation or this servic
 gets ``dependencyOf`` on every claimer, and, when no ECR tag names its owner, the owner its
 claimers name, if they all name the same one; claimers that disagree leave ``catalog.owner``
 and a reported conflict, so no claimer can take a repository over by its choice of ref
-(README, "Ownership from the Components that claim a repository").
+(docs/backstage-both-ways.md, "Claims").
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ _SEPARATOR_RUNS = re.compile(r"[-_.]{2,}")
 # letter or digit: "_-" can only come from here, so the two forms are disjoint.
 SHORTENED_MARKER = "_-"
 # 64 bits of SHA-256 over the full identity: matching a given shortened name takes about 2**63
-# tries of making names and hashing them (README, "Names"); 32 bits took minutes.
+# tries of making names and hashing them (docs/entities.md, "Naming scheme"); 32 bits took minutes.
 _HASH_LENGTH = 16
 # The head of a name with nothing readable left: a name must start with a letter or digit.
 _EMPTY_HEAD = "ecr"

@@ -64,20 +64,31 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        use_attribute_docstrings=True,
     )
 
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    """How the service reaches ECR: targets, the organisation, network, clients, retries."""
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    """Names and conventions of the entities."""
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    """How long each kind of ECR answer is reused."""
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
+    """The background refresh."""
     server: ServerSettings = Field(default_factory=ServerSettings)
+    """The HTTP listener and its bounds."""
     events: EventsSettings = Field(default_factory=EventsSettings)
+    """``POST /events/ecr``: ECR push, delete and scan events from EventBridge."""
     backstage: BackstageSettings = Field(default_factory=BackstageSettings)
+    """The way back to Backstage: refresh requests after a change, and claims."""
     posture: PostureSettings = Field(default_factory=PostureSettings)
-    # "json" writes one JSON object per log line, for log shippers; "text" is for people.
+    """Which posture checks each repository gets, and their thresholds."""
     log_format: Literal["text", "json"] = "text"
-    # Where each source's last good data is kept across restarts; None keeps it in memory only.
+    """``json`` writes one JSON object per log line, for log shippers; ``text`` is for
+    people."""
     state_dir: Path | None = None
+    """Where each source's last good data, the organisation's accounts and the claims are kept
+    across restarts; none keeps them in memory only."""
 
     @classmethod
     def settings_customise_sources(

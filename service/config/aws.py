@@ -42,11 +42,17 @@ class TargetSettings(Strict):
     """One set of credentials (ambient, or an assumed role) and the regions read with it."""
 
     regions: list[str] = Field(min_length=1)
+    """The regions read with these credentials, e.g. ``[us-east-1, eu-west-1]``."""
     account_id: str | None = None
+    """The account, as a quoted string of 12 digits. Checked against sts:GetCallerIdentity;
+    when set, the sources are named even while STS is unreachable."""
     role_arn: str | None = None
-    # Treated as a secret: never logged or shown.
+    """A role to assume for this target (another account's read role); none: the ambient
+    credentials (IRSA, Pod Identity, the instance role, ``AWS_*`` variables)."""
     external_id: SecretStr | None = None
+    """The external id the role's trust policy requires. A secret: never logged or shown."""
     session_name: str = "ecr-catalog"
+    """The role session name, as CloudTrail shows it."""
 
     @field_validator("regions")
     @classmethod
@@ -71,20 +77,27 @@ class TargetSettings(Strict):
 class OrganizationSettings(Strict):
     """Every account of an AWS Organization, discovered and read with one role in each."""
 
-    # Assumed in each member account: arn:<partition>:iam::<id>:role/<role_name>.
     role_name: str = "ecr-catalog-reader"
+    """The role assumed in each member account: ``arn:<partition>:iam::<id>:role/<role_name>``."""
     external_id: SecretStr | None = None
+    """The external id the member roles' trust policy requires (the StackSet's ExternalId)."""
     session_name: str = "ecr-catalog"
-    # Or ["enabled"]: each account's enabled regions (account:ListRegions).
+    """The role session name, as CloudTrail shows it."""
     regions: list[str] = Field(min_length=1)
-    # Only accounts under these OUs, recursively; empty: the whole organisation.
+    """The regions read in every account, or ``["enabled"]``: each account's enabled regions
+    (account:ListRegions)."""
     organizational_units: list[str] = Field(default_factory=list)
+    """Only accounts under these OU ids (or root ids), recursively; empty: the whole
+    organisation."""
     include_accounts: list[str] = Field(default_factory=list)
+    """Only these account ids; empty: every account."""
     exclude_accounts: list[str] = Field(default_factory=list)
-    # Assumed to call organizations:ListAccounts (the management or a delegated administrator
-    # account); None: the service's own credentials.
+    """Account ids never read."""
     management_role_arn: str | None = None
+    """A role assumed to list the accounts (in the management or a delegated administrator
+    account); none: the service's own credentials."""
     rediscover_seconds: float = Field(default=3600, gt=0)
+    """How often the accounts are listed again; ``POST /refresh`` also rediscovers at once."""
 
     @field_validator("regions")
     @classmethod
@@ -142,36 +155,47 @@ class OrganizationSettings(Strict):
 class AwsSettings(Strict):
     """How the service reaches ECR."""
 
-    # Every AWS service (ECR and STS) at one URL: moto, LocalStack. AWS_ENDPOINT_URL also works.
     endpoint_url: str | None = None
-    # One URL per service, e.g. an ECR VPC interface endpoint; beats endpoint_url for its
-    # service. AWS_ENDPOINT_URL_ECR and AWS_ENDPOINT_URL_STS also work, as in botocore.
+    """Every AWS service (ECR and STS) at one URL: moto, LocalStack. ``AWS_ENDPOINT_URL`` also
+    works."""
     endpoint_urls: dict[Literal["ecr", "sts"], str] = Field(default_factory=dict)
-    # Scheme to proxy URL, as botocore's Config(proxies=...) takes it; replaces HTTP_PROXY,
-    # HTTPS_PROXY and NO_PROXY for every AWS call. May hold credentials: kept out of reprs.
+    """One URL per service (``ecr``, ``sts``), e.g. an ECR VPC interface endpoint; beats
+    ``endpoint_url`` for its service. ``AWS_ENDPOINT_URL_ECR`` and ``AWS_ENDPOINT_URL_STS``
+    also work, as in botocore."""
+    # May hold credentials: kept out of reprs.
     proxies: dict[Literal["http", "https"], str] | None = Field(default=None, repr=False)
-    # The CA bundle to trust for every AWS call; otherwise what botocore would use
-    # (AWS_CA_BUNDLE, then ca_bundle in the AWS config profile, then its own bundle).
+    """Scheme (``http``, ``https``) to proxy URL, as botocore's ``Config(proxies=...)`` takes
+    it; replaces ``HTTP_PROXY``, ``HTTPS_PROXY`` and ``NO_PROXY`` for every AWS call. Its
+    credentials are never logged or shown."""
     ca_bundle: Path | None = None
+    """The CA bundle to trust for every AWS call; none: what botocore would use
+    (``AWS_CA_BUNDLE``, then ``ca_bundle`` in the AWS config profile, then its own bundle)."""
     targets: list[TargetSettings] = Field(default_factory=list)
-    # Every account of an AWS Organization (see README, "Every account in the organisation").
+    """Sets of credentials and the regions read with each. With neither targets nor an
+    organization: the ambient credentials in ``AWS_REGION`` / ``AWS_DEFAULT_REGION``."""
     organization: OrganizationSettings | None = None
-    # STS calls (AssumeRole for each discovered account) per second, at most.
+    """Every account of an AWS Organization, discovered; off when absent."""
     sts_calls_per_second: float = Field(default=20, gt=0)
+    """STS calls (AssumeRole for each discovered account) per second, at most."""
     max_pool_connections: int = Field(default=32, ge=1, le=256)
-    # Calls in flight per region. A read is bound by latency until ECR throttles, and then by
-    # botocore's adaptive rate limiter, not by how many wait: so enough to hide the latency.
-    # Kept no larger than the pool: requests are signed before they wait for a connection,
-    # so more in flight than the pool holds ends in "Signature expired" (aiobotocore #662).
+    """HTTP connections per AWS client."""
+    # A read is bound by latency until ECR throttles, and then by botocore's adaptive rate
+    # limiter, not by how many wait: so enough to hide the latency. Kept no larger than the
+    # pool: requests are signed before they wait for a connection, so more in flight than the
+    # pool holds ends in "Signature expired" (aiobotocore #662).
     concurrency: int = Field(default=32, ge=1, le=256)
-    # Counts every request, the first included.
+    """AWS calls in flight per region; must not exceed ``max_pool_connections``."""
     total_max_attempts: int = Field(default=10, ge=1, le=50)
-    # A ceiling of our own per API and region, below the account's throttling point: ECR's
-    # quotas are shared with the CI pipelines that push and pull, and a catalog that runs into
-    # them takes their headroom. None leaves pacing to botocore's adaptive limiter alone.
+    """Attempts per AWS call in botocore's adaptive retry mode, the first included."""
+    # ECR's quotas are shared with the CI pipelines that push and pull, and a catalog that runs
+    # into them takes their headroom.
     max_calls_per_second: float | None = Field(default=None, gt=0)
+    """A ceiling of our own per API and region, below the account's throttling point; none
+    leaves pacing to botocore's adaptive rate limiter alone."""
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Seconds to open a connection to AWS."""
     read_timeout_seconds: float = Field(default=20.0, gt=0)
+    """Seconds to wait for an AWS answer before the attempt counts as failed."""
 
     @field_validator("endpoint_url")
     @classmethod

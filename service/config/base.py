@@ -16,8 +16,9 @@ ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"
 
 
 class Strict(BaseModel):
-    # A misspelt key is an error, not a silently ignored default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A misspelt key is an error, not a silently ignored default. Each field's docstring is its
+    # description, which the configuration reference (service/config/reference.py) prints.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def check_url(url: str, what: str, schemes: tuple[str, ...] = ("http", "https")) -> str:

@@ -32,32 +32,48 @@ class CatalogSettings(Strict):
     """Names and conventions of the entities; the defaults follow ADR-0132."""
 
     namespace: str = "default"
+    """The Backstage namespace of every entity served."""
     owner: str = "platform-team"
+    """The default owner, a group or user ref; a repository's owner tag or its claimers win."""
     domain: str = "delivery"
+    """The name of the Domain entity."""
     system: str = "container-registry"
+    """The name of the System entity, which every registry and repository is part of."""
     component: str = "ecr-registry"
+    """The name of the Component entity of ECR itself."""
     component_lifecycle: str = "production"
+    """The Component's ``spec.lifecycle``."""
     annotation_prefix: str = "ecr-catalog.io"
+    """The prefix of this service's own annotations and labels, a lower-case DNS subdomain."""
     owner_tag_keys: list[str] = Field(default_factory=lambda: ["backstage.io/owner", "owner"])
+    """Repository tags whose value becomes ``spec.owner`` (matched case-insensitively; the
+    first present wins)."""
     component_tag_keys: list[str] = Field(
         default_factory=lambda: ["backstage.io/component", "component"]
     )
+    """Repository tags naming Components (comma- or space-separated) the repository is a
+    ``dependencyOf``."""
     description_tag_keys: list[str] = Field(default_factory=lambda: ["description"])
+    """Repository tags whose value becomes ``metadata.description``."""
     backstage_tags_tag_keys: list[str] = Field(default_factory=lambda: ["backstage.io/tags"])
+    """Repository tags holding Backstage tags (comma- or space-separated; invalid ones are
+    dropped)."""
     label_tag_keys: list[str] = Field(
         default_factory=lambda: ["team", "environment", "env", "cost-center", "project"]
     )
-    # Most entities per shard URL of a source (see README, "One URL or many").
+    """Repository tags that become labels, key and value sanitised to Backstage's rules."""
     shard_size: int = Field(default=1000, ge=10, le=100_000)
-    # A successful read that would remove more than this share of a source's repositories,
-    # and at least max_removal_min of them, is held (service/snapshot/removals.py): Backstage
-    # deletes what a 200 leaves out, and such a drop is more often a permissions change (an
-    # SCP, a changed read role) than a real mass deletion. 100 turns the hold off.
+    """Most entities per shard URL of a source, in the many-URL mode (``/catalog-info.yaml``)."""
+    # Backstage deletes what a 200 leaves out, and such a drop is more often a permissions
+    # change (an SCP, a changed read role) than a real mass deletion (service/snapshot/removals.py).
     max_removal_percent: float = Field(default=50, ge=0, le=100)
+    """A successful read that would remove more than this share (in percent) of a source's
+    repositories, and at least ``max_removal_min`` of them, is held; 100 turns the hold off."""
     max_removal_min: int = Field(default=10, ge=1)
-    # A held removal is applied after this long without an operator's confirmation: a day
-    # leaves time for the alert to be seen.
+    """The fewest removals a held read has (see ``max_removal_percent``)."""
     removal_hold_hours: float = Field(default=24, gt=0, le=24 * 365)
+    """A held removal not confirmed by an operator is applied after this long: a day leaves
+    time for the alert to be seen."""
 
     @field_validator("owner")
     @classmethod
@@ -92,73 +108,87 @@ class CatalogSettings(Strict):
 class CacheSettings(Strict):
     """How long each kind of ECR answer is reused."""
 
-    # The repository list of a source: by default read every refresh. A fleet of small
-    # registries is mostly listings; a few minutes here makes them a fraction of its calls,
-    # and push events and forced refreshes still list at once (see README, "Fleets").
     repositories_ttl_seconds: float = Field(default=0, ge=0)
+    """Each source's repository list; 0 reads it every refresh. A fleet of small registries is
+    mostly listings: 300 makes them a fraction of its calls, and push events and forced
+    refreshes still list at once."""
     images_ttl_seconds: float = Field(default=600, ge=0)
+    """Each repository's image summary (DescribeImages)."""
     tags_ttl_seconds: float = Field(default=3600, ge=0)
+    """Each repository's tags (ListTagsForResource)."""
     lifecycle_policy_ttl_seconds: float = Field(default=21600, ge=0)
+    """Each repository's lifecycle policy (GetLifecyclePolicy)."""
     registry_ttl_seconds: float = Field(default=21600, ge=0)
-    # The latest image's scan findings, when DescribeImages does not carry them (enhanced
-    # scanning); by digest, so a new latest image is read at once.
+    """Each registry's settings (DescribeRegistry, GetRegistryScanningConfiguration)."""
     findings_ttl_seconds: float = Field(default=3600, ge=0)
-    # Each entry lives ttl * (1 - jitter * random()), so entries cached together expire apart.
+    """The latest image's scan findings when DescribeImages does not carry them (enhanced
+    scanning); by digest, so a new latest image is read at once."""
     jitter: float = Field(default=0.1, ge=0, lt=1)
+    """Each entry lives ``ttl * (1 - jitter * random())``, so entries cached together expire
+    apart."""
     max_entries: int = Field(default=200_000, ge=100)
+    """The most entries each cache holds."""
 
 
 class RefreshSettings(Strict):
     """The background refresh."""
 
     interval_seconds: float = Field(default=60, gt=0)
-    # A refresh that runs longer is abandoned, so a hung source cannot hold the lock for ever.
+    """Seconds between refreshes (reads of every source)."""
     deadline_seconds: float = Field(default=120, gt=0)
-    # Until the first snapshot exists, failed reads are retried sooner than the interval.
+    """A source whose read takes longer is left behind for this round and keeps its last good
+    data, so a hung source cannot hold the refresh for ever."""
     initial_retry_seconds: float = Field(default=5, gt=0)
+    """Until the first snapshot exists, failed reads are retried this soon."""
 
 
 class ServerSettings(Strict):
     """The HTTP listener."""
 
     host: str = "127.0.0.1"
+    """The listen address; ``--host`` overrides it (the image sets ``0.0.0.0``)."""
     port: int = Field(default=8080, ge=0, le=65535)
-    # POST /refresh is off (404) unless a token is set; callers send it as a Bearer token.
+    """The listen port; ``--port`` overrides it."""
     refresh_token: SecretStr | None = None
-    # At most one forced refresh per this many seconds; more get 429.
+    """Enables ``POST /refresh`` (off, 404, while unset); callers send it as a Bearer token."""
     refresh_min_interval_seconds: float = Field(default=10, ge=0)
-    # Longer request targets (path and query) get 414 before any routing.
+    """At most one forced refresh per this many seconds; more get 429."""
     max_url_length: int = Field(default=8192, ge=256)
-    # Larger header blocks get 431. With max_url_length, also bounds how much of an unfinished
-    # request head the parser holds (service/web/server.py).
+    """Longer request targets (path and query) get 414 before any routing."""
+    # With max_url_length, also bounds how much of an unfinished request head the parser holds
+    # (service/web/server.py).
     max_header_bytes: int = Field(default=16384, ge=1024)
-    # The filtered bodies kept for reuse, in bytes, across snapshots; 0 keeps none.
+    """Larger header blocks get 431."""
     filtered_cache_bytes: int = Field(default=32_000_000, ge=0)
-    # The filtered bodies being sent, in bytes, beyond one: a client that never reads holds its
-    # body until it goes away, so past this a new filtered view answers 503 until some are sent.
+    """The filtered bodies kept for reuse, in bytes, across snapshots; 0 keeps none."""
+    # A client that never reads holds its body until it goes away.
     filtered_sending_bytes: int = Field(default=64_000_000, ge=0)
+    """The filtered bodies being sent at once, in bytes, beyond one; past it a new filtered
+    view answers 503 with Retry-After until some are sent."""
 
 
 class EventsSettings(Strict):
     """POST /events/ecr: ECR push, delete and scan events from EventBridge."""
 
-    # The endpoint is off (404) unless a token is set; EventBridge's connection sends it as
-    # ``Authorization: Bearer <token>``.
     token: SecretStr | None = None
-    # Events within this many seconds of each other share one refresh.
+    """Enables ``POST /events/ecr`` (off, 404, while unset); EventBridge's connection sends it
+    as ``Authorization: Bearer <token>``."""
     debounce_seconds: float = Field(default=2.0, ge=0, le=300)
-    # Larger bodies get 413; an EventBridge event is at most 256 KB.
+    """Events within this many seconds of each other share one refresh."""
     max_body_bytes: int = Field(default=262_144, ge=1024, le=1_048_576)
+    """Larger bodies get 413; an EventBridge event is at most 256 KB."""
 
 
 class ClaimsSettings(Strict):
     """Which Backstage entities claim repositories, and how often they are read."""
 
-    # Each value: comma-separated repository ARNs (matched exactly) or names (in every source).
     annotations: list[str] = Field(
         default_factory=lambda: ["aws.amazon.com/amazon-ecr-arn", "ecr-catalog.io/repositories"]
     )
+    """The annotations that claim repositories; each value holds comma-separated repository
+    ARNs (matched exactly) or names (matched in every source)."""
     interval_seconds: float = Field(default=300, ge=5)
+    """Seconds between reads of the claims from Backstage's catalog API."""
 
     @field_validator("annotations")
     @classmethod
@@ -172,15 +202,21 @@ class ClaimsSettings(Strict):
 
 
 class BackstageSettings(Strict):
-    """The way back to Backstage: refresh requests after a change, and claims (README,
-    "Connected to Backstage both ways"). Off while ``base_url`` is unset."""
+    """The way back to Backstage: refresh requests after a change, and claims (docs:
+    backstage-both-ways.md). Off while ``base_url`` is unset."""
 
     base_url: str | None = None
-    # A static external-access token (backend.auth.externalAccess); sent as a Bearer token.
+    """Backstage's backend, e.g. ``http://backstage-backend:7007``; the way back is off while
+    unset. No credentials: it is shown on ``/readyz``."""
     token: SecretStr | None = None
+    """A static external-access token (Backstage's ``backend.auth.externalAccess``), sent as a
+    Bearer token. A secret: never logged or shown."""
     refresh_on_change: bool = True
+    """After a publish that changed entities, ask Backstage to refresh them."""
     refresh_min_interval_seconds: float = Field(default=5, ge=0)
+    """At most one refresh request per entity per this many seconds."""
     claims: ClaimsSettings = Field(default_factory=ClaimsSettings)
+    """Which Backstage entities claim repositories, and how often they are read."""
 
     @field_validator("base_url")
     @classmethod
@@ -217,17 +253,20 @@ SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 
 
 class PostureSettings(Strict):
-    """Which posture checks each repository gets, and their thresholds (README, "Posture")."""
+    """Which posture checks each repository gets, and their thresholds (docs: posture.md)."""
 
     checks: list[str] = Field(default_factory=lambda: list(POSTURE_CHECKS))
-    # The encryption check passes only KMS; without this it is not made at all.
+    """The checks made, of ``scanning``, ``tag-immutability``, ``lifecycle-policy``,
+    ``encryption``, ``latest-image``, ``stale``."""
     require_kms: bool = False
-    # The latest image fails at a finding of this severity or above.
+    """Makes the encryption check, which passes only KMS; without it the check is not made."""
     max_severity: str = "HIGH"
-    # Stale: nobody has pulled in this many days (null: not checked) ...
+    """The latest image fails at a finding of this severity or above (``INFORMATIONAL``,
+    ``LOW``, ``MEDIUM``, ``HIGH``, ``CRITICAL``)."""
     stale_pull_days: int | None = Field(default=90, ge=1)
-    # ... or nobody has pushed in this many days (null: not checked).
+    """Stale: nobody has pulled in this many days (null: not checked) ..."""
     stale_push_days: int | None = Field(default=None, ge=1)
+    """... or nobody has pushed in this many days (null: not checked)."""
 
     @field_validator("checks")
     @classmethod

@@ -61,7 +61,7 @@ class IndexedEntity:
     the pages and the metrics read.
 
     The entity itself is not kept: a snapshot holds bytes, which the garbage collector never
-    scans, instead of the many small dicts it would (see RELIABILITY.md).
+    scans, instead of the many small dicts it would (see docs/reliability.md).
     """
 
     facts: EntityFacts

@@ -107,7 +107,7 @@ def _lifespan(
             # What lives as long as the process (the modules, botocore's service models, the
             # clients) is moved out of the collector's reach, so that its full collections,
             # those of every refresh included, no longer walk it. Frozen objects are still
-            # freed when their last reference goes (RELIABILITY.md, "Load").
+            # freed when their last reference goes (docs/reliability.md).
             gc.freeze()
             collector = metrics.watch(store)
             views = FilteredViews(

@@ -247,7 +247,7 @@ class StoreCollector(Collector):
         yield entities
         failures = GaugeMetricFamily(
             f"{NAMESPACE}_posture_failures",
-            'Repositories that fail each posture check, by check and owner (README, "Posture").',
+            "Repositories that fail each posture check, by check and owner (docs/posture.md).",
             labels=["check", "owner"],
         )
         for (check, owner), count in (snapshot.posture_failures if snapshot else {}).items():
@@ -273,7 +273,7 @@ class StoreCollector(Collector):
         held = GaugeMetricFamily(
             f"{NAMESPACE}_source_removals_held",
             "Repositories a held read of each source would remove (0: none held); its last "
-            'good data is served until confirmed (README, "Removals too large to believe").',
+            "good data is served until confirmed (docs/removals.md).",
             labels=["account", "region"],
         )
         for source, status in sorted(store.statuses.items()):

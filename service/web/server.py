@@ -43,8 +43,8 @@ def uvicorn_options(server: ServerSettings) -> dict[str, Any]:
         # worth it.
         "proxy_headers": False,
         # limit_concurrency is left unset on purpose: it counts idle connections too, and
-        # then answers 503 to every new request, the kubelet's probes included (README,
-        # "Security model").
+        # then answers 503 to every new request, the kubelet's probes included
+        # (docs/security.md).
     }
 
 

@@ -248,7 +248,7 @@ def test_a_screenshot_of_the_page(
     shot = tmp_path / "operator-page.png"
     assert driver.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
-    # `OPERATOR_PAGE_SCREENSHOT=docs/operator-page.png make test` refreshes the README's picture.
+    # `OPERATOR_PAGE_SCREENSHOT=docs/operator-page.png make test` refreshes the picture.
     target = os.environ.get("OPERATOR_PAGE_SCREENSHOT")
     if target:
         Path(target).write_bytes(shot.read_bytes())

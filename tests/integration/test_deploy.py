@@ -344,17 +344,17 @@ def _anchors(markdown: str) -> set[str]:
 
 
 def test_every_alert_links_its_runbook_section_and_every_runbook_link_lands() -> None:
-    runbook = (ROOT / "RUNBOOK.md").read_text(encoding="utf-8")
+    runbook = (ROOT / "docs" / "runbook.md").read_text(encoding="utf-8")
     anchors = _anchors(runbook)
     rule = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
     for alert in (r for g in rule["spec"]["groups"] for r in g["rules"]):
         url = alert["annotations"].get("runbook_url", "")
-        assert url.startswith("https://") and "/RUNBOOK.md#" in url, alert["alert"]
+        assert url.startswith("https://") and "/docs/runbook.md#" in url, alert["alert"]
         assert url.rsplit("#", 1)[1] == alert["alert"].lower(), alert["alert"]
-        assert alert["alert"].lower() in anchors, f"RUNBOOK.md has no section {alert['alert']}"
+        assert alert["alert"].lower() in anchors, f"docs/runbook.md has no section {alert['alert']}"
     # The runbook's own links between sections land too.
     for target in re.findall(r"\]\(#([^)]+)\)", runbook):
-        assert target in anchors, f"RUNBOOK.md links #{target}, which is no heading"
+        assert target in anchors, f"docs/runbook.md links #{target}, which is no heading"
     for procedure in (
         "add-or-remove-an-account",
         "rotate-the-event-refresh-and-backstage-tokens",

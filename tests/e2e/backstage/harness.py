@@ -201,7 +201,7 @@ def _start_backstage(
     token: str | None,
     processing_seconds: int | None,
 ) -> tuple[subprocess.Popen[bytes], Path]:
-    # As the README's Backstage section has it: a static token, for the catalog plugin only.
+    # As docs/backstage-both-ways.md has it: a static token, for the catalog plugin only.
     auth: dict[str, Any] = (
         {
             "externalAccess": [

@@ -1,7 +1,7 @@
 """Both ways with a real Backstage: refresh requests after a push, and claims from a Component.
 
 Backstage runs with its default auth policy on and one static external-access token for the
-catalog plugin only (the README's config); the service is configured only through the
+catalog plugin only (docs/backstage-both-ways.md); the service is configured only through the
 ``backstage:`` keys. Backstage processes its locations at its own default interval (100-150 s),
 as in production, so a push that arrives sooner arrived because the service asked (and the
 metric says it did). The tests run in file order: the last stops Backstage.

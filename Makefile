@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 BACKSTAGE := tests/e2e/backstage
 BACKSTAGE_INSTALLED := $(BACKSTAGE)/node_modules/.installed
 
-.PHONY: install backstage-deps browser-deps run test check docs mutation lint typecheck pytest openapi golden iam soak load bench bench-tools clean
+.PHONY: install backstage-deps browser-deps run test check docs mutation lint typecheck pytest openapi golden iam lock soak load bench bench-tools clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -91,6 +91,14 @@ iam: install
 	  for document in permissions irsa-trust read-role-trust organization; do \
 	    $(BIN)/ecr-catalog iam-policy --partition $$partition --document $$document \
 	      > deploy/aws/iam/$$partition/$$document.json; done; done
+
+## Rewrite requirements.lock from pyproject.toml: the runtime dependencies at exact versions, with
+## the hash of every file, for the image's Python (3.11, the Dockerfile's base image). Pins that
+## still satisfy pyproject.toml are kept; `make lock LOCK_ARGS=--upgrade` moves every pin to the
+## newest. A test fails while the lock and pyproject.toml disagree.
+lock: install
+	$(BIN)/pip-compile --quiet --generate-hashes --no-strip-extras --no-emit-index-url \
+	  --no-emit-find-links $(LOCK_ARGS) --output-file requirements.lock pyproject.toml
 
 ## Regenerate the committed OpenAPI spec.
 openapi: install

@@ -194,10 +194,23 @@ def _demo_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """The installed distribution's version; a source tree that was never installed has its own."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ecr-catalog")
+    except PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecr-catalog", description="AWS ECR as Backstage catalog entities."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def with_config(sub: argparse.ArgumentParser) -> None:

@@ -102,7 +102,7 @@ def iam_document(
                 "Principal": {"AWS": f"{arn}:iam::{service_role_arn_account}:role/ecr-catalog"},
                 "Action": "sts:AssumeRole",
                 "Condition": {
-                    "StringEquals": {"sts:ExternalId": "replace-with-the-targets-external_id"}
+                    "StringEquals": {"sts:ExternalId": "replace-with-the-agreed-external-id"}
                 },
             }
         )

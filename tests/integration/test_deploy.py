@@ -184,7 +184,7 @@ def kustomize(folder: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(built.stdout) if d]
 
 
-@pytest.mark.parametrize("folder", [".", "base", "persistent-state"])
+@pytest.mark.parametrize("folder", [".", "base", "persistent-state", "ingress-events"])
 def test_every_kustomization_builds_and_passes_strict_schema_validation(
     tmp_path: Path, folder: str
 ) -> None:
@@ -435,7 +435,7 @@ def test_the_egress_proxy_and_pod_identity_are_allowed_and_still_valid(tmp_path:
     egress = policy["spec"]["egress"]
     assert {"ipBlock": {"cidr": "169.254.170.23/32"}} in egress[-1]["to"]
     assert egress[-1]["ports"] == [{"port": 80, "protocol": "TCP"}]
-    (patch,) = kustomization()["patches"]
+    (patch,) = [p for p in kustomization()["patches"] if p["target"]["kind"] == "NetworkPolicy"]
     assert patch["target"] == {"kind": "NetworkPolicy", "name": "ecr-catalog"}
     (operation,) = yaml.safe_load(patch["patch"])
     assert operation["op"] == "add" and operation["path"] == "/spec/egress/-"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +155,8 @@ def running_backstage(
     port: int | None = None,
     token: str | None = None,
     processing_seconds: int | None = 5,
+    app_configs: Sequence[Path] = (),
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Backstage]:
     """Backstage with one `type: url` location on ``path`` of the service.
 
@@ -163,6 +165,12 @@ def running_backstage(
     ``port`` is the port to listen on (one the service was told already); ``token`` turns on
     the default auth policy with this static external-access token, for the catalog only.
     ``processing_seconds`` None keeps Backstage's own interval (100-150 s).
+
+    ``app_configs``: app-config files (as deploy/backstage ships them), each passed as one more
+    ``--config`` after the harness's own, as the docs say. The harness's own config then holds
+    no location, no ``reading.allow`` and no ``catalog.rules`` (and, with ``token``, no
+    external access): those files bring them. ``env`` is Backstage's whole environment
+    (None: the test process's).
     """
     if not (HARNESS / "node_modules" / "@backstage" / "plugin-catalog-backend").is_dir():
         pytest.fail("the Backstage harness is not installed: run `make backstage-deps`")
@@ -172,9 +180,10 @@ def running_backstage(
     # may take it first, and then Backstage exits with EADDRINUSE and is started again.
     for attempt in range(5):
         listen = port or free_port()
-        process, log_path = _start_backstage(
-            tmp, node, listen, service, path, locations, database_dir, token, processing_seconds
-        )
+        config = _config(listen, service, path, locations, database_dir, token, processing_seconds)
+        if app_configs:
+            _leave_to_app_configs(config, token)
+        process, log_path = _start_backstage(tmp, node, config, app_configs, env)
         backstage = Backstage(f"http://127.0.0.1:{listen}", log_path, token, process)
         try:
             # Any answer will do: with the auth policy on, it is a 401.
@@ -190,9 +199,7 @@ def running_backstage(
         backstage.stop()
 
 
-def _start_backstage(
-    tmp: Path,
-    node: str,
+def _config(
     port: int,
     service: Service,
     path: str,
@@ -200,7 +207,8 @@ def _start_backstage(
     database_dir: Path | None,
     token: str | None,
     processing_seconds: int | None,
-) -> tuple[subprocess.Popen[bytes], Path]:
+) -> dict[str, Any]:
+    """The harness's own app-config."""
     # As docs/backstage-both-ways.md has it: a static token, for the catalog plugin only.
     auth: dict[str, Any] = (
         {
@@ -216,7 +224,7 @@ def _start_backstage(
         # Test only: lets plain HTTP read /api/catalog/entities.
         else {"dangerouslyDisableDefaultAuthPolicy": True}
     )
-    config = {
+    return {
         "app": {"baseUrl": "http://localhost:3000"},
         "backend": {
             "baseUrl": f"http://127.0.0.1:{port}",
@@ -243,14 +251,34 @@ def _start_backstage(
             else [{"type": "url", "target": f"http://localhost:{service.port}{path}"}],
         },
     }
+
+
+def _leave_to_app_configs(config: dict[str, Any], token: str | None) -> None:
+    """Take out of the harness's config what the other app-config files must bring themselves,
+    so that nothing of the harness's makes up for something they lack."""
+    del config["backend"]["reading"]
+    del config["catalog"]["rules"], config["catalog"]["locations"]
+    if token:
+        del config["backend"]["auth"]
+
+
+def _start_backstage(
+    tmp: Path,
+    node: str,
+    config: dict[str, Any],
+    app_configs: Sequence[Path],
+    env: Mapping[str, str] | None,
+) -> tuple[subprocess.Popen[bytes], Path]:
     config_path = tmp / "app-config.yaml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    configs = [str(config_path), *map(str, app_configs)]
     log_path = tmp / "backstage.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [node, "backend.js", "--config", str(config_path)],
+            [node, "backend.js", *[w for c in configs for w in ("--config", c)]],
             cwd=HARNESS,
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=None if env is None else dict(env),
         )
     return process, log_path

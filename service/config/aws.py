@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..errors import ConfigError
 from ..model import SourceId
-from .base import ACCOUNT, REGION, ROLE_ARN, Strict, check_url
+from .base import REGION, ROLE_ARN, AccountId, Strict, check_url
 
 __all__ = ["ENABLED_REGIONS", "AwsSettings", "OrganizationSettings", "TargetSettings"]
 
@@ -31,18 +31,11 @@ def _regions_check(regions: list[str]) -> list[str]:
     return regions
 
 
-def _accounts_check(accounts: list[str]) -> list[str]:
-    for account in accounts:
-        if not ACCOUNT.fullmatch(account):
-            raise ValueError(f"{account!r} is not a 12-digit AWS account id")
-    return accounts
-
-
 class TargetSettings(Strict):
     """One set of credentials (ambient, or an assumed role) and the regions read with it."""
 
     regions: list[str] = Field(min_length=1)
-    account_id: str | None = None
+    account_id: AccountId | None = None
     role_arn: str | None = None
     # Treated as a secret: never logged or shown.
     external_id: SecretStr | None = None
@@ -52,13 +45,6 @@ class TargetSettings(Strict):
     @classmethod
     def _regions_look_like_regions(cls, regions: list[str]) -> list[str]:
         return _regions_check(regions)
-
-    @field_validator("account_id")
-    @classmethod
-    def _account_is_twelve_digits(cls, account_id: str | None) -> str | None:
-        if account_id is not None:
-            _accounts_check([account_id])
-        return account_id
 
     @field_validator("role_arn")
     @classmethod
@@ -79,8 +65,8 @@ class OrganizationSettings(Strict):
     regions: list[str] = Field(min_length=1)
     # Only accounts under these OUs, recursively; empty: the whole organisation.
     organizational_units: list[str] = Field(default_factory=list)
-    include_accounts: list[str] = Field(default_factory=list)
-    exclude_accounts: list[str] = Field(default_factory=list)
+    include_accounts: list[AccountId] = Field(default_factory=list)
+    exclude_accounts: list[AccountId] = Field(default_factory=list)
     # Assumed to call organizations:ListAccounts (the management or a delegated administrator
     # account); None: the service's own credentials.
     management_role_arn: str | None = None
@@ -100,11 +86,6 @@ class OrganizationSettings(Strict):
             if not _OU.fullmatch(unit):
                 raise ValueError(f"{unit!r} is not an OU id (ou-…) or a root id (r-…)")
         return units
-
-    @field_validator("include_accounts", "exclude_accounts")
-    @classmethod
-    def _are_accounts(cls, accounts: list[str]) -> list[str]:
-        return _accounts_check(accounts)
 
     @field_validator("role_name")
     @classmethod

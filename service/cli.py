@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .logs import configure_logging
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from .config import KnownRegions, Settings
     from .reading import StaticCredentials
     from .snapshot.types import Snapshot
     from .web.app import ReaderFactory
@@ -127,6 +127,12 @@ def _render(settings: Settings, args: argparse.Namespace) -> int:
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
     return 0
+
+
+def _known_regions() -> KnownRegions:
+    from .aws.partitions import known_regions
+
+    return known_regions()
 
 
 def _usage_error(message: str) -> int:
@@ -267,8 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import ConfigError
 
     try:
-        settings = load_settings(args.config)
-        if not args.demo and not getattr(args, "url", None):
+        # The demo reads its own embedded ECR, and `diff --url` no ECR at all.
+        reads_aws = not args.demo and not getattr(args, "url", None)
+        settings = load_settings(args.config, known_regions=_known_regions() if reads_aws else None)
+        if reads_aws:
             settings.aws.resolved_targets()
     except ConfigError as exc:
         return _usage_error(str(exc))

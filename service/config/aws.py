@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
 from ..model import SourceId
@@ -135,6 +135,9 @@ class AwsSettings(Strict):
     # (AWS_CA_BUNDLE, then ca_bundle in the AWS config profile, then its own bundle).
     ca_bundle: Path | None = None
     targets: list[TargetSettings] = Field(default_factory=list)
+    # Regions to take as known beside those of the installed botocore, whose list of regions
+    # is checked at start-up (service/config/regions.py): for a region newer than it.
+    extra_regions: list[str] = Field(default_factory=list)
     # Every account of an AWS Organization (see README, "Every account in the organisation").
     organization: OrganizationSettings | None = None
     # STS calls (AssumeRole for each discovered account) per second, at most.
@@ -153,6 +156,11 @@ class AwsSettings(Strict):
     max_calls_per_second: float | None = Field(default=None, gt=0)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    @field_validator("extra_regions")
+    @classmethod
+    def _extra_regions_look_like_regions(cls, regions: list[str]) -> list[str]:
+        return _regions_check(regions)
 
     @field_validator("endpoint_url")
     @classmethod
@@ -202,7 +210,13 @@ class AwsSettings(Strict):
                 "no ECR region configured: set aws.targets in the config file, "
                 "or AWS_REGION / AWS_DEFAULT_REGION"
             )
-        return [TargetSettings(regions=[region])]
+        try:
+            return [TargetSettings(regions=[region])]
+        except ValidationError:
+            raise ConfigError(
+                f"environment: AWS_REGION / AWS_DEFAULT_REGION: {region!r} is not "
+                "an AWS region name (e.g. us-east-1)"
+            ) from None
 
     def may_read(self, source: SourceId) -> bool:
         """Whether a target could name ``source``: its region, and its account if configured.

@@ -31,11 +31,11 @@ from ..snapshot.store import SnapshotStore
 from ..snapshot.types import IndexedEntity, Snapshot
 from ..text import escape_invisible
 from .deps import BackstageDep, MetricsDep, StoreDep
-from .filters import EntityFilters, FiltersDep
+from .filters import FILTER_PARAMETERS, EntityFilters, FiltersDep, known_parameters
 from .posture import posture_report
 from .responses import HTML_MEDIA_TYPE, respond
 
-__all__ = ["content_security_policy", "entity_page", "router"]
+__all__ = ["content_security_policy", "entity_page", "render_page", "router"]
 
 router = APIRouter(tags=["operator"])
 
@@ -101,7 +101,8 @@ def content_security_policy() -> str:
     )
 
 
-def _html(template: str, **context: Any) -> bytes:
+def render_page(template: str, **context: Any) -> bytes:
+    """A template of templates/ as page bytes, with the version and the inlined assets."""
     page = _templates().get_template(template)
     return page.render(version=__version__, assets=_assets(), **context).encode()
 
@@ -130,7 +131,11 @@ def _choices(values: Iterable[str | None]) -> list[str]:
 @router.get(
     "/",
     response_class=Response,
-    responses={200: {"content": {"text/html": {}}, "description": "The operator page."}},
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The operator page."},
+        400: {"description": "A filter is malformed, or a query parameter is unknown."},
+    },
+    dependencies=[known_parameters(*FILTER_PARAMETERS, "page")],
 )
 async def operator_page(
     request: Request,
@@ -176,7 +181,7 @@ def _index_page(
     def page_link(number: int) -> str:
         return "/?" + urlencode([*params, ("page", str(number))]) + "#entities"
 
-    return _html(
+    return render_page(
         "index.html",
         **state,
         counts=snapshot.counts_by_kind() if snapshot else {},
@@ -249,7 +254,7 @@ def entity_page(
                 "title": "In Backstage",
             }
         )
-    body = _html(
+    body = render_page(
         "entity.html",
         etag=snapshot.yaml.etag,
         built_at=iso(snapshot.built_at),

@@ -14,7 +14,7 @@ from ..catalog.posture import FAIL, PASS, UNKNOWN
 from ..catalog.render import RenderedBody, render_body
 from ..snapshot.types import IndexedEntity
 from .deps import StoreDep, ViewsDep
-from .filters import EntityFilters, FiltersDep
+from .filters import FILTER_PARAMETERS, EntityFilters, FiltersDep, known_parameters
 from .responses import JSON_MEDIA_TYPE, require_snapshot, respond
 
 __all__ = ["posture_report", "router"]
@@ -72,12 +72,14 @@ def _report_body(items: Sequence[IndexedEntity], filters: EntityFilters) -> Rend
 @router.get(
     "/posture",
     response_class=Response,
+    dependencies=[known_parameters(*FILTER_PARAMETERS)],
     responses={
         200: {
             "content": {JSON_MEDIA_TYPE: {"schema": {"type": "object"}}},
             "description": "`summary`, `checks`, `owners` and `repositories`.",
         },
         304: {"description": "Not modified: the If-None-Match ETag is current."},
+        400: {"description": "A filter is malformed, or a query parameter is not a filter."},
         503: {"description": "No snapshot exists yet; see Retry-After."},
     },
 )

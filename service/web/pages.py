@@ -230,7 +230,8 @@ def _posture(item: IndexedEntity) -> dict[str, Any] | None:
     verdicts = item.verdicts
     if verdicts is None:
         return None
-    return {"overall": verdicts.overall, "checks": list(verdicts.verdicts)}
+    checks = [(check, verdict, verdicts.reason(check)) for check, verdict in verdicts.verdicts]
+    return {"overall": verdicts.overall, "checks": checks}
 
 
 def entity_page(

@@ -57,6 +57,8 @@ def posture_report(items: Sequence[IndexedEntity]) -> dict[str, Any]:
                 "posture": item.posture,
                 "failures": list(item.posture_failures),
                 "unknown": list(item.posture_unknown),
+                # Why each of those did not pass (catalog.posture).
+                "reasons": dict(item.verdicts.reasons) if item.verdicts else {},
             }
             for item in repositories
         ],

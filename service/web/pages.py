@@ -27,12 +27,14 @@ from .. import __version__
 from ..catalog.render import render_body
 from ..config import Settings
 from ..instants import iso
+from ..names import parse_entity_ref
 from ..snapshot.store import SnapshotStore
 from ..snapshot.types import IndexedEntity, Snapshot
 from ..text import escape_invisible
 from .deps import BackstageDep, MetricsDep, StoreDep
 from .filters import FILTER_PARAMETERS, EntityFilters, FiltersDep, known_parameters
 from .posture import posture_report
+from .refs import backstage_url, ref_links
 from .responses import HTML_MEDIA_TYPE, respond
 
 __all__ = ["content_security_policy", "entity_page", "render_page", "router"]
@@ -237,7 +239,8 @@ def _posture(item: IndexedEntity) -> dict[str, Any] | None:
 def entity_page(
     request: Request, store: SnapshotStore, snapshot: Snapshot, item: IndexedEntity
 ) -> Response:
-    """One entity as a page: its facts, posture, links (the console, Backstage) and YAML."""
+    """One entity as a page: its facts, its refs as links, posture, links (the console,
+    Backstage) and YAML."""
     settings: Settings = request.state.settings
     entity = json.loads(item.json_document)
     metadata = entity.get("metadata", {})
@@ -246,15 +249,9 @@ def entity_page(
         for link in metadata.get("links", [])
     ]
     base_url = settings.backstage.base_url
-    if base_url:
-        kind, _, rest = item.ref.partition(":")
-        namespace, _, name = rest.partition("/")
-        links.append(
-            {
-                "url": f"{base_url}/catalog/{namespace}/{kind}/{quote(metadata.get('name', name))}",
-                "title": "In Backstage",
-            }
-        )
+    ref = parse_entity_ref(item.ref, default_kind=None, default_namespace="default")
+    if base_url and ref is not None:
+        links.append({"url": backstage_url(base_url, ref), "title": "In Backstage"})
     body = render_page(
         "entity.html",
         etag=snapshot.yaml.etag,
@@ -264,6 +261,7 @@ def entity_page(
         entity=_Lenient(entity),
         posture=_posture(item),
         links=links,
+        refs=ref_links(entity, snapshot.by_ref, base_url),
         yaml=bytes(item.yaml_document).decode("utf-8"),
     )
     return _page_answer(request, store, snapshot, body)

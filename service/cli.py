@@ -8,14 +8,14 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .logs import configure_logging
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from .config import KnownRegions, Settings
     from .reading import StaticCredentials
     from .snapshot.types import Snapshot
     from .web.app import ReaderFactory
@@ -79,9 +79,14 @@ def _reader_factory(settings: Settings, demo: bool) -> Iterator[tuple[Settings, 
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve until stopped; 3 when the app could not start. Raises ConfigError for a port or
+    address that cannot be listened on, before anything else is started."""
+    from .web.server import listening_socket
+
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
-    with _reader_factory(settings, args.demo) as (run_settings, factory):
+    sock = listening_socket(host, port)
+    with sock, _reader_factory(settings, args.demo) as (run_settings, factory):
         import uvicorn
 
         from .web.app import create_app
@@ -90,19 +95,29 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         app = create_app(run_settings, factory)
         soft, hard = raise_open_files_limit()
         log.info("open-files limit %d (hard limit %d)", soft, hard)
-        # Port 0 picks a free port; uvicorn's "running on" line says which.
-        log.info("serving the catalog on http://%s:%d/entities.yaml", host, port)
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=5,
-            # The parser and the bounds on what a client can make us hold (docs/security.md).
-            **uvicorn_options(run_settings.server),
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=5,
+                # The parser and the bounds on what a client can make us hold
+                # (docs/security.md).
+                **uvicorn_options(run_settings.server),
+            )
         )
-    return 0
+        # Port 0 picks a free port: this line says which (the tests read it).
+        shown = f"[{host}]" if ":" in host else host
+        bound = sock.getsockname()[1]
+        log.info("listening on http://%s:%d; the catalog is at /entities.yaml", shown, bound)
+        # uvicorn raises the signal that stopped it again once it has shut down: Ctrl-C then
+        # arrives here as KeyboardInterrupt, as uvicorn.run would also swallow it.
+        with suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+    # uvicorn's own exit status for an app whose start-up failed.
+    return 0 if server.started else 3
 
 
 async def _read_once(settings: Settings, factory: ReaderFactory) -> Snapshot | None:
@@ -126,6 +141,12 @@ def _render(settings: Settings, args: argparse.Namespace) -> int:
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
     return 0
+
+
+def _known_regions() -> KnownRegions:
+    from .aws.partitions import known_regions
+
+    return known_regions()
 
 
 def _usage_error(message: str) -> int:
@@ -279,14 +300,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import ConfigError
 
     try:
-        settings = load_settings(args.config)
-        if not args.demo and not getattr(args, "url", None):
+        # The demo reads its own embedded ECR, and `diff --url` no ECR at all.
+        reads_aws = not args.demo and not getattr(args, "url", None)
+        settings = load_settings(args.config, known_regions=_known_regions() if reads_aws else None)
+        if reads_aws:
             settings.aws.resolved_targets()
     except ConfigError as exc:
         return _usage_error(str(exc))
     configure_logging(settings.log_format)
     if args.command == "serve":
-        return _serve(settings, args)
+        try:
+            return _serve(settings, args)
+        except ConfigError as exc:
+            return _usage_error(str(exc))
     if args.command == "diff":
         return _diff(settings, args)
     return _render(settings, args)

@@ -22,7 +22,7 @@
 
 AWS and Backstage errors never reach HTTP: a source whose read fails keeps its last good data,
 a failed Backstage call keeps the last claims, and either shows on /readyz. ``RequestRefused``
-is mapped to a response by the one handler in ``service/web/app.py``; the command maps
+is mapped to a response by the one handler in ``service/web/refusals.py``; the command maps
 ``ConfigError`` and ``CatalogUnreadable`` to exit 2.
 """
 

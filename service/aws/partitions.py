@@ -13,12 +13,14 @@ import functools
 import logging
 from typing import Any
 
+import botocore
 import botocore.session
 from botocore.exceptions import UnknownRegionError
 
+from ..config.regions import KnownRegions
 from ..model import Partition
 
-__all__ = ["CONSOLE_HOSTS", "home_region", "partition_names", "partition_of"]
+__all__ = ["CONSOLE_HOSTS", "home_region", "known_regions", "partition_names", "partition_of"]
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +34,29 @@ DEFAULT_PARTITION = "aws"
 
 
 @functools.cache
+def _partition_data() -> list[dict[str, Any]]:
+    data = botocore.session.get_session().get_data("partitions")
+    return list(data["partitions"])
+
+
 def _partitions() -> dict[str, dict[str, Any]]:
+    return {entry["id"]: entry["outputs"] for entry in _partition_data()}
+
+
+@functools.cache
+def known_regions() -> KnownRegions:
+    """Every region the installed botocore knows, in every partition: those with an ECR
+    endpoint, and those of the partitions' own lists (which may name a region before ECR's
+    endpoint data does, such as eusc-de-east-1), without their ``*-global`` pseudo-regions."""
     session = botocore.session.get_session()
-    data = session.get_data("partitions")
-    return {entry["id"]: entry["outputs"] for entry in data["partitions"]}
+    names = {
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("ecr", partition_name=partition)
+    }
+    for entry in _partition_data():
+        names.update(name for name in entry.get("regions", {}) if not name.endswith("-global"))
+    return KnownRegions(frozenset(names), f"botocore {botocore.__version__}")
 
 
 @functools.cache

@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from ..errors import ConfigError
 from .aws import AwsSettings, OrganizationSettings, TargetSettings
+from .regions import KnownRegions, check_regions
 from .sections import (
     BackstageSettings,
     CacheSettings,
@@ -42,6 +43,7 @@ __all__ = [
     "ClaimsSettings",
     "CatalogSettings",
     "EventsSettings",
+    "KnownRegions",
     "OrganizationSettings",
     "PostureSettings",
     "RefreshSettings",
@@ -120,15 +122,25 @@ _CONFIG_FILE: ContextVar[Path | None] = ContextVar("ecr_catalog_config_file", de
 def load_settings(
     config_file: Path | None = None,
     environ: dict[str, str] | None = None,
+    known_regions: KnownRegions | None = None,
     **overrides: Any,
 ) -> Settings:
-    """Build Settings from the config file (``--config`` or ECR_CATALOG_CONFIG) and environment.
+    """Build Settings from the config file (``--config`` or ECR_CATALOG_CONFIG) and environment;
+    with ``known_regions``, refuse a region that is not among them (config.regions).
 
     Raises ConfigError, naming the file and the key, for anything that cannot be used.
     """
     env = os.environ if environ is None else environ
     if config_file is None and env.get(CONFIG_ENV_VAR):
         config_file = Path(env[CONFIG_ENV_VAR])
+    settings = _settings_from(config_file, overrides)
+    if known_regions is not None:
+        where = str(config_file) if config_file is not None else "settings"
+        check_regions(settings.aws, known_regions, where, env)
+    return settings
+
+
+def _settings_from(config_file: Path | None, overrides: dict[str, Any]) -> Settings:
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"cannot read config file {config_file}: no such file")
     token = _CONFIG_FILE.set(config_file)

@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
 from ..model import SourceId
-from .base import ACCOUNT, REGION, ROLE_ARN, Strict, check_url
+from .base import REGION, ROLE_ARN, AccountId, Strict, check_url
 
 __all__ = ["ENABLED_REGIONS", "AwsSettings", "OrganizationSettings", "TargetSettings"]
 
@@ -31,19 +31,12 @@ def _regions_check(regions: list[str]) -> list[str]:
     return regions
 
 
-def _accounts_check(accounts: list[str]) -> list[str]:
-    for account in accounts:
-        if not ACCOUNT.fullmatch(account):
-            raise ValueError(f"{account!r} is not a 12-digit AWS account id")
-    return accounts
-
-
 class TargetSettings(Strict):
     """One set of credentials (ambient, or an assumed role) and the regions read with it."""
 
     regions: list[str] = Field(min_length=1)
     """The regions read with these credentials, e.g. ``[us-east-1, eu-west-1]``."""
-    account_id: str | None = None
+    account_id: AccountId | None = None
     """The account, as a quoted string of 12 digits. Checked against sts:GetCallerIdentity;
     when set, the sources are named even while STS is unreachable."""
     role_arn: str | None = None
@@ -58,13 +51,6 @@ class TargetSettings(Strict):
     @classmethod
     def _regions_look_like_regions(cls, regions: list[str]) -> list[str]:
         return _regions_check(regions)
-
-    @field_validator("account_id")
-    @classmethod
-    def _account_is_twelve_digits(cls, account_id: str | None) -> str | None:
-        if account_id is not None:
-            _accounts_check([account_id])
-        return account_id
 
     @field_validator("role_arn")
     @classmethod
@@ -89,9 +75,9 @@ class OrganizationSettings(Strict):
     organizational_units: list[str] = Field(default_factory=list)
     """Only accounts under these OU ids (or root ids), recursively; empty: the whole
     organisation."""
-    include_accounts: list[str] = Field(default_factory=list)
+    include_accounts: list[AccountId] = Field(default_factory=list)
     """Only these account ids; empty: every account."""
-    exclude_accounts: list[str] = Field(default_factory=list)
+    exclude_accounts: list[AccountId] = Field(default_factory=list)
     """Account ids never read."""
     management_role_arn: str | None = None
     """A role assumed to list the accounts (in the management or a delegated administrator
@@ -113,11 +99,6 @@ class OrganizationSettings(Strict):
             if not _OU.fullmatch(unit):
                 raise ValueError(f"{unit!r} is not an OU id (ou-…) or a root id (r-…)")
         return units
-
-    @field_validator("include_accounts", "exclude_accounts")
-    @classmethod
-    def _are_accounts(cls, accounts: list[str]) -> list[str]:
-        return _accounts_check(accounts)
 
     @field_validator("role_name")
     @classmethod
@@ -173,6 +154,9 @@ class AwsSettings(Strict):
     targets: list[TargetSettings] = Field(default_factory=list)
     """Sets of credentials and the regions read with each. With neither targets nor an
     organization: the ambient credentials in ``AWS_REGION`` / ``AWS_DEFAULT_REGION``."""
+    extra_regions: list[str] = Field(default_factory=list)
+    """Regions to take as known beside those of the installed botocore, whose list of regions
+    is checked at start-up: for a region newer than it (e.g. ``[xx-newregion-1]``)."""
     organization: OrganizationSettings | None = None
     """Every account of an AWS Organization, discovered; off when absent."""
     sts_calls_per_second: float = Field(default=20, gt=0)
@@ -196,6 +180,11 @@ class AwsSettings(Strict):
     """Seconds to open a connection to AWS."""
     read_timeout_seconds: float = Field(default=20.0, gt=0)
     """Seconds to wait for an AWS answer before the attempt counts as failed."""
+
+    @field_validator("extra_regions")
+    @classmethod
+    def _extra_regions_look_like_regions(cls, regions: list[str]) -> list[str]:
+        return _regions_check(regions)
 
     @field_validator("endpoint_url")
     @classmethod
@@ -245,7 +234,13 @@ class AwsSettings(Strict):
                 "no ECR region configured: set aws.targets in the config file, "
                 "or AWS_REGION / AWS_DEFAULT_REGION"
             )
-        return [TargetSettings(regions=[region])]
+        try:
+            return [TargetSettings(regions=[region])]
+        except ValidationError:
+            raise ConfigError(
+                f"environment: AWS_REGION / AWS_DEFAULT_REGION: {region!r} is not "
+                "an AWS region name (e.g. us-east-1)"
+            ) from None
 
     def may_read(self, source: SourceId) -> bool:
         """Whether a target could name ``source``: its region, and its account if configured.

@@ -11,8 +11,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..backstage import BackstageLink, connected
@@ -21,7 +22,7 @@ from ..errors import RequestRefused
 from ..reading import EcrReader, ReadObserver
 from ..snapshot.persist import StateDir
 from ..snapshot.store import SnapshotStore
-from . import entities, health, operations, pages, posture, sources
+from . import entities, health, operations, pages, posture, refusals, sources
 from .auth import EventsGate, RefreshGate
 from .metrics import Metrics, watch_loop_lag
 from .middleware import NOSNIFF, stack
@@ -39,12 +40,6 @@ ReaderFactory = Callable[[ReadObserver | None], AbstractAsyncContextManager[EcrR
 def _operation_id(route: APIRoute) -> str:
     # Stable operationIds: the function name, not FastAPI's path-and-method hash.
     return route.name
-
-
-async def _refused(_request: Request, exc: Exception) -> JSONResponse:
-    """The one mapping of the error tree to HTTP (see service/errors.py)."""
-    assert isinstance(exc, RequestRefused)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
 
 async def _internal_error(_request: Request, _exc: Exception) -> PlainTextResponse:
@@ -171,6 +166,7 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
     )
     for module in (pages, entities, sources, posture, health, operations):
         app.include_router(module.router)
-    app.add_exception_handler(RequestRefused, _refused)
+    app.add_exception_handler(RequestRefused, refusals.refused)
+    app.add_exception_handler(StarletteHTTPException, refusals.http_refused)
     app.add_exception_handler(Exception, _internal_error)
     return app

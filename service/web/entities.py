@@ -10,7 +10,7 @@ from ..catalog.render import render_body
 from ..errors import NotFound
 from ..snapshot.store import SnapshotStore
 from .deps import StoreDep, ViewsDep
-from .filters import EntityFilters, FiltersDep
+from .filters import FILTER_PARAMETERS, EntityFilters, FiltersDep, known_parameters
 from .negotiation import Format, negotiate, prefers_html
 from .pages import entity_page
 from .responses import (
@@ -25,6 +25,9 @@ from .views import FilteredViews, rendered_for
 __all__ = ["router"]
 
 router = APIRouter(tags=["entities"])
+
+# The list routes take the filters; one entity takes no query parameter.
+_FILTERS_ONLY = [known_parameters(*FILTER_PARAMETERS)]
 
 ENTITY_LIST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -42,7 +45,7 @@ _ENTITY_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The entities.",
     },
     304: {"description": "Not modified: the If-None-Match ETag is current."},
-    400: {"description": "A filter is malformed."},
+    400: {"description": "A filter is malformed, or a query parameter is not a filter."},
     503: {"description": "No snapshot exists yet; see Retry-After."},
 }
 
@@ -50,6 +53,7 @@ _ENTITY_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get(
     "/entities.yaml",
     response_class=Response,
+    dependencies=_FILTERS_ONLY,
     responses={
         **_ENTITY_RESPONSES,
         200: {"content": {YAML_MEDIA_TYPE: {}}, "description": "Multi-document YAML."},
@@ -65,6 +69,7 @@ async def entities_yaml(
 @router.get(
     "/entities.json",
     response_class=Response,
+    dependencies=_FILTERS_ONLY,
     responses={
         **_ENTITY_RESPONSES,
         200: {
@@ -80,7 +85,9 @@ async def entities_json(
     return await _entities_response(request, store, filters, views, "json")
 
 
-@router.get("/entities", response_class=Response, responses=_ENTITY_RESPONSES)
+@router.get(
+    "/entities", response_class=Response, responses=_ENTITY_RESPONSES, dependencies=_FILTERS_ONLY
+)
 async def entities(
     request: Request, store: StoreDep, filters: FiltersDep, views: ViewsDep
 ) -> Response:
@@ -109,6 +116,7 @@ async def _entities_response(
 @router.get(
     "/entities/{kind}/{namespace}/{name}",
     response_class=Response,
+    dependencies=[known_parameters()],
     responses={
         **_ENTITY_RESPONSES,
         200: {
@@ -119,6 +127,7 @@ async def _entities_response(
             },
             "description": "One entity.",
         },
+        400: {"description": "A query parameter was given; this URL takes none."},
         404: {"description": "No such entity."},
     },
 )

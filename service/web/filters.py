@@ -1,25 +1,31 @@
-"""The filters every entity-list route takes, normalised for matching the snapshot's index."""
+"""The filters every entity-list route takes, normalised for matching the snapshot's index; and
+the one check that a request names no query parameter its route does not take.
+"""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from ..errors import RequestRefused
 from ..names import parse_entity_ref
 from ..snapshot.types import IndexedEntity
+from ..text import escape_invisible
 
 __all__ = [
+    "FILTER_PARAMETERS",
     "MAX_FILTER_LENGTH",
     "MAX_FILTER_VALUES",
     "EntityFilters",
     "FilterQuery",
     "FiltersDep",
     "entity_filters",
+    "known_parameters",
 ]
 
 MAX_FILTER_LENGTH = 256
@@ -120,3 +126,43 @@ async def entity_filters(query: Annotated[FilterQuery, Query()]) -> EntityFilter
 
 
 FiltersDep = Annotated[EntityFilters, Depends(entity_filters)]
+
+
+# The filters' parameter names, in the order the documentation lists them.
+FILTER_PARAMETERS = tuple(FilterQuery.model_fields)
+# An answer names at most this many unknown parameters, each cut to this many characters: the
+# request is bounded (server.max_url_length), the answer much more so.
+MAX_UNKNOWN_SHOWN = 5
+MAX_NAME_SHOWN = 40
+
+
+def _shown(name: str) -> str:
+    cut = name[:MAX_NAME_SHOWN] + ("…" if len(name) > MAX_NAME_SHOWN else "")
+    return f"'{escape_invisible(cut)}'"
+
+
+def _unknown_detail(unknown: list[str], known: tuple[str, ...]) -> str:
+    named = []
+    for name in unknown[:MAX_UNKNOWN_SHOWN]:
+        close = difflib.get_close_matches(name[:MAX_NAME_SHOWN], known, n=1)
+        named.append(_shown(name) + (f" (did you mean {close[0]!r}?)" if close else ""))
+    if len(unknown) > MAX_UNKNOWN_SHOWN:
+        named.append(f"and {len(unknown) - MAX_UNKNOWN_SHOWN} more")
+    takes = f"the known ones are {', '.join(known)}" if known else "this URL takes none"
+    noun = "parameter" if len(unknown) == 1 else "parameters"
+    return f"unknown query {noun} {', '.join(named)}; {takes}"
+
+
+def known_parameters(*known: str) -> Any:
+    """A route dependency: 400, naming the known ones, for a query parameter not in ``known``.
+
+    A misspelt filter (``?ower=team-a``) would otherwise be ignored, and the answer would be
+    the whole catalog, as if the filter had matched everything.
+    """
+
+    async def refuse_unknown(request: Request) -> None:
+        unknown = sorted({name for name in request.query_params if name not in known})
+        if unknown:
+            raise RequestRefused(_unknown_detail(unknown, known))
+
+    return Depends(refuse_unknown)

@@ -13,9 +13,11 @@ from typing import Literal
 __all__ = [
     "MAX_ACCEPT_ENTRIES",
     "MAX_IF_NONE_MATCH_LENGTH",
+    "ErrorFormat",
     "Format",
     "accept_list",
     "accepts_gzip",
+    "error_format",
     "etag_matches",
     "negotiate",
     "prefers_html",
@@ -27,6 +29,7 @@ MAX_IF_NONE_MATCH_LENGTH = 8192
 MAX_ACCEPT_ENTRIES = 64
 
 Format = Literal["yaml", "json"]
+ErrorFormat = Literal["html", "json", "yaml"]
 
 _JSON_MEDIA_TYPES = frozenset(("application/json", "text/json"))
 _YAML_MEDIA_TYPES = frozenset(
@@ -95,6 +98,15 @@ def negotiate(accept: str | None) -> Format:
         if score > best[0]:
             best = (score, fmt)
     return best[1]
+
+
+def error_format(accept: str | None) -> ErrorFormat:
+    """How a refusal is told: a page for a browser, YAML to a client that asks for YAML by name
+    above JSON, and JSON (``{"detail": ...}``) otherwise, ``*/*`` and no header included."""
+    if prefers_html(accept):
+        return "html"
+    named_yaml = any(media in _YAML_MEDIA_TYPES and q > 0 for media, q in accept_list(accept))
+    return "yaml" if named_yaml and negotiate(accept) == "yaml" else "json"
 
 
 def etag_matches(if_none_match: str | None, etags: Sequence[str]) -> bool:

@@ -27,15 +27,17 @@ from .. import __version__
 from ..catalog.render import render_body
 from ..config import Settings
 from ..instants import iso
+from ..names import parse_entity_ref
 from ..snapshot.store import SnapshotStore
 from ..snapshot.types import IndexedEntity, Snapshot
 from ..text import escape_invisible
 from .deps import BackstageDep, MetricsDep, StoreDep
-from .filters import EntityFilters, FiltersDep
+from .filters import FILTER_PARAMETERS, EntityFilters, FiltersDep, known_parameters
 from .posture import posture_report
+from .refs import backstage_url, ref_links
 from .responses import HTML_MEDIA_TYPE, respond
 
-__all__ = ["content_security_policy", "entity_page", "router"]
+__all__ = ["content_security_policy", "entity_page", "render_page", "router"]
 
 router = APIRouter(tags=["operator"])
 
@@ -101,7 +103,8 @@ def content_security_policy() -> str:
     )
 
 
-def _html(template: str, **context: Any) -> bytes:
+def render_page(template: str, **context: Any) -> bytes:
+    """A template of templates/ as page bytes, with the version and the inlined assets."""
     page = _templates().get_template(template)
     return page.render(version=__version__, assets=_assets(), **context).encode()
 
@@ -130,7 +133,11 @@ def _choices(values: Iterable[str | None]) -> list[str]:
 @router.get(
     "/",
     response_class=Response,
-    responses={200: {"content": {"text/html": {}}, "description": "The operator page."}},
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The operator page."},
+        400: {"description": "A filter is malformed, or a query parameter is unknown."},
+    },
+    dependencies=[known_parameters(*FILTER_PARAMETERS, "page")],
 )
 async def operator_page(
     request: Request,
@@ -176,7 +183,7 @@ def _index_page(
     def page_link(number: int) -> str:
         return "/?" + urlencode([*params, ("page", str(number))]) + "#entities"
 
-    return _html(
+    return render_page(
         "index.html",
         **state,
         counts=snapshot.counts_by_kind() if snapshot else {},
@@ -225,13 +232,15 @@ def _posture(item: IndexedEntity) -> dict[str, Any] | None:
     verdicts = item.verdicts
     if verdicts is None:
         return None
-    return {"overall": verdicts.overall, "checks": list(verdicts.verdicts)}
+    checks = [(check, verdict, verdicts.reason(check)) for check, verdict in verdicts.verdicts]
+    return {"overall": verdicts.overall, "checks": checks}
 
 
 def entity_page(
     request: Request, store: SnapshotStore, snapshot: Snapshot, item: IndexedEntity
 ) -> Response:
-    """One entity as a page: its facts, posture, links (the console, Backstage) and YAML."""
+    """One entity as a page: its facts, its refs as links, posture, links (the console,
+    Backstage) and YAML."""
     settings: Settings = request.state.settings
     entity = json.loads(item.json_document)
     metadata = entity.get("metadata", {})
@@ -240,16 +249,10 @@ def entity_page(
         for link in metadata.get("links", [])
     ]
     base_url = settings.backstage.base_url
-    if base_url:
-        kind, _, rest = item.ref.partition(":")
-        namespace, _, name = rest.partition("/")
-        links.append(
-            {
-                "url": f"{base_url}/catalog/{namespace}/{kind}/{quote(metadata.get('name', name))}",
-                "title": "In Backstage",
-            }
-        )
-    body = _html(
+    ref = parse_entity_ref(item.ref, default_kind=None, default_namespace="default")
+    if base_url and ref is not None:
+        links.append({"url": backstage_url(base_url, ref), "title": "In Backstage"})
+    body = render_page(
         "entity.html",
         etag=snapshot.yaml.etag,
         built_at=iso(snapshot.built_at),
@@ -258,6 +261,7 @@ def entity_page(
         entity=_Lenient(entity),
         posture=_posture(item),
         links=links,
+        refs=ref_links(entity, snapshot.by_ref, base_url),
         yaml=bytes(item.yaml_document).decode("utf-8"),
     )
     return _page_answer(request, store, snapshot, body)

@@ -14,7 +14,7 @@ from ..catalog.posture import FAIL, PASS, UNKNOWN
 from ..catalog.render import RenderedBody, render_body
 from ..snapshot.types import IndexedEntity
 from .deps import StoreDep, ViewsDep
-from .filters import EntityFilters, FiltersDep
+from .filters import FILTER_PARAMETERS, EntityFilters, FiltersDep, known_parameters
 from .responses import JSON_MEDIA_TYPE, require_snapshot, respond
 
 __all__ = ["posture_report", "router"]
@@ -57,6 +57,8 @@ def posture_report(items: Sequence[IndexedEntity]) -> dict[str, Any]:
                 "posture": item.posture,
                 "failures": list(item.posture_failures),
                 "unknown": list(item.posture_unknown),
+                # Why each of those did not pass (catalog.posture).
+                "reasons": dict(item.verdicts.reasons) if item.verdicts else {},
             }
             for item in repositories
         ],
@@ -72,12 +74,14 @@ def _report_body(items: Sequence[IndexedEntity], filters: EntityFilters) -> Rend
 @router.get(
     "/posture",
     response_class=Response,
+    dependencies=[known_parameters(*FILTER_PARAMETERS)],
     responses={
         200: {
             "content": {JSON_MEDIA_TYPE: {"schema": {"type": "object"}}},
             "description": "`summary`, `checks`, `owners` and `repositories`.",
         },
         304: {"description": "Not modified: the If-None-Match ETag is current."},
+        400: {"description": "A filter is malformed, or a query parameter is not a filter."},
         503: {"description": "No snapshot exists yet; see Retry-After."},
     },
 )

@@ -1,5 +1,5 @@
-"""How uvicorn serves the app: its HTTP parser and the bound on a request head, and the process's
-open-file limit.
+"""How uvicorn serves the app: the socket it listens on, its HTTP parser and the bound on a
+request head, and the process's open-file limit.
 
 ``ecr-catalog serve`` and the bench's bare ASGI app both take their options from here, so the
 bench measures the protocol the service runs.
@@ -7,15 +7,34 @@ bench measures the protocol the service runs.
 
 from __future__ import annotations
 
+import errno
 import logging
 import resource
+import socket
 from typing import Any
 
 from ..config.sections import ServerSettings
+from ..errors import ConfigError
 
-__all__ = ["REQUEST_LINE_BYTES", "max_head_bytes", "raise_open_files_limit", "uvicorn_options"]
+__all__ = [
+    "BACKLOG",
+    "REQUEST_LINE_BYTES",
+    "listening_socket",
+    "max_head_bytes",
+    "raise_open_files_limit",
+    "uvicorn_options",
+]
 
 log = logging.getLogger(__name__)
+
+# uvicorn's own default backlog.
+BACKLOG = 2048
+PORT_SETTINGS = (
+    "set PORT or server.port (make run PORT=..., serve --port, ECR_CATALOG_SERVER__PORT)"
+)
+HOST_SETTINGS = (
+    "set HOST or server.host (make run HOST=..., serve --host, ECR_CATALOG_SERVER__HOST)"
+)
 
 # The request line around its target (method, spaces, "HTTP/1.1", CRLF) and the blank line
 # that ends the head: generous, since the method is any token.
@@ -65,3 +84,33 @@ def raise_open_files_limit() -> tuple[int, int]:
             return soft, hard
         soft = hard
     return soft, hard
+
+
+def _why_not(exc: OSError, where: str) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"another process listens on {where}; {PORT_SETTINGS}"
+    if exc.errno == errno.EACCES:
+        return f"no permission to listen on {where} (a port below 1024?); {PORT_SETTINGS}"
+    if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(exc, socket.gaierror):
+        return f"cannot listen on {where}: not an address of this machine; {HOST_SETTINGS}"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` and listening, as uvicorn would bind it.
+
+    Bound here, before the app starts, so that a busy port is said in these words before any
+    AWS client is opened; uvicorn itself would only log the OSError and exit 3. Raises
+    ConfigError.
+    """
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        # As uvicorn does: a port in TIME_WAIT after a restart is free; one listened on is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(_why_not(exc, where)) from None
+    return sock

@@ -12,6 +12,7 @@ from ..model import SourceId
 from ..snapshot.store import SnapshotStore
 from ..snapshot.types import Snapshot, SourceView
 from .deps import StoreDep
+from .filters import known_parameters
 from .responses import (
     YAML_MEDIA_TYPE,
     conditional_response,
@@ -22,11 +23,13 @@ from .responses import (
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["sources"])
+# None of these URLs takes a query parameter.
+router = APIRouter(tags=["sources"], dependencies=[known_parameters()])
 
 _LOCATION_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {YAML_MEDIA_TYPE: {}}, "description": "YAML."},
     304: {"description": "Not modified."},
+    400: {"description": "A query parameter was given; this URL takes none."},
     404: {"description": "No such source or shard."},
     503: {"description": "Not available yet; see Retry-After."},
 }

@@ -252,3 +252,94 @@ def test_a_screenshot_of_the_page(
     target = os.environ.get("OPERATOR_PAGE_SCREENSHOT")
     if target:
         Path(target).write_bytes(shot.read_bytes())
+
+
+# Every run of letters and digits in a table cell, whose pieces lie on more than one line: a
+# word the browser broke ("fail" / "ed"). Breaks at "-", "/" or "." fall between such runs.
+SPLIT_WORDS = """
+const split = [];
+for (const cell of document.querySelectorAll("td, th")) {
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const word of node.data.matchAll(/[\\p{L}\\p{N}]+/gu)) {
+      const range = document.createRange();
+      range.setStart(node, word.index);
+      range.setEnd(node, word.index + word[0].length);
+      const lines = new Set();
+      for (const rect of range.getClientRects()) {
+        if (rect.width > 0) lines.add(Math.round(rect.top));
+      }
+      if (lines.size > 1) split.push(word[0].slice(0, 40));
+    }
+  }
+}
+return split;
+"""
+
+
+@pytest.mark.parametrize("width", [1280, 800, 420])
+def test_no_word_in_a_table_cell_is_split_across_lines(
+    service: ServiceProcess, driver: WebDriver, width: int
+) -> None:
+    hostile = httpx.get(f"{service.url}/entities.json", params={"q": "segment"}).json()["items"]
+    (entity,) = [e for e in hostile if e["metadata"].get("title") == HOSTILE_NAME]
+    pages = [
+        "/",
+        "/?owner=team-a",
+        f"/entities/resource/default/{quote(entity['metadata']['name'])}",
+        f"/entities/resource/default/{quote('shared--nginx.us-east-1.123456789012')}",
+    ]
+    driver.set_window_size(width, 1800)
+    try:
+        for path in pages:
+            driver.get(f"{service.url}{path}")
+            # Open every <details>: the rules and repairs in them are table text too.
+            driver.execute_script(
+                "for (const d of document.querySelectorAll('details')) d.open = true;"
+            )
+            assert driver.execute_script(SPLIT_WORDS) == [], (path, width)
+            # What does not fit scrolls inside its table's box, not the whole page.
+            overflow = driver.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 0, (path, width, overflow)
+    finally:
+        driver.set_window_size(1280, 1800)
+
+
+def test_a_missing_entity_is_a_page_in_the_browser(
+    service: ServiceProcess, driver: WebDriver
+) -> None:
+    missing = f"{service.url}/entities/resource/default/no-such-repository"
+    driver.get(missing)
+    assert text(driver, "#error") == "404 Not Found"
+    assert text(driver, "#error-detail") == "no such entity"
+    driver.find_element(By.LINK_TEXT, "Find an entity").click()
+    wait_until(lambda: driver.current_url.endswith("/#entities"), "the way back", timeout=10)
+    # The same URL stays JSON for everything but a browser.
+    assert httpx.get(missing).json() == {"detail": "no such entity"}
+    driver.get(f"{service.url}/entities.yaml?ower=team-a")
+    assert text(driver, "#error") == "400 Bad Request"
+    assert "did you mean 'owner'?" in text(driver, "#error-detail")
+
+
+def test_an_entity_pages_refs_lead_to_their_pages_and_failures_say_why(
+    service: ServiceProcess, driver: WebDriver
+) -> None:
+    name = "shared--nginx.us-east-1.123456789012"
+    driver.get(f"{service.url}/entities/resource/default/{quote(name)}")
+    reasons = {
+        row.get_attribute("data-check"): (
+            row.find_element(By.CSS_SELECTOR, "td:nth-child(2)").text,
+            row.find_element(By.CSS_SELECTOR, "td.why").text,
+        )
+        for row in driver.find_elements(By.CSS_SELECTOR, "#posture-checks tbody tr")
+    }
+    assert any(verdict == "fail" for verdict, _ in reasons.values())
+    for check, (verdict, why) in reasons.items():
+        assert bool(why) == (verdict in ("fail", "unknown")), check
+    (registry,) = driver.find_elements(By.CSS_SELECTOR, "#fact-dependson a")
+    target = registry.text
+    registry.click()
+    wait_until(lambda: "/entities/resource/default/ecr-" in driver.current_url, "the registry")
+    assert text(driver, "#fact-ref") == target

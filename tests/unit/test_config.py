@@ -292,3 +292,52 @@ backstage:
     ]
     # Off while base_url is unset.
     assert Settings().backstage.base_url is None
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "number"),
+    [
+        (
+            "aws:\n  targets:\n    - regions: [us-east-1]\n      account_id: 123456789012\n",
+            "aws.targets.0.account_id",
+            "123456789012",
+        ),
+        (
+            # YAML 1.1 reads a leading zero with digits 0-7 as octal: another number entirely.
+            "aws:\n  targets:\n    - regions: [us-east-1]\n      account_id: 012345670123\n",
+            "aws.targets.0.account_id",
+            str(0o12345670123),
+        ),
+        (
+            "aws:\n  organization:\n    regions: [us-east-1]\n"
+            "    exclude_accounts: ['111122223333', 12345678901]\n",
+            "aws.organization.exclude_accounts.1",
+            "12345678901",
+        ),
+    ],
+)
+def test_an_unquoted_account_id_is_told_to_be_quoted(
+    tmp_path: Path, text: str, key: str, number: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(write(tmp_path, text))
+    message = str(refused.value)
+    assert f"{key}: quote it: account ids are strings of 12 digits" in message
+    assert f"read as the number {number}" in message
+    # pydantic's own words are not there.
+    assert "valid string" not in message
+
+
+def test_an_unquoted_account_id_from_the_environment_is_told_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "ECR_CATALOG_AWS__TARGETS", '[{"regions": ["us-east-1"], "account_id": 123456789012}]'
+    )
+    with pytest.raises(ConfigError, match="quote it: account ids are strings of 12 digits"):
+        load_settings()
+
+
+def test_a_quoted_account_id_keeps_its_leading_zero(tmp_path: Path) -> None:
+    text = "aws:\n  targets:\n    - regions: [us-east-1]\n      account_id: '012345678901'\n"
+    assert load_settings(write(tmp_path, text)).aws.targets[0].account_id == "012345678901"

@@ -150,3 +150,81 @@ def test_stale_is_not_checked_without_a_threshold_and_the_rest_still_are() -> No
     assert [name for name, _ in assess(repository("r"), BASIC, push_only, TODAY).checks] == [
         "stale"
     ]
+
+
+def reason(repo, registry=BASIC, settings=ALL, check: str = "") -> str | None:  # type: ignore[no-untyped-def]
+    return assess(repo, registry, settings, TODAY).reason(check)
+
+
+def test_a_failing_latest_image_says_which_severities_and_how_many() -> None:
+    findings = (("LOW", 7), ("CRITICAL", 2), ("HIGH", 1), ("MEDIUM", 0))
+    failing = with_images(image(finding_counts=findings))
+    assert reason(failing, check="latest-image") == (
+        "the latest image (v1) has 2 CRITICAL, 1 HIGH findings, at or above HIGH "
+        "(posture.max_severity)"
+    )
+    one = with_images(image(tags=(), finding_counts=(("HIGH", 1),)))
+    assert reason(one, check="latest-image") == (
+        f"the latest image (sha256:{'ab' * 6}) has 1 HIGH finding, at or above HIGH "
+        "(posture.max_severity)"
+    )
+    pending = with_images(image(findings="pending", scan_status="IN_PROGRESS"))
+    assert reason(pending, check="latest-image") == (
+        "no scan findings for the latest image (v1) (pending, scan IN_PROGRESS)"
+    )
+    assert reason(with_images(None), check="latest-image") == "no image to judge"
+    # A pass has no reason.
+    assert reason(with_images(image(finding_counts=(("LOW", 3),))), check="latest-image") is None
+
+
+def test_each_check_that_does_not_pass_says_why() -> None:
+    repo = repository("r")
+    mutable = replace(repo, tag_mutability="MUTABLE", scan_on_push=False)
+    assert reason(mutable, check="tag-immutability") == (
+        "tags are MUTABLE: a tag can be moved to another image"
+    )
+    assert reason(mutable, check="scanning") == (
+        "scan on push is off, and no registry rule scans it on push"
+    )
+    enhanced = RegistryRecord((), "ENHANCED", ())
+    assert "enhanced scanning" in str(reason(repo, enhanced, check="scanning"))
+    assert reason(replace(repo, scan_on_push=None), check="scanning") == (
+        "ECR did not say whether it is scanned on push"
+    )
+    no_policy = replace(repo, lifecycle_policy=LifecyclePolicy(False))
+    assert reason(no_policy, check="lifecycle-policy") == (
+        "no lifecycle policy: no image ever expires"
+    )
+    assert reason(repo, check="encryption") == (
+        "encrypted with AES256, not KMS (posture.require_kms)"
+    )
+    assert reason(replace(repo, tag_mutability=None), check="tag-immutability") == (
+        "ECR did not say whether its tags can be moved"
+    )
+
+
+def test_stale_says_since_when_and_which_threshold() -> None:
+    old = datetime(2025, 12, 1, tzinfo=UTC)
+    pulled_long_ago = with_images(image(), pulled=old)
+    settings = PostureSettings(stale_pull_days=90)
+    assert reason(pulled_long_ago, settings=settings, check="stale") == (
+        "last pulled 2025-12-01, more than 90 days ago (posture.stale_pull_days)"
+    )
+    never = with_images(image(), pulled=None)
+    assert reason(never, settings=settings, check="stale") == (
+        "never pulled; created 2025-03-01, more than 90 days ago (posture.stale_pull_days)"
+    )
+    both = PostureSettings(stale_pull_days=90, stale_push_days=30)
+    pushed = with_images(image(pushed_at=datetime(2026, 3, 1, tzinfo=UTC)), pulled=old)
+    assert reason(pushed, settings=both, check="stale") == (
+        "last pulled 2025-12-01, more than 90 days ago (posture.stale_pull_days); "
+        "last pushed 2026-03-01, more than 30 days ago (posture.stale_push_days)"
+    )
+
+
+def test_the_reasons_are_those_of_the_checks_that_did_not_pass() -> None:
+    repo = replace(repository("r"), tag_mutability="MUTABLE")
+    posture = assess(repo, BASIC, ALL, TODAY)
+    not_passed = set(posture.named(FAIL)) | set(posture.named(UNKNOWN))
+    assert {check for check, _ in posture.reasons} == not_passed
+    assert all(why for _, why in posture.reasons)

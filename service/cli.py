@@ -136,23 +136,16 @@ def _usage_error(message: str) -> int:
 
 
 def _diff(settings: Settings, args: argparse.Namespace) -> int:
-    import httpx
-
-    from .catalog.diff import diff_catalogs, read_catalog_documents
+    from .catalog.diff import diff_catalogs
+    from .catalog.oldfile import fetch_catalog, read_catalog_file
     from .errors import CatalogUnreadable
 
     try:
-        old = read_catalog_documents(args.old.read_text(encoding="utf-8"), str(args.old))
-    except OSError as exc:
-        return _usage_error(f"cannot read {args.old}: {exc.strerror or exc}")
+        old = read_catalog_file(args.old)
+        new = fetch_catalog(args.url) if args.url else None
     except CatalogUnreadable as exc:
         return _usage_error(str(exc))
-    if args.url:
-        response = httpx.get(args.url, timeout=60, follow_redirects=True)
-        if response.status_code != 200:
-            return _usage_error(f"{args.url} answered {response.status_code}")
-        new = read_catalog_documents(response.text, args.url)
-    else:
+    if new is None:
         with _reader_factory(settings, args.demo) as (run_settings, factory):
             snapshot = asyncio.run(_read_once(run_settings, factory))
         if snapshot is None:

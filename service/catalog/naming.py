@@ -10,6 +10,7 @@ import hashlib
 import re
 from urllib.parse import quote
 
+from ..config.base import ECR_REPOSITORY_NAME
 from ..model import Entity, Partition, SourceId
 from ..names import MAX_NAME_LENGTH, is_valid_label_value
 
@@ -24,10 +25,8 @@ __all__ = [
     "sanitize_label_value",
 ]
 
-# An ECR repository name: lower-case components joined by single separators, split by "/".
-# "--" can therefore never occur in one, which makes "/" -> "--" reversible. Used with
-# fullmatch: "$" would also match before a final newline, and "0\n" would pass as plain.
-_ECR_REPOSITORY_NAME = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
+# In an ECR repository name (config.base.ECR_REPOSITORY_NAME) separators come singly, so "--"
+# never occurs in one, which makes "/" -> "--" reversible.
 _NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _SEPARATOR_RUNS = re.compile(r"[-_.]{2,}")
 # What sets a shortened name apart from every plain one. A plain name never holds two
@@ -62,7 +61,7 @@ def repository_entity_name(source: SourceId, repository_name: str) -> str:
     and go.
     """
     suffix = f".{source.region}.{source.account_id}"
-    if _ECR_REPOSITORY_NAME.fullmatch(repository_name):
+    if ECR_REPOSITORY_NAME.fullmatch(repository_name):
         readable = repository_name.replace("/", "--") + suffix
         if len(readable) <= MAX_NAME_LENGTH:
             return readable

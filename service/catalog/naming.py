@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from ..config.base import ECR_REPOSITORY_NAME
@@ -18,6 +19,7 @@ __all__ = [
     "SHORTENED_MARKER",
     "console_link",
     "console_url",
+    "entity_name",
     "registry_entity_name",
     "registry_uri",
     "repository_entity_name",
@@ -69,6 +71,12 @@ def repository_entity_name(source: SourceId, repository_name: str) -> str:
     room = MAX_NAME_LENGTH - len(suffix) - len(digest) - len(SHORTENED_MARKER)
     head = _NOT_NAME_CHARS.sub("-", repository_name.replace("/", "--"))[:room].strip("-_.")
     return f"{head or _EMPTY_HEAD}{SHORTENED_MARKER}{digest}{suffix}"
+
+
+def entity_name(source: SourceId, name: str, arn: str, configured: Mapping[str, str]) -> str:
+    """The name of the repository ``name`` (``arn``): the one ``configured`` gives it
+    (catalog.names), else ``repository_entity_name``."""
+    return configured.get(arn) or repository_entity_name(source, name)
 
 
 def sanitize_label_value(value: str) -> str:

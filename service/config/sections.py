@@ -13,6 +13,7 @@ from ..names import (
     parse_entity_ref,
 )
 from .base import Strict, check_url
+from .names import MAX_CONFIGURED_NAMES, check_configured_names
 
 __all__ = [
     "BackstageSettings",
@@ -29,7 +30,7 @@ __all__ = [
 
 
 class CatalogSettings(Strict):
-    """Names and conventions of the entities; the defaults follow ADR-0132."""
+    """Names and conventions of the entities."""
 
     namespace: str = "default"
     owner: str = "platform-team"
@@ -37,6 +38,24 @@ class CatalogSettings(Strict):
     system: str = "container-registry"
     component: str = "ecr-registry"
     component_lifecycle: str = "production"
+    # false: the Domain (or the System) is defined elsewhere, by another catalog file: the
+    # service still refers to it by the name above, and emits no entity of its own for it.
+    emit_domain: bool = True
+    emit_system: bool = True
+    domain_description: str = Field(
+        default="Software delivery: build, publish, deploy.", min_length=1, max_length=1000
+    )
+    system_description: str = Field(
+        default="The AWS ECR container registry and its repositories.",
+        min_length=1,
+        max_length=1000,
+    )
+    component_description: str = Field(
+        default="AWS Elastic Container Registry.", min_length=1, max_length=1000
+    )
+    # Repository ARN -> entity name: the names other catalog files already use for single
+    # repositories (`ecr-catalog names-from`); every other repository keeps its generated name.
+    names: dict[str, str] = Field(default_factory=dict, max_length=MAX_CONFIGURED_NAMES)
     annotation_prefix: str = "ecr-catalog.io"
     owner_tag_keys: list[str] = Field(default_factory=lambda: ["backstage.io/owner", "owner"])
     component_tag_keys: list[str] = Field(
@@ -73,6 +92,12 @@ class CatalogSettings(Strict):
         if not is_valid_entity_name(name):
             raise ValueError(f"{name!r} is not a valid Backstage entity name")
         return name
+
+    @field_validator("names")
+    @classmethod
+    def _are_names(cls, names: dict[str, str]) -> dict[str, str]:
+        check_configured_names(names)
+        return names
 
     @field_validator("namespace")
     @classmethod

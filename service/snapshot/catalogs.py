@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from ..catalog.claims import ClaimIndex
 from ..catalog.inputs import SourceInputs
-from ..catalog.naming import registry_entity_name, repository_entity_name
+from ..catalog.naming import entity_name, registry_entity_name
 from ..config import CatalogSettings, PostureSettings
 from ..model import SourceId, SourceRecords
 from ..reading import SourceListing
@@ -35,15 +35,15 @@ class _OwnRefs:
     def __call__(self, ref: str) -> bool:
         if self._refs is None:
             namespace, settings = self._settings.namespace, self._settings
-            names = [
-                ("domain", settings.domain),
-                ("system", settings.system),
-                ("component", settings.component),
-            ]
+            # A Domain or System defined elsewhere is not the service's own.
+            names = [("component", settings.component)]
+            names += [("domain", settings.domain)] if settings.emit_domain else []
+            names += [("system", settings.system)] if settings.emit_system else []
+            configured = settings.names
             for source, records in self._records.items():
                 names.append(("resource", registry_entity_name(source)))
                 names += [
-                    ("resource", repository_entity_name(source, repo.name))
+                    ("resource", entity_name(source, repo.name, repo.arn, configured))
                     for repo in records.repositories
                 ]
             self._refs = frozenset(f"{kind}:{namespace}/{name}".lower() for kind, name in names)

@@ -1,4 +1,5 @@
-"""The `ecr-catalog` command: serve, render, diff against an old catalog file, write OpenAPI."""
+"""The `ecr-catalog` command: serve, render, diff against an old catalog file, the names that keep
+its refs, write OpenAPI."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -160,6 +161,34 @@ def _diff(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if result.empty else 1
 
 
+def _names_from(settings: Settings, args: argparse.Namespace) -> int:
+    from .aws.partitions import partition_of
+    from .catalog.migration import names_from
+    from .catalog.oldfile import read_catalog_file
+    from .errors import CatalogUnreadable, ConfigError
+    from .model import SourceId
+    from .text import escape_controls
+
+    try:
+        old = read_catalog_file(args.old)
+    except CatalogUnreadable as exc:
+        return _usage_error(str(exc))
+    try:
+        settings.aws.resolved_targets()
+        reads: Callable[[SourceId], bool] = settings.aws.may_read
+    except ConfigError:
+        print("ecr-catalog: no sources configured: taking every repository", file=sys.stderr)
+        reads = lambda _source: True  # noqa: E731
+    found = names_from(
+        old, settings.catalog, reads=reads, partition_of=lambda region: partition_of(region).name
+    )
+    # The old file's path and names go to a terminal: their controls are shown, never run.
+    sys.stdout.write(found.as_yaml(escape_controls(str(args.old))))
+    for line in found.report():
+        print(f"ecr-catalog: {escape_controls(line)}", file=sys.stderr)
+    return 0
+
+
 def _openapi(args: argparse.Namespace) -> int:
     text = openapi_yaml()
     if args.output == "-":
@@ -222,6 +251,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("--format", choices=("text", "json"), default="text")
 
+    names = commands.add_parser(
+        "names-from",
+        help="print the catalog.names that keep the names an old committed catalog file gives "
+        "repositories (no AWS call)",
+    )
+    names.add_argument("old", type=Path, help="the old file, e.g. catalog/ecr-registry.yaml")
+    names.add_argument(
+        "--config", type=Path, help="YAML config file (default: $ECR_CATALOG_CONFIG)"
+    )
+
     openapi = commands.add_parser("openapi", help="write the OpenAPI spec")
     openapi.add_argument(
         "--output", default="openapi/openapi.yaml", help="file to write, or - for stdout"
@@ -261,6 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         settings = load_settings(args.config)
+        if args.command == "names-from":
+            # Reads no AWS: without targets, every repository the old file names is taken.
+            return _names_from(settings, args)
         if not args.demo and not getattr(args, "url", None):
             settings.aws.resolved_targets()
     except ConfigError as exc:

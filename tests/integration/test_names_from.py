@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ..support import MotoServer
-from .test_cli import config, run_cli  # noqa: F401  (the fixture)
+from .test_cli import config, run_cli, served, wait_ready  # noqa: F401  (the fixtures)
 
 ACCOUNT = "123456789012"
 ALPHA_API = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/alpha/api"
@@ -149,3 +149,25 @@ def test_a_name_given_twice_stops_the_service_at_start_up_naming_both(
         in message
     )
     assert "Traceback" not in message
+
+
+def test_diff_reads_a_running_service_with_the_same_bounds(
+    served: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    old = tmp_path / "ecr-registry.yaml"
+    old.write_text(OLD, encoding="utf-8")
+    wait_ready(served)
+    result = run_cli("diff", str(old), "--url", f"{served}/entities.yaml", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    renamed = {r["ref"]: r["renamed_to"] for r in json.loads(result.stdout)["removed"]}
+    assert renamed["resource:default/alpha-api"] == (
+        f"resource:default/alpha--api.us-east-1.{ACCOUNT}"
+    )
+    missing = run_cli("diff", str(old), "--url", f"{served}/nope.yaml")
+    assert missing.returncode == 2 and b"answered 404" in missing.stderr
+    refused = run_cli("diff", str(old), "--url", "http://127.0.0.1:9/entities.yaml")
+    assert refused.returncode == 2 and b"cannot read http://127.0.0.1:9/entities.yaml" in (
+        refused.stderr
+    )
+    assert b"Traceback" not in refused.stderr

@@ -38,6 +38,7 @@ __all__ = [
     "Built",
     "SourceTransform",
     "core_entities",
+    "core_refs",
 ]
 
 API_VERSION = "backstage.io/v1alpha1"
@@ -134,6 +135,16 @@ def core_entities(options: CatalogSettings, registry_names: Sequence[str]) -> tu
             entity = _envelope(options, kind, metadata, spec)
             built.append(Built(entity, origin, facts_of(entity, None)))
     return tuple(built)
+
+
+def core_refs(options: CatalogSettings) -> set[str]:
+    """The refs of the Domain, System and Component that ``core_entities`` emits."""
+    refs = {f"component:{options.namespace}/{options.component}".lower()}
+    if options.emit_domain:
+        refs.add(f"domain:{options.namespace}/{options.domain}".lower())
+    if options.emit_system:
+        refs.add(f"system:{options.namespace}/{options.system}".lower())
+    return refs
 
 
 class SourceTransform:

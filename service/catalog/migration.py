@@ -18,6 +18,7 @@ from ..config import CatalogSettings
 from ..config.base import RepositoryId
 from ..config.names import configured_name_problem
 from ..model import Entity, SourceId
+from .entities import core_refs
 from .naming import repository_entity_name
 from .oldfile import entity_ref, named_repositories
 
@@ -78,16 +79,6 @@ class _Candidate:
     generated: str
 
 
-def _core_refs(options: CatalogSettings) -> set[str]:
-    """The refs of the Domain, System and Component the service emits."""
-    refs = {f"component:{options.namespace}/{options.component}".lower()}
-    if options.emit_domain:
-        refs.add(f"domain:{options.namespace}/{options.domain}".lower())
-    if options.emit_system:
-        refs.add(f"system:{options.namespace}/{options.system}".lower())
-    return refs
-
-
 def _candidate(
     ref: str, entity: Entity, repository: RepositoryId, partition_of: Callable[[str], str]
 ) -> _Candidate:
@@ -113,7 +104,7 @@ def _candidates(
     candidates: list[_Candidate] = []
     unmatched: list[str] = []
     problems: list[str] = []
-    core = _core_refs(options)
+    core = core_refs(options)
     for entity in old:
         ref = entity_ref(entity)
         found = named_repositories(entity) if entity["kind"].lower() == "resource" else set()

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from ..catalog.claims import ClaimIndex
+from ..catalog.entities import core_refs
 from ..catalog.inputs import SourceInputs
 from ..catalog.naming import entity_name, registry_entity_name
 from ..config import CatalogSettings, PostureSettings
@@ -35,18 +36,17 @@ class _OwnRefs:
     def __call__(self, ref: str) -> bool:
         if self._refs is None:
             namespace, settings = self._settings.namespace, self._settings
-            # A Domain or System defined elsewhere is not the service's own.
-            names = [("component", settings.component)]
-            names += [("domain", settings.domain)] if settings.emit_domain else []
-            names += [("system", settings.system)] if settings.emit_system else []
+            # A Domain or System defined elsewhere (not emitted) is not the service's own.
+            refs = core_refs(settings)
             configured = settings.names
             for source, records in self._records.items():
-                names.append(("resource", registry_entity_name(source)))
+                names = [registry_entity_name(source)]
                 names += [
-                    ("resource", entity_name(source, repo.name, repo.arn, configured))
+                    entity_name(source, repo.name, repo.arn, configured)
                     for repo in records.repositories
                 ]
-            self._refs = frozenset(f"{kind}:{namespace}/{name}".lower() for kind, name in names)
+                refs.update(f"resource:{namespace}/{name}".lower() for name in names)
+            self._refs = frozenset(refs)
         return ref in self._refs
 
 

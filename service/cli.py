@@ -1,4 +1,5 @@
-"""The `ecr-catalog` command: serve, render, diff against an old catalog file, write OpenAPI."""
+"""The `ecr-catalog` command: serve, render, diff against an old catalog file, the names that keep
+its refs, write OpenAPI."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,23 +157,16 @@ def _usage_error(message: str) -> int:
 
 
 def _diff(settings: Settings, args: argparse.Namespace) -> int:
-    import httpx
-
-    from .catalog.diff import diff_catalogs, read_catalog_documents
+    from .catalog.diff import diff_catalogs
+    from .catalog.oldfile import fetch_catalog, read_catalog_file
     from .errors import CatalogUnreadable
 
     try:
-        old = read_catalog_documents(args.old.read_text(encoding="utf-8"), str(args.old))
-    except OSError as exc:
-        return _usage_error(f"cannot read {args.old}: {exc.strerror or exc}")
+        old = read_catalog_file(args.old)
+        new = fetch_catalog(args.url) if args.url else None
     except CatalogUnreadable as exc:
         return _usage_error(str(exc))
-    if args.url:
-        response = httpx.get(args.url, timeout=60, follow_redirects=True)
-        if response.status_code != 200:
-            return _usage_error(f"{args.url} answered {response.status_code}")
-        new = read_catalog_documents(response.text, args.url)
-    else:
+    if new is None:
         with _reader_factory(settings, args.demo) as (run_settings, factory):
             snapshot = asyncio.run(_read_once(run_settings, factory))
         if snapshot is None:
@@ -185,6 +179,34 @@ def _diff(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write("\n".join(result.lines()) + "\n")
     # Like diff(1): 0 when equal, 1 when they differ.
     return 0 if result.empty else 1
+
+
+def _names_from(settings: Settings, args: argparse.Namespace) -> int:
+    from .aws.partitions import partition_of
+    from .catalog.migration import names_from
+    from .catalog.oldfile import read_catalog_file
+    from .errors import CatalogUnreadable, ConfigError
+    from .model import SourceId
+    from .text import escape_controls
+
+    try:
+        old = read_catalog_file(args.old)
+    except CatalogUnreadable as exc:
+        return _usage_error(str(exc))
+    try:
+        settings.aws.resolved_targets()
+        reads: Callable[[SourceId], bool] = settings.aws.may_read
+    except ConfigError:
+        print("ecr-catalog: no sources configured: taking every repository", file=sys.stderr)
+        reads = lambda _source: True  # noqa: E731
+    found = names_from(
+        old, settings.catalog, reads=reads, partition_of=lambda region: partition_of(region).name
+    )
+    # The old file's path and names go to a terminal: their controls are shown, never run.
+    sys.stdout.write(found.as_yaml(escape_controls(str(args.old))))
+    for line in found.report():
+        print(f"ecr-catalog: {escape_controls(line)}", file=sys.stderr)
+    return 0
 
 
 def _openapi(args: argparse.Namespace) -> int:
@@ -262,6 +284,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("--format", choices=("text", "json"), default="text")
 
+    names = commands.add_parser(
+        "names-from",
+        help="print the catalog.names that keep the names an old committed catalog file gives "
+        "repositories (no AWS call)",
+    )
+    names.add_argument("old", type=Path, help="the old file, e.g. catalog/ecr-registry.yaml")
+    names.add_argument(
+        "--config", type=Path, help="YAML config file (default: $ECR_CATALOG_CONFIG)"
+    )
+
     openapi = commands.add_parser("openapi", help="write the OpenAPI spec")
     openapi.add_argument(
         "--output", default="openapi/openapi.yaml", help="file to write, or - for stdout"
@@ -300,9 +332,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import ConfigError
 
     try:
-        # The demo reads its own embedded ECR, and `diff --url` no ECR at all.
-        reads_aws = not args.demo and not getattr(args, "url", None)
+        # The demo reads its own embedded ECR, `diff --url` and `names-from` no ECR at all.
+        reads_aws = (
+            not args.demo and not getattr(args, "url", None) and args.command != "names-from"
+        )
         settings = load_settings(args.config, known_regions=_known_regions() if reads_aws else None)
+        if args.command == "names-from":
+            # Reads no AWS: without targets, every repository the old file names is taken.
+            return _names_from(settings, args)
         if reads_aws:
             settings.aws.resolved_targets()
     except ConfigError as exc:

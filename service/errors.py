@@ -10,7 +10,7 @@
     │   ├── StateFileInvalid    a file is not one source's records: it is set aside
     │   └── StateWriteFailed    a save failed: counted, and serving goes on
     ├── SnapshotRefused         the catalog's own entities failed validation: the last stays
-    ├── CatalogUnreadable       `ecr-catalog diff`: the old catalog file cannot be read
+    ├── CatalogUnreadable       `diff`, `names-from`: the old catalog file cannot be read
     └── RequestRefused          an HTTP request cannot be served: status, detail, headers
         ├── NotFound            404
         ├── Unauthorized        401, with WWW-Authenticate: Bearer
@@ -130,7 +130,8 @@ class SnapshotRefused(EcrCatalogError):
 
 
 class CatalogUnreadable(EcrCatalogError):
-    """An old catalog file (for ``ecr-catalog diff``) cannot be read as entities."""
+    """An old catalog file (for ``ecr-catalog diff`` or ``names-from``) cannot be read as
+    entities."""
 
 
 class RequestRefused(EcrCatalogError):

@@ -16,7 +16,9 @@ __all__ = [
     "MAX_DNS_SUBDOMAIN_LENGTH",
     "MAX_NAME_LENGTH",
     "MAX_TAG_LENGTH",
+    "REF_FIELDS",
     "EntityRef",
+    "full_ref",
     "is_valid_annotation_key",
     "is_valid_dns_label",
     "is_valid_dns_subdomain",
@@ -126,25 +128,75 @@ class EntityRef:
         return f"{self.kind}:{self.namespace}/{self.name}"
 
 
+# The spec fields that hold entity refs, by kind, and the kind a ref without one defaults to
+# (None: the ref must name its kind), as BuiltinKindsEntityProcessor.postProcessEntity emits
+# their relations (@backstage/plugin-catalog-backend 4.0). A ref without a namespace is in
+# the entity's own.
+REF_FIELDS: dict[str, dict[str, str | None]] = {
+    "component": {
+        "owner": "group",
+        "subcomponentOf": "component",
+        "providesApis": "api",
+        "consumesApis": "api",
+        "dependsOn": None,
+        "dependencyOf": None,
+        "system": "system",
+    },
+    "api": {"owner": "group", "system": "system"},
+    "resource": {"owner": "group", "dependsOn": None, "dependencyOf": None, "system": "system"},
+    "user": {"memberOf": "group"},
+    "group": {"parent": "group", "children": "group", "members": "user"},
+    "system": {"owner": "group", "domain": "domain"},
+    "domain": {"owner": "group", "subdomainOf": "domain"},
+}
+
+
+def _split_entity_ref(value: str) -> tuple[str | None, str | None, str] | None:
+    """Kind, namespace and name as catalog-model's parseRefString splits them; None where it
+    throws (an empty part). A "/" ahead of the first ":" makes the rest the name."""
+    colon, slash = value.find(":"), value.find("/")
+    if slash != -1 and slash < colon:
+        colon = -1
+    kind = None if colon == -1 else value[:colon]
+    namespace = None if slash == -1 else value[colon + 1 : slash]
+    name = value[max(colon + 1, slash + 1) :]
+    if kind == "" or namespace == "" or name == "":
+        return None
+    return kind, namespace, name
+
+
 def parse_entity_ref(
     value: object, *, default_kind: str | None, default_namespace: str
 ) -> EntityRef | None:
     """Parse ``[kind:][namespace/]name``; None when it is malformed or lacks a required kind."""
     if not isinstance(value, str) or not value:
         return None
-    kind: str | None = default_kind
-    rest = value
-    if ":" in rest:
-        kind, rest = rest.split(":", 1)
-        if not KIND.fullmatch(kind):
-            return None
-    if kind is None:
+    parts = _split_entity_ref(value)
+    if parts is None:
         return None
-    namespace = default_namespace
-    if "/" in rest:
-        namespace, rest = rest.split("/", 1)
-        if not is_valid_namespace(namespace):
-            return None
-    if not is_valid_entity_name(rest):
+    kind = parts[0] if parts[0] is not None else default_kind
+    namespace = parts[1] if parts[1] is not None else default_namespace
+    name = parts[2]
+    if kind is None or not KIND.fullmatch(kind):
         return None
-    return EntityRef(kind.lower(), namespace.lower(), rest.lower())
+    if parts[1] is not None and not is_valid_namespace(namespace):
+        return None
+    if not is_valid_entity_name(name):
+        return None
+    return EntityRef(kind.lower(), namespace.lower(), name.lower())
+
+
+def full_ref(value: object, *, default_kind: str | None, default_namespace: str) -> str | None:
+    """``kind:namespace/name`` in lower case, as Backstage's parseEntityRef and
+    stringifyEntityRef make a relation's target of ``value``: the parts are not checked
+    against the name rules. None where parseEntityRef throws."""
+    if not isinstance(value, str) or not value:
+        return None
+    parts = _split_entity_ref(value)
+    if parts is None:
+        return None
+    kind = parts[0] if parts[0] is not None else default_kind
+    if not kind:
+        return None
+    namespace = parts[1] if parts[1] is not None else default_namespace or "default"
+    return f"{kind}:{namespace}/{parts[2]}".lower()

@@ -3,7 +3,8 @@
 Backstage keys entities by ``kind:namespace/name``: an entity whose ref survives the move keeps
 its page, its relations and everything that points at it; one whose ref changes is deleted and
 a new one is created. So the diff is by ref, and a removed entity that describes the same
-repository as an added one (the same ARN or URI appears in both) is reported as renamed.
+repository as an added one (the same ARN or URI appears in both; oldfile.named_repositories)
+is reported as renamed. Refs are compared in their full form, as Backstage reads them.
 """
 
 from __future__ import annotations
@@ -13,37 +14,39 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from ..errors import CatalogUnreadable
+from ..config.base import RepositoryId
 from ..model import Entity
+from ..names import REF_FIELDS, full_ref
+from .oldfile import entity_ref, named_repositories
 
-__all__ = ["CatalogDiff", "diff_catalogs", "read_catalog_documents"]
+__all__ = ["CatalogDiff", "diff_catalogs"]
 
 # What Backstage adds or manages itself; a committed file may carry it, this service never does.
 _IGNORED_METADATA = ("uid", "etag", "generation")
 _IGNORED_ANNOTATION_PREFIXES = ("backstage.io/managed-by-",)
-_IDENTIFYING_SUFFIXES = ("/arn", "-arn", "repository-uri", "/repository")
 
 
-def read_catalog_documents(text: str, origin: str) -> list[Entity]:
-    """The entities of a (multi-document) YAML catalog file; empty documents are skipped."""
-    try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise CatalogUnreadable(f"{origin} is not valid YAML: {exc}") from exc
-    for index, document in enumerate(documents, start=1):
-        if not isinstance(document, dict) or not isinstance(document.get("metadata"), dict):
-            raise CatalogUnreadable(f"document {index} of {origin} is not an entity")
-        if not document.get("kind") or not document["metadata"].get("name"):
-            raise CatalogUnreadable(f"document {index} of {origin} has no kind or name")
-    return documents
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
-def _ref(entity: Entity) -> str:
-    metadata = entity["metadata"]
-    namespace = metadata.get("namespace") or "default"
-    return f"{entity['kind']}:{namespace}/{metadata['name']}".lower()
+def _full_refs(kind: str, spec: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    """``spec`` with every ref in its full form, as Backstage reads it (names.REF_FIELDS):
+    ``owner: platform`` is ``group:default/platform``. A list of refs is sorted, as Backstage
+    sorts it before it makes the relations; what does not parse as a ref is left as it is."""
+    result = dict(spec)
+    for name, default_kind in REF_FIELDS.get(kind.lower(), {}).items():
+        value = spec.get(name)
+        if isinstance(value, list):
+            refs = [
+                full_ref(item, default_kind=default_kind, default_namespace=namespace) or item
+                for item in value
+            ]
+            result[name] = sorted(refs, key=_json)
+        elif value is not None:
+            found = full_ref(value, default_kind=default_kind, default_namespace=namespace)
+            result[name] = value if found is None else found
+    return result
 
 
 def _normalized(entity: Entity) -> Entity:
@@ -60,6 +63,9 @@ def _normalized(entity: Entity) -> Entity:
     else:
         metadata.pop("annotations", None)
     result["metadata"] = metadata
+    if isinstance(entity.get("spec"), dict):
+        namespace = str(metadata["namespace"] or "default")
+        result["spec"] = _full_refs(str(entity["kind"]), entity["spec"], namespace)
     return result
 
 
@@ -69,17 +75,26 @@ def _paths(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
         for key, item in value.items():
             yield from _paths(item, f"{prefix}.{key}" if prefix else str(key))
     else:
-        yield prefix, json.dumps(value, sort_keys=True, default=str)
+        yield prefix, _json(value)
 
 
-def _identifiers(entity: Entity) -> set[str]:
-    annotations = entity["metadata"].get("annotations") or {}
-    found = {
-        str(value)
-        for key, value in annotations.items()
-        if str(key).endswith(_IDENTIFYING_SUFFIXES) and value
-    }
-    return {value.lower() for value in found}
+def _renamed(
+    before: Mapping[str, Entity], after: Mapping[str, Entity], removed: Iterable[str]
+) -> dict[str, str]:
+    """Each removed ref that names a repository an added entity is the entity of, and that
+    entity's ref (the first by ref, when it names several)."""
+    by_repository: dict[RepositoryId, str] = {}
+    for ref in sorted(after):
+        for repository in named_repositories(after[ref], identifying_only=True):
+            by_repository.setdefault(repository, ref)
+    renamed: dict[str, str] = {}
+    for ref in removed:
+        matches = sorted(
+            by_repository[r] for r in named_repositories(before[ref]) if r in by_repository
+        )
+        if matches:
+            renamed[ref] = matches[0]
+    return renamed
 
 
 @dataclass(frozen=True)
@@ -129,23 +144,11 @@ class CatalogDiff:
 
 def diff_catalogs(old: Iterable[Entity], new: Iterable[Entity]) -> CatalogDiff:
     """Compare an old catalog with the new one, entity by entity."""
-    before = {_ref(e): _normalized(e) for e in old}
-    after = {_ref(e): _normalized(e) for e in new}
+    before = {entity_ref(e): _normalized(e) for e in old}
+    after = {entity_ref(e): _normalized(e) for e in new}
     added = sorted(after.keys() - before.keys())
     removed = sorted(before.keys() - after.keys())
-    by_identifier: dict[str, str] = {}
-    for ref in added:
-        for identifier in _identifiers(after[ref]):
-            by_identifier.setdefault(identifier, ref)
-    renamed: dict[str, str] = {}
-    for ref in removed:
-        # The old file may keep the ARN or URI under any annotation key.
-        values = {v.lower() for _, v in _paths(before[ref]) if v.startswith('"')}
-        matches = sorted(
-            {by_identifier[json.loads(v)] for v in values if json.loads(v) in by_identifier}
-        )
-        if matches:
-            renamed[ref] = matches[0]
+    renamed = _renamed(before, {ref: after[ref] for ref in added}, removed)
     changed: list[Changed] = []
     unchanged = 0
     for ref in sorted(before.keys() & after.keys()):

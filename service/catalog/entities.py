@@ -23,6 +23,7 @@ from .inputs import SourceInputs
 from .naming import (
     console_link,
     console_url,
+    entity_name,
     registry_entity_name,
     repository_entity_name,
     sanitize_label_key,
@@ -37,6 +38,7 @@ __all__ = [
     "Built",
     "SourceTransform",
     "core_entities",
+    "core_refs",
 ]
 
 API_VERSION = "backstage.io/v1alpha1"
@@ -92,28 +94,32 @@ def _envelope(options: CatalogSettings, kind: str, metadata: Entity, spec: Entit
 
 
 def core_entities(options: CatalogSettings, registry_names: Sequence[str]) -> tuple[Built, ...]:
-    """The Domain, the System and the Component, which depends on every registry named."""
+    """The Domain, the System and the Component, which depends on every registry named.
+
+    A Domain or System that is defined elsewhere (``emit_domain``, ``emit_system`` false) is
+    still referred to by name, and not emitted.
+    """
     refs = [f"resource:{options.namespace}/{name}" for name in sorted(registry_names)]
     made = (
         (
+            options.emit_domain,
             "catalog:domain",
             "Domain",
-            {"name": options.domain, "description": "Software delivery: build, publish, deploy."},
+            {"name": options.domain, "description": options.domain_description},
             {"owner": options.owner},
         ),
         (
+            options.emit_system,
             "catalog:system",
             "System",
-            {
-                "name": options.system,
-                "description": "The AWS ECR container registry and its repositories (ADR-0132).",
-            },
+            {"name": options.system, "description": options.system_description},
             {"owner": options.owner, "domain": options.domain},
         ),
         (
+            True,
             "catalog:component",
             "Component",
-            {"name": options.component, "description": "AWS Elastic Container Registry."},
+            {"name": options.component, "description": options.component_description},
             {
                 "type": COMPONENT_TYPE,
                 "lifecycle": options.component_lifecycle,
@@ -124,10 +130,21 @@ def core_entities(options: CatalogSettings, registry_names: Sequence[str]) -> tu
         ),
     )
     built = []
-    for origin, kind, metadata, spec in made:
-        entity = _envelope(options, kind, metadata, spec)
-        built.append(Built(entity, origin, facts_of(entity, None)))
+    for emitted, origin, kind, metadata, spec in made:
+        if emitted:
+            entity = _envelope(options, kind, metadata, spec)
+            built.append(Built(entity, origin, facts_of(entity, None)))
     return tuple(built)
+
+
+def core_refs(options: CatalogSettings) -> set[str]:
+    """The refs of the Domain, System and Component that ``core_entities`` emits."""
+    refs = {f"component:{options.namespace}/{options.component}".lower()}
+    if options.emit_domain:
+        refs.add(f"domain:{options.namespace}/{options.domain}".lower())
+    if options.emit_system:
+        refs.add(f"system:{options.namespace}/{options.system}".lower())
+    return refs
 
 
 class SourceTransform:
@@ -136,6 +153,18 @@ class SourceTransform:
     def __init__(self, inputs: SourceInputs) -> None:
         self.inputs = inputs
         self.options = inputs.settings
+        self._configured = dict(inputs.names)
+
+    def generated_name(self, repo: RepositoryRecord) -> str:
+        """The name the service makes for ``repo`` (catalog.naming)."""
+        return repository_entity_name(self.inputs.source, repo.name)
+
+    def name_of(self, repo: RepositoryRecord) -> str:
+        """The name configured for ``repo`` (catalog.names), else the one it is generated."""
+        return entity_name(self.inputs.source, repo.name, repo.arn, self._configured)
+
+    def is_configured(self, repo: RepositoryRecord) -> bool:
+        return repo.arn in self._configured
 
     @functools.cached_property
     def claims(self) -> ClaimIndex:
@@ -168,7 +197,8 @@ class SourceTransform:
         entity = _envelope(self.options, "Resource", metadata, spec)
         return Built(entity, f"registry:{source}", facts_of(entity, source))
 
-    def repository(self, repo: RepositoryRecord) -> Built:
+    def repository(self, repo: RepositoryRecord, name: str | None = None) -> Built:
+        """``repo``'s entity, named ``name`` (``name_of(repo)`` when not given)."""
         inputs, options = self.inputs, self.options
         source = inputs.source
         tags = _TagReader(repo.tags)
@@ -177,7 +207,7 @@ class SourceTransform:
         verdicts = None
         if inputs.posture is not None and inputs.day is not None:
             verdicts = assess(repo, inputs.registry, inputs.posture, inputs.day)
-        metadata: Entity = {"name": repository_entity_name(source, repo.name), "title": repo.name}
+        metadata: Entity = {"name": name or self.name_of(repo), "title": repo.name}
         description = tags.first(options.description_tag_keys)
         if description is not None and description[1].strip():
             metadata["description"] = description[1].strip()

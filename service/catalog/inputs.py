@@ -20,7 +20,8 @@ __all__ = ["SourceInputs"]
 
 @dataclass(frozen=True)
 class SourceInputs:
-    """One source's records, the claims that touch it, the posture's day and the settings."""
+    """One source's records, the claims that touch it, the posture's day, the names configured
+    for its repositories, and the settings."""
 
     source: SourceId
     partition: Partition
@@ -35,6 +36,9 @@ class SourceInputs:
     # The day posture is judged on (UTC); None without posture, so that a new day changes
     # nothing then.
     day: date | None = None
+    # (ARN, name) of its repositories that catalog.names names, sorted; ``settings`` holds
+    # no catalog.names, so that a name configured for another source changes nothing here.
+    names: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(
@@ -58,14 +62,18 @@ class SourceInputs:
                 for claimer in claims.claimers_of(repo.arn, repo.name, frozenset())
             }
             touching = tuple(found[ref] for ref in sorted(found) if not is_own(ref))
+        configured = settings.names
+        names = {r.arn: configured[r.arn] for r in records.repositories if r.arn in configured}
         return cls(
             source=records.source,
             partition=records.partition,
             registry=records.registry,
             repositories=records.repositories,
-            settings=settings,
+            # Without catalog.names: a source's inputs hold its own entries alone (``names``).
+            settings=settings.model_copy(update={"names": {}}) if configured else settings,
             stale_since=stale_since,
             claims=touching,
             posture=None if posture is None else posture[0],
             day=None if posture is None else posture[1],
+            names=tuple(sorted(names.items())),
         )

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from urllib.parse import quote
 
+from ..config.base import ECR_REPOSITORY_NAME
 from ..model import Entity, Partition, SourceId
 from ..names import MAX_NAME_LENGTH, is_valid_label_value
 
@@ -17,6 +19,7 @@ __all__ = [
     "SHORTENED_MARKER",
     "console_link",
     "console_url",
+    "entity_name",
     "registry_entity_name",
     "registry_uri",
     "repository_entity_name",
@@ -24,10 +27,8 @@ __all__ = [
     "sanitize_label_value",
 ]
 
-# An ECR repository name: lower-case components joined by single separators, split by "/".
-# "--" can therefore never occur in one, which makes "/" -> "--" reversible. Used with
-# fullmatch: "$" would also match before a final newline, and "0\n" would pass as plain.
-_ECR_REPOSITORY_NAME = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
+# In an ECR repository name (config.base.ECR_REPOSITORY_NAME) separators come singly, so "--"
+# never occurs in one, which makes "/" -> "--" reversible.
 _NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _SEPARATOR_RUNS = re.compile(r"[-_.]{2,}")
 # What sets a shortened name apart from every plain one. A plain name never holds two
@@ -62,7 +63,7 @@ def repository_entity_name(source: SourceId, repository_name: str) -> str:
     and go.
     """
     suffix = f".{source.region}.{source.account_id}"
-    if _ECR_REPOSITORY_NAME.fullmatch(repository_name):
+    if ECR_REPOSITORY_NAME.fullmatch(repository_name):
         readable = repository_name.replace("/", "--") + suffix
         if len(readable) <= MAX_NAME_LENGTH:
             return readable
@@ -70,6 +71,12 @@ def repository_entity_name(source: SourceId, repository_name: str) -> str:
     room = MAX_NAME_LENGTH - len(suffix) - len(digest) - len(SHORTENED_MARKER)
     head = _NOT_NAME_CHARS.sub("-", repository_name.replace("/", "--"))[:room].strip("-_.")
     return f"{head or _EMPTY_HEAD}{SHORTENED_MARKER}{digest}{suffix}"
+
+
+def entity_name(source: SourceId, name: str, arn: str, configured: Mapping[str, str]) -> str:
+    """The name of the repository ``name`` (``arn``): the one ``configured`` gives it
+    (catalog.names), else ``repository_entity_name``."""
+    return configured.get(arn) or repository_entity_name(source, name)
 
 
 def sanitize_label_value(value: str) -> str:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from ..model import Entity
 from ..names import (
     KIND,
+    REF_FIELDS,
     EntityRef,
     is_valid_annotation_key,
     is_valid_entity_name,
@@ -45,14 +46,10 @@ REQUIRED_SPEC_FIELDS: dict[str, tuple[str, ...]] = {
     "system": ("owner",),
     "domain": ("owner",),
 }
-# spec fields holding refs, and the kind a ref without one defaults to (None: kind required).
-REF_FIELDS: dict[str, str | None] = {
-    "owner": "group",
-    "system": "system",
-    "domain": "domain",
-    "dependsOn": None,
-    "dependencyOf": None,
-}
+# The ref fields (names.REF_FIELDS) whose schema is a list of refs; the others hold one.
+LIST_REF_FIELDS = frozenset(
+    {"dependsOn", "dependencyOf", "providesApis", "consumesApis", "memberOf", "children", "members"}
+)
 
 
 def _is_valid_url(value: object) -> bool:
@@ -151,12 +148,12 @@ def _spec_problems(kind: str, spec: object) -> list[str]:
         for field in REQUIRED_SPEC_FIELDS.get(kind.lower(), ())
         if not isinstance(spec.get(field), str) or not spec.get(field)
     ]
-    for field, default_kind in REF_FIELDS.items():
+    for field, default_kind in REF_FIELDS.get(kind.lower(), {}).items():
         if field not in spec:
             continue
         value = spec[field]
         refs = value if isinstance(value, list) else [value]
-        if field in ("dependsOn", "dependencyOf") and not isinstance(value, list):
+        if field in LIST_REF_FIELDS and not isinstance(value, list):
             problems.append(f"spec.{field} must be a list")
             continue
         for ref in refs:

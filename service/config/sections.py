@@ -13,6 +13,7 @@ from ..names import (
     parse_entity_ref,
 )
 from .base import Strict, check_url
+from .names import MAX_CONFIGURED_NAMES, check_configured_names
 
 __all__ = [
     "BackstageSettings",
@@ -29,7 +30,7 @@ __all__ = [
 
 
 class CatalogSettings(Strict):
-    """Names and conventions of the entities; the defaults follow ADR-0132."""
+    """Names and conventions of the entities."""
 
     namespace: str = "default"
     """The Backstage namespace of every entity served."""
@@ -43,6 +44,30 @@ class CatalogSettings(Strict):
     """The name of the Component entity of ECR itself."""
     component_lifecycle: str = "production"
     """The Component's ``spec.lifecycle``."""
+    emit_domain: bool = True
+    """false: the Domain is defined elsewhere, by another catalog file. The service still
+    refers to it by ``catalog.domain`` and emits no entity of its own for it."""
+    emit_system: bool = True
+    """false: the System is defined elsewhere, by another catalog file. The service still
+    refers to it by ``catalog.system`` and emits no entity of its own for it."""
+    domain_description: str = Field(
+        default="Software delivery: build, publish, deploy.", min_length=1, max_length=1000
+    )
+    """The Domain's ``metadata.description``."""
+    system_description: str = Field(
+        default="The AWS ECR container registry and its repositories.",
+        min_length=1,
+        max_length=1000,
+    )
+    """The System's ``metadata.description``."""
+    component_description: str = Field(
+        default="AWS Elastic Container Registry.", min_length=1, max_length=1000
+    )
+    """The Component's ``metadata.description``."""
+    names: dict[str, str] = Field(default_factory=dict, max_length=MAX_CONFIGURED_NAMES)
+    """Repository ARN -> entity name: the names other catalog files already use for single
+    repositories (print them with ``ecr-catalog names-from``); every other repository keeps
+    its generated name. Checked at start-up: valid names, none given twice."""
     annotation_prefix: str = "ecr-catalog.io"
     """The prefix of this service's own annotations and labels, a lower-case DNS subdomain."""
     owner_tag_keys: list[str] = Field(default_factory=lambda: ["backstage.io/owner", "owner"])
@@ -89,6 +114,12 @@ class CatalogSettings(Strict):
         if not is_valid_entity_name(name):
             raise ValueError(f"{name!r} is not a valid Backstage entity name")
         return name
+
+    @field_validator("names")
+    @classmethod
+    def _are_names(cls, names: dict[str, str]) -> dict[str, str]:
+        check_configured_names(names)
+        return names
 
     @field_validator("namespace")
     @classmethod

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from ..catalog.claims import ClaimIndex
+from ..catalog.entities import core_refs
 from ..catalog.inputs import SourceInputs
-from ..catalog.naming import registry_entity_name, repository_entity_name
+from ..catalog.naming import entity_name, registry_entity_name
 from ..config import CatalogSettings, PostureSettings
 from ..model import SourceId, SourceRecords
 from ..reading import SourceListing
@@ -35,18 +36,17 @@ class _OwnRefs:
     def __call__(self, ref: str) -> bool:
         if self._refs is None:
             namespace, settings = self._settings.namespace, self._settings
-            names = [
-                ("domain", settings.domain),
-                ("system", settings.system),
-                ("component", settings.component),
-            ]
+            # A Domain or System defined elsewhere (not emitted) is not the service's own.
+            refs = core_refs(settings)
+            configured = settings.names
             for source, records in self._records.items():
-                names.append(("resource", registry_entity_name(source)))
+                names = [registry_entity_name(source)]
                 names += [
-                    ("resource", repository_entity_name(source, repo.name))
+                    entity_name(source, repo.name, repo.arn, configured)
                     for repo in records.repositories
                 ]
-            self._refs = frozenset(f"{kind}:{namespace}/{name}".lower() for kind, name in names)
+                refs.update(f"resource:{namespace}/{name}".lower() for name in names)
+            self._refs = frozenset(refs)
         return ref in self._refs
 
 

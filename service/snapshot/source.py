@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from ..catalog.entities import REPOSITORY_ORIGIN, Built, SourceTransform
 from ..catalog.inputs import SourceInputs
 from ..catalog.locations import shard_count, shard_of, source_location
-from ..catalog.naming import repository_entity_name
 from ..catalog.render import (
     RenderedBody,
     join_yaml,
@@ -59,9 +58,12 @@ class NameCollision:
     # The repositories' ARNs, sorted, one per record (a repository listed twice, twice).
     origins: tuple[str, ...]
     sources: tuple[SourceId, ...]
+    # Why, when it is not plain: a configured name that is another repository's generated one.
+    note: str = ""
 
     def describe(self) -> str:
-        return f"{self.ref} would be emitted by {len(self.origins)}: {', '.join(self.origins)}"
+        found = f"{self.ref} would be emitted by {len(self.origins)}: {', '.join(self.origins)}"
+        return f"{found} ({self.note})" if self.note else found
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,19 +94,37 @@ class SourceCatalog:
         return tuple(r for r in self.rejections if not r.origin.startswith(REPOSITORY_ORIGIN))
 
 
+def _ref(namespace: str, name: str) -> str:
+    return f"resource:{namespace}/{name}".lower()
+
+
 def _collisions(
-    source: SourceId, named: Sequence[tuple[RepositoryRecord, str]], namespace: str
+    transform: SourceTransform, named: Sequence[tuple[RepositoryRecord, str]]
 ) -> tuple[NameCollision, ...]:
-    """Every ref that more than one repository record would be served under.
+    """Every ref that more than one repository record would be served under, and every
+    configured name (catalog.names) that is another repository's generated name.
 
     Backstage compares refs ignoring case. None of them wins: whichever won would be chosen
-    by a sort, and so by whoever names a repository.
+    by a sort, and so by whoever names a repository. A configured name may not take another
+    repository's generated name even when that one is configured a name of its own: the
+    generated name is the ref that repository had, and may still have in Backstage.
     """
+    namespace, source = transform.options.namespace, transform.inputs.source
     by_ref: dict[str, list[str]] = defaultdict(list)
     for repo, name in named:
-        by_ref[f"resource:{namespace}/{name}".lower()].append(repo.arn)
+        by_ref[_ref(namespace, name)].append(repo.arn)
+    notes: dict[str, str] = {}
+    if transform.inputs.names:
+        generated = {_ref(namespace, transform.generated_name(repo)): repo for repo, _ in named}
+        for repo, name in named:
+            other = generated.get(_ref(namespace, name))
+            if transform.is_configured(repo) and other is not None and other.arn != repo.arn:
+                ref = _ref(namespace, name)
+                if other.arn not in by_ref[ref]:
+                    by_ref[ref].append(other.arn)
+                notes[ref] = f"catalog.names gives {repo.arn} the generated name of {other.arn}"
     return tuple(
-        NameCollision(ref, tuple(sorted(arns)), (source,))
+        NameCollision(ref, tuple(sorted(arns)), (source,), notes.get(ref, ""))
         for ref, arns in sorted(by_ref.items())
         if len(arns) > 1
     )
@@ -154,18 +174,11 @@ def transform_source(inputs: SourceInputs) -> tuple[list[Built], tuple[NameColli
     """One source's registry and every repository whose name collides with no other's, each
     with its facts, sorted by name ignoring case; and the collisions."""
     transform = SourceTransform(inputs)
-    namespace = inputs.settings.namespace
-    named = [
-        (repo, repository_entity_name(inputs.source, repo.name)) for repo in inputs.repositories
-    ]
-    collisions = _collisions(inputs.source, named, namespace)
-    collided = {collision.ref for collision in collisions}
+    named = [(repo, transform.name_of(repo)) for repo in inputs.repositories]
+    collisions = _collisions(transform, named)
+    collided = {origin for collision in collisions for origin in collision.origins}
     built = [transform.registry()]
-    built += [
-        transform.repository(repo)
-        for repo, name in named
-        if f"resource:{namespace}/{name}".lower() not in collided
-    ]
+    built += [transform.repository(repo, name) for repo, name in named if repo.arn not in collided]
     # Stable: equal keys keep the registry first, then the records' order.
     built.sort(key=lambda one: sort_key(one.entity["kind"], one.entity["metadata"]["name"]))
     return built, collisions

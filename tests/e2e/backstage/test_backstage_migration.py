@@ -5,19 +5,24 @@ Backstage first ingests the old committed file (tests/golden/ecr-registry.old.ya
 script's shape) from a `type: file` location, then restarts on the same database with that
 location replaced by ecr-catalog's URL, as a deploy of the new app-config would. On the way it
 shows what the guide warns against: both locations at once make every shared ref conflict.
+With the names `ecr-catalog names-from` prints from the old file, a ref another catalog file
+uses keeps its relation across the switch.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from service.demo import DEMO_ACCOUNT, DemoRepository, seed_registry
 
-from ...support import GOLDEN, MotoServer
+from ...support import GOLDEN, MotoServer, command_env
 from .harness import eventually, running_backstage, running_service
 
 pytestmark = pytest.mark.backstage
@@ -127,3 +132,129 @@ def test_switching_from_the_committed_file_in_one_config_change(
         f"switched after {samples[-1][0]:.1f} s; {COMPONENT} absent for "
         f"{len(absent)} of {len(samples)} one-second samples"
     )
+
+
+# Another team's catalog file, which stays: a Component that depends on the repository by the
+# name the old file gave it, and the System the registry belongs to, defined there.
+ELSEWHERE = """\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: checkout}
+spec:
+  type: service
+  lifecycle: production
+  owner: team-shop
+  system: audio-playback
+  dependsOn: [resource:default/alpha-api]
+---
+apiVersion: backstage.io/v1alpha1
+kind: System
+metadata: {name: audio-playback}
+spec: {owner: team-media, domain: media}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Domain
+metadata: {name: media}
+spec: {owner: team-media}
+"""
+CHECKOUT = "component:default/checkout"
+ALPHA = "resource:default/alpha-api"
+
+
+def _relations(entity: dict[str, Any] | None) -> set[tuple[str, str]]:
+    return {(r["type"], r["targetRef"]) for r in (entity or {}).get("relations", [])}
+
+
+def test_a_ref_another_file_uses_survives_the_switch_with_the_names_names_from_prints(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """The guide's migration, names included: names-from on the old file, its output in the
+    config, the System left to the catalog file that defines it, and the location switched.
+    Another file's dependsOn: resource:default/alpha-api never dangles."""
+    seed_registry(
+        moto.url,
+        [
+            DemoRepository(name="alpha/api", region="us-east-1", tags={"owner": "alpha"}),
+            DemoRepository(name="beta/web", region="us-east-1"),
+        ],
+    )
+    aws = {
+        "endpoint_url": moto.url,
+        "targets": [{"regions": ["us-east-1"], "account_id": DEMO_ACCOUNT}],
+    }
+    old_file = tmp_path / "ecr-registry.yaml"
+    old_file.write_text((GOLDEN / "ecr-registry.old.yaml").read_text(), encoding="utf-8")
+    elsewhere = tmp_path / "shop.yaml"
+    elsewhere.write_text(ELSEWHERE, encoding="utf-8")
+    config = tmp_path / "names-config.yaml"
+    config.write_text(yaml.safe_dump({"aws": aws}), encoding="utf-8")
+    printed = subprocess.run(
+        [sys.executable, "-m", "service.cli", "names-from", str(old_file), "--config", str(config)],
+        env=command_env(),
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    names = yaml.safe_load(printed.stdout)["catalog"]["names"]
+    assert names == {f"arn:aws:ecr:us-east-1:{DEMO_ACCOUNT}:repository/alpha/api": "alpha-api"}
+    settings = {
+        "aws": aws,
+        "catalog": {"names": names, "system": "audio-playback", "emit_system": False},
+        "refresh": {"interval_seconds": 5},
+    }
+    database = tmp_path / "db"
+    database.mkdir()
+    file_locations = [
+        {"type": "file", "target": str(old_file)},
+        {"type": "file", "target": str(elsewhere)},
+    ]
+    with running_service(tmp_path / "service", settings) as service:
+        served = set(service.served())
+        assert ALPHA in served and "system:default/audio-playback" not in served
+        url = f"http://localhost:{service.port}/entities.yaml"
+        with running_backstage(
+            tmp_path, service, "", locations=file_locations, database_dir=database
+        ) as before:
+            eventually(
+                lambda: ("dependencyOf", CHECKOUT) in _relations(before.entity(ALPHA)),
+                120,
+                "the old file and the shop's file ingested and related",
+            )
+        with running_backstage(
+            tmp_path,
+            service,
+            "",
+            locations=[file_locations[1], {"type": "url", "target": url}],
+            database_dir=database,
+        ) as after:
+
+            def switched() -> dict[str, Any] | None:
+                alpha = after.entity(ALPHA)
+                managed = (alpha or {}).get("metadata", {}).get("annotations", {})
+                if managed.get("backstage.io/managed-by-location") != f"url:{url}":
+                    return None
+                if after.entity("resource:default/retired-repo") is not None:
+                    return None
+                return alpha
+
+            alpha = eventually(switched, 180, "alpha-api served by the URL location")
+            checkout = after.entity(CHECKOUT)
+            component = after.entity(COMPONENT)
+            ingested = after.ingested()
+            log = after.log_text()
+
+    # Both ends of the relation hold: the Component's dependsOn and the Resource's dependencyOf.
+    assert ("dependsOn", ALPHA) in _relations(checkout)
+    assert ("dependencyOf", CHECKOUT) in _relations(alpha)
+    assert alpha["metadata"]["annotations"]["amazonaws.com/arn"].endswith("repository/alpha/api")
+    # No ref the shop's file uses dangles (its owners are groups no file here defines).
+    for kind, target in _relations(checkout):
+        assert kind == "ownedBy" or target in ingested, target
+    # The System comes from the shop's file alone, and the registry still belongs to it.
+    assert ("partOf", "system:default/audio-playback") in _relations(component)
+    system = ingested["system:default/audio-playback"]
+    assert system["metadata"]["annotations"]["backstage.io/managed-by-location"] == (
+        f"file:{elsewhere}"
+    )
+    assert "domain:default/delivery" in ingested
+    assert "conflicting entityRef" not in log

@@ -9,7 +9,8 @@ import re
 import pytest
 import yaml
 
-from service.catalog.diff import diff_catalogs, read_catalog_documents
+from service.catalog.diff import diff_catalogs
+from service.catalog.oldfile import read_catalog_documents
 from service.config import CatalogSettings
 from service.errors import CatalogUnreadable as OldCatalogUnreadable
 
@@ -226,3 +227,91 @@ def _old_name(repository_name: str) -> str:
     head = re.sub(r"[^A-Za-z0-9._-]+", "-", repository_name.replace("/", "--"))[:room]
     head = head.strip("-_.")
     return f"{head}-{digest}{suffix}" if head else f"{digest}{suffix}"
+
+
+def test_refs_compare_in_their_full_form_with_each_fields_default_kind() -> None:
+    """As Backstage reads them (names.REF_FIELDS): only what it would relate differently is a
+    change."""
+    old = resource("api")
+    old["spec"].update(
+        owner="platform",
+        system="Container-Registry",
+        dependsOn=["resource:x", "Resource:default/y"],
+        dependencyOf=["component:shop/checkout"],
+    )
+    new = resource("api")
+    new["spec"].update(
+        owner="group:default/platform",
+        system="system:default/container-registry",
+        dependsOn=["resource:default/y", "resource:default/x"],
+        dependencyOf=["component:shop/checkout"],
+    )
+    assert diff_catalogs([old], [new]).unchanged == 1
+    # Another kind, namespace or name is a change; so is a user where a group was.
+    for field, value in [
+        ("owner", "user:platform"),
+        ("owner", "group:ops/platform"),
+        ("system", "other"),
+        ("dependsOn", ["resource:x", "component:y"]),
+    ]:
+        changed = resource("api")
+        changed["spec"].update(new["spec"], **{field: value})
+        diff = diff_catalogs([old], [changed])
+        assert [c.fields for c in diff.changed] == [(f"spec.{field}",)], field
+
+
+def test_a_ref_without_a_namespace_is_in_its_entitys_namespace() -> None:
+    old = resource("api")
+    old["metadata"]["namespace"] = "shop"
+    old["spec"]["owner"] = "team-a"
+    new = resource("api")
+    new["metadata"]["namespace"] = "shop"
+    new["spec"]["owner"] = "group:shop/team-a"
+    assert diff_catalogs([old], [new]).unchanged == 1
+    new["spec"]["owner"] = "group:default/team-a"
+    assert [c.fields for c in diff_catalogs([old], [new]).changed] == [("spec.owner",)]
+
+
+def test_the_default_kinds_are_those_of_each_kind_of_entity() -> None:
+    system = {"kind": "System", "metadata": {"name": "s"}, "spec": {"owner": "o", "domain": "d"}}
+    full = {
+        "kind": "System",
+        "metadata": {"name": "s"},
+        "spec": {"owner": "group:default/o", "domain": "domain:default/d"},
+    }
+    assert diff_catalogs([system], [full]).unchanged == 1
+    component = {"kind": "Component", "metadata": {"name": "c"}, "spec": {"subcomponentOf": "p"}}
+    full_component = {
+        "kind": "Component",
+        "metadata": {"name": "c"},
+        "spec": {"subcomponentOf": "component:default/p"},
+    }
+    assert diff_catalogs([component], [full_component]).unchanged == 1
+    # dependsOn has no default kind: a bare name does not parse, and is compared as written.
+    bare = resource("r")
+    bare["spec"]["dependsOn"] = ["x"]
+    kinded = resource("r")
+    kinded["spec"]["dependsOn"] = ["resource:default/x"]
+    assert [c.fields for c in diff_catalogs([bare], [kinded]).changed] == [("spec.dependsOn",)]
+
+
+def test_renames_are_found_by_uri_with_a_tag_and_by_arn_in_any_case() -> None:
+    uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/api:1.2"
+    old = [
+        resource("by-uri", image=uri),
+        resource("by-arn", x="ARN:AWS:ECR:us-east-1:123456789012:repository/team/web"),
+    ]
+    new = [
+        resource(
+            "team--api.us-east-1.123456789012",
+            **{"ecr-catalog.io/repository-uri": uri.removesuffix(":1.2")},
+        ),
+        resource(
+            "team--web.us-east-1.123456789012",
+            **{"amazonaws.com/arn": "arn:aws:ecr:us-east-1:123456789012:repository/team/web"},
+        ),
+    ]
+    assert diff_catalogs(old, new).renamed == {
+        "resource:default/by-uri": "resource:default/team--api.us-east-1.123456789012",
+        "resource:default/by-arn": "resource:default/team--web.us-east-1.123456789012",
+    }

@@ -45,3 +45,23 @@ async def test_a_collision_serves_neither_entity_and_withholds_its_source() -> N
             f"/entities/resource/default/victim--api.us-east-1.{ACCOUNT}"
         )
         assert entity_page.status_code == 404
+
+
+async def test_a_configured_name_that_takes_another_repositorys_name_withholds_the_source() -> None:
+    """catalog.names cannot hand one repository the ref another one is served under."""
+    bystander = repository("bystander")
+    taken = f"bystander.us-east-1.{ACCOUNT}"
+    names = {VICTIM.arn: taken}
+    async with serving(
+        FakeReader(source(VICTIM, bystander), EU), catalog={"names": names}
+    ) as client:
+        readiness = (await client.get("/readyz")).json()
+        (reason,) = readiness["incomplete"]
+        assert f"resource:default/{taken}" in reason and "catalog.names gives" in reason
+        rejected = readiness["snapshot"]["rejected"]
+        assert sorted(r["origin"] for r in rejected) == sorted([VICTIM.arn, bystander.arn])
+        response = await client.get("/entities.yaml")
+        assert response.status_code == 503 and taken in response.json()["detail"]
+        assert (await client.get(f"/sources/{ACCOUNT}/eu-west-1/entities.yaml")).status_code == 200
+        page = (await client.get("/")).text
+        assert taken in page and bystander.arn in page

@@ -133,12 +133,11 @@ def test_the_helm_values_are_the_same_config() -> None:
 
 def test_every_document_names_the_service_as_the_kustomization_deploys_it() -> None:
     """Every URL of the service in the docs is the Service's (http://ecr-catalog..., not a name
-    that merely starts so, like ecr-catalog-events.…), and every port-forward reaches its port.
-    README.md is being rewritten apart from this change and is not read here yet."""
+    that merely starts so, like ecr-catalog-events.…), and every port-forward reaches its port."""
     host, port = service_address()
     documents = [
+        ROOT / "README.md",
         ROOT / "RUNBOOK.md",
-        *ROOT.glob("docs-incoming/*.md"),
         *ROOT.glob("docs/**/*.md"),
         *BACKSTAGE.glob("*.yaml"),
     ]
@@ -149,6 +148,8 @@ def test_every_document_names_the_service_as_the_kustomization_deploys_it() -> N
             assert url == f"http://{host}", f"{where}: {url}"
         for local, remote in re.findall(r"port-forward svc/ecr-catalog (\d+)(?::(\d+))?", text):
             assert int(remote or local) == port, f"{where}: port-forward to {remote or local}"
+    # The front page's way to Backstage names the one catalog URL.
+    assert f"http://{host}/entities.yaml" in (ROOT / "README.md").read_text()
 
 
 def configmap_settings(tmp_path: Path) -> Settings:

@@ -152,7 +152,7 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
         summary="AWS ECR registries and repositories as Backstage catalog entities.",
         description=(
             "Serves the `delivery` Domain, the `container-registry` System, the ECR Component "
-            "and one Resource per registry and repository (ADR-0132). Point a Backstage "
+            "and one Resource per registry and repository. Point a Backstage "
             "`type: url` location at `/entities.yaml`."
         ),
         lifespan=lifespan,

@@ -333,8 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         # The demo reads its own embedded ECR, `diff --url` and `names-from` no ECR at all.
-        reads_aws = (
-            not args.demo and not getattr(args, "url", None) and args.command != "names-from"
+        reads_aws = args.command != "names-from" and not (
+            getattr(args, "demo", False) or getattr(args, "url", None)
         )
         settings = load_settings(args.config, known_regions=_known_regions() if reads_aws else None)
         if args.command == "names-from":

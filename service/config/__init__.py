@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from ..errors import ConfigError
 from .aws import AwsSettings, OrganizationSettings, TargetSettings
+from .partition import PartitionSettings
 from .sections import (
     BackstageSettings,
     CacheSettings,
@@ -43,6 +44,7 @@ __all__ = [
     "CatalogSettings",
     "EventsSettings",
     "OrganizationSettings",
+    "PartitionSettings",
     "PostureSettings",
     "RefreshSettings",
     "ServerSettings",
@@ -74,6 +76,8 @@ class Settings(BaseSettings):
     events: EventsSettings = Field(default_factory=EventsSettings)
     backstage: BackstageSettings = Field(default_factory=BackstageSettings)
     posture: PostureSettings = Field(default_factory=PostureSettings)
+    # This process's part of a fleet (StatefulSet) of processes; count 1: it serves everything.
+    partition: PartitionSettings = Field(default_factory=PartitionSettings)
     # "json" writes one JSON object per log line, for log shippers; "text" is for people.
     log_format: Literal["text", "json"] = "text"
     # Where each source's last good data is kept across restarts; None keeps it in memory only.

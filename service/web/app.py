@@ -18,10 +18,12 @@ from .. import __version__
 from ..backstage import BackstageLink, connected
 from ..config import Settings
 from ..errors import RequestRefused
+from ..fleet.ownership import partitioning_of
+from ..fleet.reader import OwnedSources
 from ..reading import EcrReader, ReadObserver
 from ..snapshot.persist import StateDir
 from ..snapshot.store import SnapshotStore
-from . import entities, health, operations, pages, posture, sources
+from . import entities, health, operations, pages, partitions, posture, sources
 from .auth import EventsGate, RefreshGate
 from .metrics import Metrics, watch_loop_lag
 from .middleware import NOSNIFF, stack
@@ -76,8 +78,10 @@ async def _open_store(
 ) -> tuple[SnapshotStore, BackstageLink | None]:
     """The store, linked to Backstage when that is configured, with the saved state loaded."""
     state = StateDir(settings.state_dir) if settings.state_dir else None
+    # A partition of a fleet reads, keeps and serves only its own sources (service/fleet).
+    fleet = partitioning_of(settings.partition)
     store = SnapshotStore(
-        reader,
+        reader if fleet is None else OwnedSources(reader, fleet),
         settings.catalog,
         settings.refresh,
         state,
@@ -90,7 +94,9 @@ async def _open_store(
         )
     )
     store.peer = backstage
-    await store.load_state(settings.aws.may_read)
+    await store.load_state(
+        lambda s: settings.aws.may_read(s) and (fleet is None or fleet.owns(s)), fleet
+    )
     return store, backstage
 
 
@@ -169,7 +175,7 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
         redoc_url=None,
         middleware=stack(settings.server, metrics, pages.content_security_policy()),
     )
-    for module in (pages, entities, sources, posture, health, operations):
+    for module in (pages, entities, sources, partitions, posture, health, operations):
         app.include_router(module.router)
     app.add_exception_handler(RequestRefused, _refused)
     app.add_exception_handler(Exception, _internal_error)

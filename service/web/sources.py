@@ -12,6 +12,7 @@ from ..model import SourceId
 from ..snapshot.store import SnapshotStore
 from ..snapshot.types import Snapshot, SourceView
 from .deps import StoreDep
+from .partitions import require_first
 from .responses import (
     YAML_MEDIA_TYPE,
     conditional_response,
@@ -48,6 +49,8 @@ def _respond_known(
 async def catalog_info(request: Request, store: StoreDep) -> Response:
     """The root Location: the catalog's own entities and one Location per source."""
     snapshot = require_snapshot(store)
+    # In a fleet: partition 0's, the core and every partition's root Location.
+    require_first(snapshot)
     return _respond_known(request, store, snapshot, snapshot.root_location)
 
 
@@ -55,6 +58,7 @@ async def catalog_info(request: Request, store: StoreDep) -> Response:
 async def core(request: Request, store: StoreDep) -> Response:
     """The Domain, System and Component, which depend on no source's data."""
     snapshot = require_snapshot(store)
+    require_first(snapshot)
     return _respond_known(request, store, snapshot, snapshot.core)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
+from typing import Any
 
 import httpx
 import pytest
@@ -26,8 +27,12 @@ EU = source(repository("shared/nginx", region="eu-west-1"), region="eu-west-1")
 
 
 @asynccontextmanager
-async def serving(reader: FakeReader, *, wait: bool = True) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(refresh={"interval_seconds": 3600, "initial_retry_seconds": 0.05})
+async def serving(
+    reader: FakeReader, *, wait: bool = True, **sections: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        refresh={"interval_seconds": 3600, "initial_retry_seconds": 0.05}, **sections
+    )
     app = create_app(settings, lambda _observer: nullcontext(reader))
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)

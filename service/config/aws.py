@@ -85,6 +85,10 @@ class OrganizationSettings(Strict):
     # account); None: the service's own credentials.
     management_role_arn: str | None = None
     rediscover_seconds: float = Field(default=3600, gt=0)
+    # Organizations calls (ListAccounts pages, ...) per second, at most, for the whole fleet:
+    # each of partition.count partitions discovers on its own, at its share of this. AWS
+    # throttles them at about 9 a second per organisation, whoever calls.
+    calls_per_second: float = Field(default=8, gt=0, le=100)
 
     @field_validator("regions")
     @classmethod

@@ -67,7 +67,11 @@ def _aws_reader(settings: Settings) -> ReaderFactory:
 
     def open_reader(observer: ReadObserver | None) -> AbstractAsyncContextManager[EcrReader]:
         return AwsEcrReader.open(
-            settings.aws, settings.cache, observer=observer, state_dir=settings.state_dir
+            settings.aws,
+            settings.cache,
+            observer=observer,
+            state_dir=settings.state_dir,
+            partitions=settings.partition.count,
         )
 
     return open_reader

@@ -84,6 +84,11 @@ class PartitionSettings(Strict):
     # How partition i is reached by Backstage, with "{index}" for i, e.g.
     # http://ecr-catalog-{index}.ecr-catalog-headless.ecr-catalog.svc.cluster.local:8080
     url_template: str | None = Field(default=None, max_length=2048)
+    # The URL that reaches any partition (a Service over every pod of the StatefulSet): the
+    # sources' Locations are named at it, so that their URLs, and with them Backstage's
+    # ownership of their entities, never change with the count; a partition redirects to the
+    # owner what another serves. None: partition 0's URL.
+    fleet_url: str | None = Field(default=None, max_length=2048)
 
     @model_validator(mode="before")
     @classmethod
@@ -106,6 +111,17 @@ class PartitionSettings(Strict):
         if parts.query or parts.fragment or "@" in parts.netloc:
             raise ValueError(f"{what} must be a plain URL: no query, fragment or credentials")
         return template
+
+    @field_validator("fleet_url")
+    @classmethod
+    def _is_a_plain_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        what = "partition.fleet_url"
+        parts = urlsplit(check_url(url, what))
+        if parts.query or parts.fragment or "@" in parts.netloc:
+            raise ValueError(f"{what} must be a plain URL: no query, fragment or credentials")
+        return url.rstrip("/")
 
     @model_validator(mode="after")
     def _index_in_range(self) -> PartitionSettings:

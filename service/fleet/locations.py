@@ -5,8 +5,13 @@ Backstage is configured with one URL, partition 0's root Location. Its targets a
 which lists that partition's sources' Locations. Backstage reads each of them on its own, so
 N partitions become one catalog with no state shared between them.
 
+A source's own URLs are named at the fleet's stable URL (partition.fleet_url, or partition 0's),
+and the partitions that do not own it redirect them to the one that does: so the URLs of a
+source, by which Backstage knows its entities, stay the same when the count changes.
+
 For one URL per partition instead of one per source, partition 0 also serves a Location whose
-targets are every partition's ``/entities.yaml`` (partition 0's holds the core).
+targets are every partition's ``/entities.yaml`` (partition 0's holds the core); those URLs
+do change hands when the count changes (docs-incoming/partitions.md).
 """
 
 from __future__ import annotations
@@ -69,12 +74,19 @@ def entities_location(partitioning: Partitioning) -> Entity:
     )
 
 
-def partition_location(index: int, count: int, sources: Sequence[SourceId]) -> Entity:
-    """Partition ``index``'s root Location: the Location of each of its sources."""
-    # Relative targets: resolved against partitions/{index}/catalog-info.yaml itself, so the
-    # body is the same whatever host name the partition is reached by.
+def partition_location(partitioning: Partitioning, sources: Sequence[SourceId]) -> Entity:
+    """A partition's root Location: the Location of each of its sources, at the fleet's
+    stable URL (``Partitioning.stable_url``), which redirects to the owner."""
+    # Backstage gives an entity to the URL that first emitted it, and a second URL emitting it
+    # conflicts until the first one's entity is deleted. A source's URLs are therefore the
+    # same whichever partition owns it, so that a change of the count moves no entity from
+    # one URL to another: only the partition root that lists the source changes.
+    base = partitioning.stable_url
+    if base is None:
+        raise ValueError("partition.url_template is not set")
+    index = partitioning.index
     return location_entity(
         partition_location_name(index),
-        f"ECR entities of partition {index} of {count}: one Location per source.",
-        [f"../../{source_path(source)}/catalog-info.yaml" for source in sources],
+        f"ECR entities of partition {index} of {partitioning.count}: one Location per source.",
+        [f"{base}/{source_path(source)}/catalog-info.yaml" for source in sources],
     )

@@ -43,6 +43,8 @@ class Partitioning:
     count: int
     # How partition i is reached, with "{index}" (config.partition); None: not said.
     url_template: str | None = None
+    # The URL that reaches any partition (config.partition); None: partition 0's.
+    fleet_url: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.count:
@@ -64,6 +66,12 @@ class Partitioning:
         """The base URL of partition ``index``, without a slash at the end; None unknown."""
         return None if self.url_template is None else partition_url(self.url_template, index)
 
+    @property
+    def stable_url(self) -> str | None:
+        """Where every source's URLs are named, whichever partition owns it: fleet_url, or
+        else partition 0's URL."""
+        return self.fleet_url or self.url(0)
+
 
 @dataclass(frozen=True)
 class FleetSources:
@@ -80,4 +88,6 @@ def partitioning_of(settings: PartitionSettings) -> Partitioning | None:
     """This process's place in its fleet; None for a single process (``count`` 1)."""
     if settings.count == 1:
         return None
-    return Partitioning(settings.own_index, settings.count, settings.url_template)
+    return Partitioning(
+        settings.own_index, settings.count, settings.url_template, settings.fleet_url
+    )

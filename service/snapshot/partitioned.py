@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..catalog.locations import root_location
 from ..catalog.render import RenderedBody, render_body, to_yaml_document
 from ..fleet.locations import entities_location, fleet_location, partition_location
+from ..fleet.ownership import Partitioning, owner_of
 from ..model import Entity, SourceId
 from ..reading import SourceListing
 
@@ -30,16 +31,37 @@ FLEET_NOT_LISTED = "the fleet's sources are not listed yet (serving saved data)"
 
 @dataclass(frozen=True)
 class PartitionBodies:
-    """The Locations of a partition that are not its sources' own."""
+    """The Locations of a partition that are not its sources' own, and where the others'
+    sources are served."""
 
-    index: int
-    count: int
+    partitioning: Partitioning
     # This partition's root Location (its sources' Locations); None while a target's sources
     # are unknown, since it lists every source of this partition.
     location: RenderedBody | None
     # Partition 0's Location of every partition's /entities.yaml; None on other partitions
     # and while the fleet is not known.
     entities_location: RenderedBody | None
+    # Every source of the fleet, so that another partition's is redirected to its owner;
+    # empty while the fleet is not listed.
+    fleet: frozenset[SourceId] = frozenset()
+
+    @property
+    def index(self) -> int:
+        return self.partitioning.index
+
+    @property
+    def count(self) -> int:
+        return self.partitioning.count
+
+    def url_of(self, index: int, path: str) -> str:
+        """``path`` (from the root, with its slash) on partition ``index``."""
+        base = self.partitioning.url(index)
+        assert base is not None, "partition.url_template is required with a fleet"
+        return base + path
+
+    def owner_of(self, source: SourceId) -> int | None:
+        """The partition that serves ``source``; None if the fleet has no such source."""
+        return owner_of(source, self.count) if source in self.fleet else None
 
 
 def _body(entity: Entity) -> RenderedBody:
@@ -78,10 +100,9 @@ def partition_bodies(listing: SourceListing, known: bool) -> PartitionBodies | N
     if fleet is None:
         return None
     partitioning = fleet.partitioning
-    index, count = partitioning.index, partitioning.count
     return PartitionBodies(
-        index,
-        count,
-        _body(partition_location(index, count, listing.sources)) if known else None,
+        partitioning,
+        _body(partition_location(partitioning, listing.sources)) if known else None,
         _body(entities_location(partitioning)) if known and partitioning.is_first else None,
+        frozenset(fleet.sources or ()),
     )

@@ -1,5 +1,6 @@
-"""The routes of a fleet of partitions: each partition's root Location, and partition 0's
-Location of one URL per partition (service/fleet/locations.py)."""
+"""The routes of a fleet of partitions: each partition's root Location, partition 0's Location
+of one URL per partition, and the redirects to the partition that serves a URL
+(service/fleet/locations.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from ..catalog.locations import source_path
 from ..catalog.render import RenderedBody
-from ..errors import NotFound
+from ..errors import Elsewhere, NotFound
+from ..model import SourceId
 from ..snapshot.partitioned import PartitionBodies
 from ..snapshot.store import SnapshotStore
 from ..snapshot.types import Snapshot
@@ -21,26 +24,34 @@ from .responses import (
     unavailable,
 )
 
-__all__ = ["require_first", "router"]
+__all__ = ["require_first", "router", "to_owner"]
 
 router = APIRouter(tags=["partitions"])
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {YAML_MEDIA_TYPE: {}}, "description": "A Location, in YAML."},
     304: {"description": "Not modified."},
+    307: {"description": "Served by another partition: see Location."},
     404: {"description": "Not served by this process: see the detail."},
     503: {"description": "Not available yet; see Retry-After."},
 }
 
 
-def require_first(snapshot: Snapshot) -> None:
-    """NotFound on a partition other than 0: what spans the fleet is served by partition 0."""
+def require_first(snapshot: Snapshot, path: str) -> None:
+    """On a partition other than 0, a redirect to partition 0's ``path``: what spans the
+    fleet (the core entities, the root Locations) is served there."""
     bodies = snapshot.partition
     if bodies is not None and bodies.index != 0:
-        raise NotFound(
-            f"this is partition {bodies.index} of {bodies.count}: the core entities and the "
-            "root Location are served by partition 0"
-        )
+        raise Elsewhere(bodies.url_of(0, path))
+
+
+def to_owner(snapshot: Snapshot, source: SourceId, rest: str) -> None:
+    """A redirect to the partition that owns ``source``, if another one does: so that a
+    source's URLs are the same whichever partition serves it (fleet/locations.py)."""
+    bodies = snapshot.partition
+    owner = None if bodies is None else bodies.owner_of(source)
+    if bodies is not None and owner is not None and owner != bodies.index:
+        raise Elsewhere(bodies.url_of(owner, f"/{source_path(source)}/{rest}"))
 
 
 def _partition(snapshot: Snapshot) -> PartitionBodies:
@@ -68,8 +79,10 @@ async def partition_catalog_info(request: Request, store: StoreDep, index: int) 
     snapshot = require_snapshot(store)
     bodies = _partition(snapshot)
     if index != bodies.index:
-        # Never another partition's sources: a misrouted request must not move entities.
-        raise NotFound(f"this is partition {bodies.index}, not {index}")
+        # Never another partition's sources from here: its own URL serves them.
+        if not 0 <= index < bodies.count:
+            raise NotFound(f"the fleet has partitions 0 to {bodies.count - 1}")
+        raise Elsewhere(bodies.url_of(index, f"/partitions/{index}/catalog-info.yaml"))
     return _respond(request, store, snapshot, bodies.location)
 
 
@@ -78,5 +91,6 @@ async def partitions_entities(request: Request, store: StoreDep) -> Response:
     """Partition 0: a Location of every partition's `/entities.yaml`, for one URL per
     partition instead of one per source."""
     snapshot = require_snapshot(store)
-    require_first(snapshot)
-    return _respond(request, store, snapshot, _partition(snapshot).entities_location)
+    bodies = _partition(snapshot)
+    require_first(snapshot, "/partitions.yaml")
+    return _respond(request, store, snapshot, bodies.entities_location)

@@ -112,7 +112,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 
 
 def documents(url: str) -> list[dict[str, Any]]:
-    response = httpx.get(url, timeout=10)
+    # Redirects followed, as Backstage's reader does: a source's URL names the fleet's.
+    response = httpx.get(url, timeout=10, follow_redirects=True)
     assert response.status_code == 200, (url, response.text)
     return [d for d in yaml.safe_load_all(response.text) if d]
 
@@ -155,7 +156,8 @@ def test_only_partition_0_serves_the_domain_system_and_component(fleet: Fleet) -
         assert (core & served) == (core if index == 0 else set()), index
         for path in ("/catalog/core.yaml", "/catalog-info.yaml", "/partitions.yaml"):
             status = httpx.get(partition.url + path, timeout=10).status_code
-            assert status == (200 if index == 0 else 404), (index, path)
+            # Partition 0's alone: the others redirect there.
+            assert status == (200 if index == 0 else 307), (index, path)
     component = next(
         e
         for e in documents(f"{fleet.partitions[0].url}/catalog/core.yaml")
@@ -181,7 +183,7 @@ def test_each_partition_answers_304_to_its_own_etag(fleet: Fleet) -> None:
         root = yaml.safe_load(
             httpx.get(f"{partition.url}/partitions/{index}/catalog-info.yaml").text
         )
-        source_location = root["spec"]["targets"][0].removeprefix("../..")
+        source_location = httpx.URL(root["spec"]["targets"][0]).path
         for path in (
             "/entities.yaml",
             f"/partitions/{index}/catalog-info.yaml",
@@ -210,13 +212,39 @@ def test_partition_0s_root_location_lists_the_three_partitions_root_locations(
         f"{p.url}/partitions/{index}/catalog-info.yaml" for index, p in enumerate(fleet.partitions)
     ]
     listed = []
+    first = fleet.partitions[0].url
     for index, target in enumerate(targets[1:]):
         (location,) = documents(target)
         assert location["metadata"]["name"] == f"ecr-catalog-partition-{index}"
         for source_target in location["spec"]["targets"]:
-            (source_location,) = documents(httpx.URL(target).join(source_target).__str__())
+            # Every source's Location is named at partition 0's URL (no partition.fleet_url
+            # here), whichever partition owns it; partition 0 sends the reader to the owner.
+            assert source_target.startswith(f"{first}/sources/")
+            (source_location,) = documents(source_target)
             listed.append(source_location["metadata"]["name"])
     assert sorted(listed) == sorted(f"ecr-catalog-{s.account_id}-{s.region}" for s in SOURCES)
+
+
+def test_a_source_url_on_another_partition_redirects_to_its_owner_and_revalidates(
+    fleet: Fleet,
+) -> None:
+    first = fleet.partitions[0].url
+    elsewhere = next(s for s in SOURCES if owner_of(s, COUNT) != 0)
+    owner = fleet.partitions[owner_of(elsewhere, COUNT)].url
+    path = f"/sources/{elsewhere.account_id}/{elsewhere.region}/shards/1/0.yaml"
+    redirect = httpx.get(first + path, timeout=10)
+    assert redirect.status_code == 307
+    assert redirect.headers["location"] == owner + path
+    served = httpx.get(first + path, timeout=10, follow_redirects=True)
+    assert served.status_code == 200 and len(documents(owner + path)) == 3
+    # Backstage sends If-None-Match again on each hop: the owner answers 304 to its ETag.
+    revalidated = httpx.get(
+        first + path,
+        headers={"If-None-Match": served.headers["etag"]},
+        timeout=10,
+        follow_redirects=True,
+    )
+    assert revalidated.status_code == 304
 
 
 def test_an_index_outside_the_fleet_or_no_ordinal_exits_2(tmp_path: Path) -> None:

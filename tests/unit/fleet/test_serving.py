@@ -82,8 +82,13 @@ async def test_only_partition_0_serves_the_core_and_the_root(
         assert (core <= served) == (index == 0)
         assert ("component:default/ecr-registry" in served) == (index == 0)
         for path in ("/catalog/core.yaml", "/catalog-info.yaml", "/partitions.yaml"):
-            status = (await partition.get(path)).status_code
-            assert status == (200 if index == 0 else 404), (index, path)
+            response = await partition.get(path)
+            if index == 0:
+                assert response.status_code == 200, path
+            else:
+                # Served by partition 0 alone: the others send the reader there.
+                assert response.status_code == 307, (index, path)
+                assert response.headers["location"] == f"http://ecr-catalog-0.headless:8080{path}"
     component = documents((await fleet[0].get("/catalog/core.yaml")).text)[2]
     # The Component depends on every source's registry, the other partitions' included.
     assert len(component["spec"]["dependsOn"]) == len(RECORDS)
@@ -109,8 +114,9 @@ async def test_partition_0s_root_names_every_partitions_root(
         response = await partition.get(f"/partitions/{index}/catalog-info.yaml")
         location = documents(response.text)[0]
         assert location["metadata"]["name"] == f"ecr-catalog-partition-{index}"
+        # At the fleet's stable URL (partition 0's here), whichever partition owns them.
         assert location["spec"]["targets"] == [
-            f"../../sources/{s.account_id}/{s.region}/catalog-info.yaml"
+            f"http://ecr-catalog-0.headless:8080/sources/{s.account_id}/{s.region}/catalog-info.yaml"
             for s in sorted(r.source for r in owned(index))
         ]
         # Revalidated like every other URL; another partition's root is not served here.
@@ -120,15 +126,50 @@ async def test_partition_0s_root_names_every_partitions_root(
         )
         assert again.status_code == 304
         other = (index + 1) % COUNT
-        assert (await partition.get(f"/partitions/{other}/catalog-info.yaml")).status_code == 404
+        elsewhere = await partition.get(f"/partitions/{other}/catalog-info.yaml")
+        assert elsewhere.status_code == 307
+        assert elsewhere.headers["location"] == (
+            f"http://ecr-catalog-{other}.headless:8080/partitions/{other}/catalog-info.yaml"
+        )
+        assert (await partition.get("/partitions/3/catalog-info.yaml")).status_code == 404
 
 
-async def test_a_partition_serves_only_its_own_sources(fleet: list[httpx.AsyncClient]) -> None:
+async def test_a_partition_serves_its_own_sources_and_sends_the_others_to_their_owner(
+    fleet: list[httpx.AsyncClient],
+) -> None:
     for index, partition in enumerate(fleet):
         for record in RECORDS:
-            path = f"/sources/{record.source.account_id}/{record.source.region}/entities.yaml"
-            status = (await partition.get(path)).status_code
-            assert status == (200 if owner_of(record.source, COUNT) == index else 404)
+            base = f"/sources/{record.source.account_id}/{record.source.region}"
+            owner = owner_of(record.source, COUNT)
+            for rest in ("catalog-info.yaml", "entities.yaml", "shards/1/0.yaml"):
+                response = await partition.get(f"{base}/{rest}")
+                if owner == index:
+                    assert response.status_code == 200
+                else:
+                    assert response.status_code == 307
+                    assert response.headers["location"] == (
+                        f"http://ecr-catalog-{owner}.headless:8080{base}/{rest}"
+                    )
+        # A source the fleet does not have is no partition's.
+        assert (
+            await partition.get("/sources/999999999999/us-east-1/entities.yaml")
+        ).status_code == 404
+
+
+async def test_the_fleet_url_names_the_sources_when_it_is_set() -> None:
+    partition = {
+        "count": 2,
+        "index": 1,
+        "url_template": TEMPLATE,
+        "fleet_url": "http://ecr-catalog.ecr-catalog.svc:8080/",
+    }
+    async with serving(FakeReader(*RECORDS), partition=partition) as client:
+        location = documents((await client.get("/partitions/1/catalog-info.yaml")).text)[0]
+    assert location["spec"]["targets"]
+    assert all(
+        t.startswith("http://ecr-catalog.ecr-catalog.svc:8080/sources/")
+        for t in location["spec"]["targets"]
+    )
 
 
 async def test_a_single_process_has_no_partition_urls() -> None:

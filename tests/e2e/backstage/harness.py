@@ -155,6 +155,7 @@ def running_backstage(
     port: int | None = None,
     token: str | None = None,
     processing_seconds: int | None = 5,
+    allow: list[str] | None = None,
 ) -> Iterator[Backstage]:
     """Backstage with one `type: url` location on ``path`` of the service.
 
@@ -162,7 +163,8 @@ def running_backstage(
     in files there, so that a restart (a config change) finds what the last run ingested.
     ``port`` is the port to listen on (one the service was told already); ``token`` turns on
     the default auth policy with this static external-access token, for the catalog only.
-    ``processing_seconds`` None keeps Backstage's own interval (100-150 s).
+    ``processing_seconds`` None keeps Backstage's own interval (100-150 s). ``allow`` replaces
+    the hosts Backstage may read (``host:port``; by default the service's).
     """
     if not (HARNESS / "node_modules" / "@backstage" / "plugin-catalog-backend").is_dir():
         pytest.fail("the Backstage harness is not installed: run `make backstage-deps`")
@@ -173,7 +175,16 @@ def running_backstage(
     for attempt in range(5):
         listen = port or free_port()
         process, log_path = _start_backstage(
-            tmp, node, listen, service, path, locations, database_dir, token, processing_seconds
+            tmp,
+            node,
+            listen,
+            service,
+            path,
+            locations,
+            database_dir,
+            token,
+            processing_seconds,
+            allow,
         )
         backstage = Backstage(f"http://127.0.0.1:{listen}", log_path, token, process)
         try:
@@ -200,6 +211,7 @@ def _start_backstage(
     database_dir: Path | None,
     token: str | None,
     processing_seconds: int | None,
+    allow: list[str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], Path]:
     # As the README's Backstage section has it: a static token, for the catalog plugin only.
     auth: dict[str, Any] = (
@@ -226,7 +238,9 @@ def _start_backstage(
                 "connection": {"directory": str(database_dir)} if database_dir else ":memory:",
             },
             # The hostname must match the location URL's exactly, port included.
-            "reading": {"allow": [{"host": f"localhost:{service.port}"}]},
+            "reading": {
+                "allow": [{"host": host} for host in allow or [f"localhost:{service.port}"]]
+            },
             "auth": auth,
         },
         "events": {"useEventBus": "never"},

@@ -142,6 +142,11 @@ def test_every_source_is_read_by_exactly_one_partition_its_owner(fleet: Fleet) -
             assert operations["DescribeRepositories"] == 1
             assert operations["DescribeRegistry"] == 1
     assert sorted(s for by_source in read for s in by_source) == SOURCES
+    for index, partition in enumerate(fleet.partitions):
+        readiness = httpx.get(f"{partition.url}/readyz", timeout=10).json()
+        assert readiness["partition"] == {"index": index, "count": COUNT, "fleet": len(SOURCES)}
+        assert len(readiness["sources"]) == len(read[index])
+    assert "partition" not in httpx.get(f"{fleet.single.url}/readyz", timeout=10).json()
     # Together, exactly the AWS calls of the single process, operation for operation.
     fleet_calls = sum((sum(r.values(), Counter()) for r in read), Counter())
     single_calls = sum(reads(fleet.single_proxy).values(), Counter())

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from .fleet.ownership import FleetSources
 from .instants import iso
 from .model import SourceId, SourceRecords
+from .ownership import FleetSources
 
 __all__ = [
     "DiscoveryStatus",

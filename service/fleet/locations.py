@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from ..catalog.locations import ROOT_LOCATION_NAME, location_entity, source_path
 from ..model import Entity, SourceId
-from .ownership import Partitioning
+from ..ownership import Partitioning
 
 __all__ = [
     "ENTITIES_LOCATION_NAME",

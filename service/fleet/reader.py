@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..model import SourceId, SourceRecords
+from ..ownership import FleetSources, Partitioning
 from ..reading import EcrReader, SourceListing
-from .ownership import FleetSources, Partitioning
 
 __all__ = ["OwnedSources"]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from ..catalog.locations import root_location
 from ..catalog.render import RenderedBody, render_body, to_yaml_document
 from ..fleet.locations import entities_location, fleet_location, partition_location
-from ..fleet.ownership import Partitioning, owner_of
 from ..model import Entity, SourceId
+from ..ownership import Partitioning, owner_of
 from ..reading import SourceListing
 
 __all__ = [

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import SnapshotRefused
-from ..fleet.ownership import FleetSources, Partitioning
 from ..model import SourceId
+from ..ownership import FleetSources, Partitioning
 from ..reading import SourceListing
 from .persist import StateDir
 from .status import NOT_READ_SINCE_RESTART, SAVED_DATA_SET_ASIDE, SourceStatus

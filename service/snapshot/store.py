@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from ..catalog.claims import ClaimIndex
 from ..config import CatalogSettings, PostureSettings, RefreshSettings
 from ..errors import EcrError, SnapshotRefused
-from ..fleet.ownership import Partitioning
 from ..model import SourceId
+from ..ownership import Partitioning
 from ..reading import DiscoveryStatus, EcrReader, SourceListing
 from .catalogs import Catalogs
 from .kept import LastGood

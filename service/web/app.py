@@ -18,8 +18,8 @@ from .. import __version__
 from ..backstage import BackstageLink, connected
 from ..config import Settings
 from ..errors import RequestRefused
-from ..fleet.ownership import partitioning_of
 from ..fleet.reader import OwnedSources
+from ..ownership import partitioning_of
 from ..reading import EcrReader, ReadObserver
 from ..snapshot.persist import StateDir
 from ..snapshot.store import SnapshotStore

@@ -21,8 +21,8 @@ import yaml
 from service.aws.reader import AwsEcrReader
 from service.config import AwsSettings, CacheSettings
 from service.demo import DEMO_CREDENTIALS
-from service.fleet.ownership import owner_of
 from service.model import SourceId
+from service.ownership import owner_of
 from service.reading import StaticCredentials
 
 from ..support import (

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.fleet.ownership import owner_of
 from service.model import SourceId
+from service.ownership import owner_of
 
 from ...support import (
     ServiceProcess,

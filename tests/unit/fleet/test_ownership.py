@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from service.fleet.ownership import Partitioning, owner_of, weight
 from service.model import SourceId
+from service.ownership import Partitioning, owner_of, weight
 
 REGIONS = ["us-east-1", "eu-west-1", "us-west-2", "ap-southeast-2", "eu-central-1"]
 # 3,000 sources: 600 accounts in 5 regions.

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import yaml
 
-from service.fleet.ownership import owner_of
 from service.model import SourceRecords
+from service.ownership import owner_of
 
 from ...records import repository, source
 from ...support import FakeReader

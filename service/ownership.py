@@ -15,8 +15,8 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..config.partition import PartitionSettings, partition_url
-from ..model import SourceId
+from .config.partition import PartitionSettings, partition_url
+from .model import SourceId
 
 __all__ = ["FleetSources", "Partitioning", "owner_of", "partitioning_of", "weight"]
 

@@ -51,6 +51,8 @@ class Fleet:
     fake_url: str
     port: int
     processes: dict[int, ServiceProcess] = field(default_factory=dict)
+    # partition.fleet_url: None is partition 0's URL.
+    fleet_url: str | None = None
 
     @property
     def template(self) -> str:
@@ -71,7 +73,12 @@ class Fleet:
                 },
                 "refresh": {"interval_seconds": 5, "initial_retry_seconds": 0.5},
                 "state_dir": str(self.tmp / f"state-{index}"),
-                "partition": {"count": count, "index": index, "url_template": self.template},
+                "partition": {
+                    "count": count,
+                    "index": index,
+                    "url_template": self.template,
+                    "fleet_url": self.fleet_url,
+                },
             }
             self.processes[index] = spawn_service(
                 self.tmp / f"partition-{index}-of-{count}", config, host=host(index), port=self.port
@@ -204,19 +211,30 @@ def move_to_three(fleet: Fleet, order: str) -> None:
         fleet.start(3, [index])
 
 
-@pytest.mark.parametrize("order", ["together", "rolling"])
+@pytest.mark.parametrize(
+    ("order", "entry"),
+    [
+        ("together", 0),
+        ("rolling", 0),
+        # As through a Service that picked partition 1: fleet_url and Backstage's one location
+        # name partition 1, which redirects the root and the core to partition 0.
+        ("together", 1),
+    ],
+)
 def test_partition_0s_root_alone_ingests_every_entity_and_survives_going_to_three(
-    fleet: Fleet, tmp_path: Path, order: str
+    fleet: Fleet, tmp_path: Path, order: str, entry: int
 ) -> None:
+    entry_url = f"http://{host(entry)}:{fleet.port}"
+    if entry:
+        fleet.fleet_url = entry_url
     fleet.start(2, [0, 1])
     expected = fleet.served()
     assert len(expected) == 3 + 12 + 24
-    first = fleet.processes[0]
     with running_backstage(
         tmp_path,
-        Service(first.url, fleet.port),
+        Service(entry_url, fleet.port),
         "/catalog-info.yaml",
-        locations=[{"type": "url", "target": f"{first.url}/catalog-info.yaml"}],
+        locations=[{"type": "url", "target": f"{entry_url}/catalog-info.yaml"}],
         allow=[f"{host(index)}:{fleet.port}" for index in range(3)],
     ) as backstage:
         everything_without_errors(backstage, expected, "Backstage to ingest the 2 partitions")
@@ -256,8 +274,8 @@ def test_partition_0s_root_alone_ingests_every_entity_and_survives_going_to_thre
         longest = max(gaps.values(), default=0.0)
         worst = sorted(((round(g, 1), r) for r, g in gaps.items()), reverse=True)[:3]
         print(
-            f"\n2 -> 3 partitions ({order}): settled {settled_at - moving_at:.1f} s after "
-            "the restart; "
+            f"\n2 -> 3 partitions ({order}, Backstage reading partition {entry}): settled "
+            f"{settled_at - moving_at:.1f} s after the restart; "
             f"{len(gaps)} of {len(expected)} entities were missing at some point, "
             f"{len(set(gaps) & moved_refs)} of the {len(moved_refs)} of moved sources; the "
             f"longest for {longest:.1f} s ({watch.polls} polls); the longest three: {worst}"

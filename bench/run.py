@@ -35,6 +35,7 @@ from tests.support import (
 )
 
 from . import abuse
+from . import partitions as fleet_partitions
 
 ROOT = Path(__file__).parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -640,8 +641,15 @@ def main() -> None:
         "fleet",
         "backstage",
         "abuse",
+        "partitions",
     ]
     parser.add_argument("--only", choices=parts, action="append")
+    parser.add_argument(
+        "--partitions-scale",
+        type=float,
+        default=1.0,
+        help="the partitions section's size: 1 is 100,000 repositories over 1,000 sources",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument(
         "--scale-runs", type=int, default=3, help="runs of the cold 10k read, judged together"
@@ -805,6 +813,12 @@ def main() -> None:
     if "abuse" in only:
         r = results["abuse"] = abuse.abuse()
         rows += abuse.rows(r)
+    if "partitions" in only:
+        scale = args.partitions_scale
+        r = results["partitions"] = fleet_partitions.partitions(
+            accounts=max(1, round(200 * scale)), per_account=max(5, round(500 * scale))
+        )
+        rows += fleet_partitions.rows(r)
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
     if args.json:

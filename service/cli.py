@@ -44,7 +44,12 @@ def _opener(settings: Settings, credentials: StaticCredentials | None) -> Reader
     from .aws.reader import AwsEcrReader
 
     return lambda observer: AwsEcrReader.open(
-        settings.aws, settings.cache, credentials, observer, state_dir=settings.state_dir
+        settings.aws,
+        settings.cache,
+        credentials,
+        observer,
+        state_dir=settings.state_dir,
+        partitions=settings.partition.count,
     )
 
 

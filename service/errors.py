@@ -12,6 +12,7 @@
     ├── SnapshotRefused         the catalog's own entities failed validation: the last stays
     ├── CatalogUnreadable       `diff`, `names-from`: the old catalog file cannot be read
     └── RequestRefused          an HTTP request cannot be served: status, detail, headers
+        ├── Elsewhere           307: another partition of the fleet serves it (Location)
         ├── NotFound            404
         ├── Unauthorized        401, with WWW-Authenticate: Bearer
         ├── Conflict            409: the request does not fit the state (nothing held)
@@ -40,6 +41,7 @@ __all__ = [
     "Conflict",
     "EcrCatalogError",
     "EcrError",
+    "Elsewhere",
     "EventRejected",
     "NotFound",
     "PayloadTooLarge",
@@ -143,6 +145,15 @@ class RequestRefused(EcrCatalogError):
         super().__init__(detail)
         self.detail = detail
         self.headers = dict(headers or {})
+
+
+class Elsewhere(RequestRefused):
+    """Another partition of a fleet serves this URL: a temporary redirect to it."""
+
+    status = 307
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"served by another partition: {url}", {"Location": url})
 
 
 class NotFound(RequestRefused):

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from .instants import iso
 from .model import SourceId, SourceRecords
+from .ownership import FleetSources
 
 __all__ = [
     "DiscoveryStatus",
@@ -67,6 +68,9 @@ class SourceListing:
     departed: tuple[str, ...] = ()
     # How the organisation's discovery has gone; None without aws.organization.
     discovery: DiscoveryStatus | None = None
+    # In a fleet of partitions, every source of the fleet: ``sources`` above are then only
+    # this partition's own (service/fleet). None for a single process.
+    fleet: FleetSources | None = None
 
 
 class ReadObserver(Protocol):

@@ -374,10 +374,13 @@ def spawn_service(
     extra_env: dict[str, str] | None = None,
     drop_env: tuple[str, ...] = (),
     args: tuple[str, ...] = (),
+    host: str | None = None,
+    port: int = 0,
 ) -> ServiceProcess:
     """Write ``config`` to ``workdir``, start the service with it and wait for /healthz.
 
-    It listens on a port of its own choosing (``--port 0``), which uvicorn's log names.
+    It listens on ``host`` (default: the config's, 127.0.0.1) and ``port``; by default on a
+    port of its own choosing (``--port 0``), which uvicorn's log names.
     """
     import yaml
 
@@ -386,12 +389,16 @@ def spawn_service(
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     started = time.monotonic()
     process, port = start_announcing(
-        [sys.executable, "-m", module, "serve", "--config", str(config_path), "--port", "0", *args],
+        [
+            *(sys.executable, "-m", module, "serve", "--config", str(config_path)),
+            *(("--host", host) if host else ()),
+            *("--port", str(port), *args),
+        ],
         workdir / "service.log",
         "ecr-catalog serve",
         env={k: v for k, v in command_env().items() if k not in drop_env} | (extra_env or {}),
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host or '127.0.0.1'}:{port}"
     try:
         wait_for_http(f"{url}/healthz", timeout=60, process=process)
     except BaseException:

@@ -23,6 +23,7 @@ from ..errors import EcrError
 from ..reading import DiscoveryStatus
 from ..statefiles import load_state_file, write_atomically
 from .clients import Connections, assumed_role_session
+from .ecr import per_second
 from .errors import mapped_errors
 from .partitions import partition_of
 from .roles import AccountRole, StsPacer
@@ -45,8 +46,11 @@ class Organization:
         connections: Connections,
         state_dir: Path | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        partitions: int = 1,
     ) -> None:
         self.settings = settings
+        # Every partition of a fleet discovers: together they keep to calls_per_second.
+        self._calls = per_second(settings.calls_per_second / partitions)
         self._connections = connections
         self._clock = clock
         self._roster_file = state_dir / ROSTER_FILE if state_dir else None
@@ -206,8 +210,15 @@ class Organization:
         items: list[dict[str, Any]] = []
         pages = client.get_paginator(operation).paginate(**params)
         ca_bundle = self._connections.network.ca_bundle
+        # Organizations' calls are paced (the account API's ListRegions is throttled apart):
+        # the paginator asks for the next page when the loop comes back for it.
+        paced = client is self._management
         with mapped_errors("organization", self._home, operation, ca_bundle):
+            if paced:
+                await self._calls.acquire()
             async for page in pages:
+                if paced:
+                    await self._calls.acquire()
                 if key not in page:
                     raise EcrError(
                         "organization", self._home, operation, "MalformedResponse", f"no {key!r}"

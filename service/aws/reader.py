@@ -86,15 +86,17 @@ class AwsEcrReader:
         credentials: StaticCredentials | None = None,
         observer: ReadObserver | None = None,
         state_dir: Path | None = None,
+        partitions: int = 1,
     ) -> AsyncIterator[AwsEcrReader]:
         """Open the configured targets' clients for the life of the context; the accounts of an
-        organisation get theirs when first read. ``state_dir`` keeps the organisation's roster."""
+        organisation get theirs when first read. ``state_dir`` keeps the organisation's roster;
+        ``partitions`` share the organisation's pace (partition.count)."""
         watch = observer or Unobserved()
         async with AsyncExitStack() as stack:
             connections = Connections(aws, watch, credentials, stack)
             targets = await open_targets(connections)
             organization = (
-                Organization(aws.organization, connections, state_dir)
+                Organization(aws.organization, connections, state_dir, partitions=partitions)
                 if aws.organization is not None
                 else None
             )

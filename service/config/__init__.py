@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from ..errors import ConfigError
 from .aws import AwsSettings, OrganizationSettings, TargetSettings
+from .partition import PartitionSettings
 from .regions import KnownRegions, check_regions
 from .sections import (
     BackstageSettings,
@@ -45,6 +46,7 @@ __all__ = [
     "EventsSettings",
     "KnownRegions",
     "OrganizationSettings",
+    "PartitionSettings",
     "PostureSettings",
     "RefreshSettings",
     "ServerSettings",
@@ -85,6 +87,9 @@ class Settings(BaseSettings):
     """The way back to Backstage: refresh requests after a change, and claims."""
     posture: PostureSettings = Field(default_factory=PostureSettings)
     """Which posture checks each repository gets, and their thresholds."""
+    partition: PartitionSettings = Field(default_factory=PartitionSettings)
+    """This process's part of a fleet (a StatefulSet) of processes; count 1: it serves
+    everything."""
     log_format: Literal["text", "json"] = "text"
     """``json`` writes one JSON object per log line, for log shippers; ``text`` is for
     people."""

@@ -84,6 +84,10 @@ class OrganizationSettings(Strict):
     account); none: the service's own credentials."""
     rediscover_seconds: float = Field(default=3600, gt=0)
     """How often the accounts are listed again; ``POST /refresh`` also rediscovers at once."""
+    calls_per_second: float = Field(default=8, gt=0, le=100)
+    """Organizations calls (ListAccounts pages, ...) per second, at most, for the whole fleet:
+    each of ``partition.count`` partitions discovers on its own, at its share of this. AWS
+    throttles them at about 9 a second per organisation, whoever calls."""
 
     @field_validator("regions")
     @classmethod

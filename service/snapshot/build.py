@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..catalog.entities import core_entities
-from ..catalog.locations import pending_location, root_location
+from ..catalog.locations import pending_location
 from ..catalog.naming import registry_entity_name
 from ..catalog.render import RenderedBody, join_json, join_yaml, render_body, to_yaml_document
 from ..catalog.validate import EntityValidator, Rejection
@@ -22,6 +22,7 @@ from ..config import CatalogSettings
 from ..errors import SnapshotRefused
 from ..model import Entity, SourceId
 from ..reading import SourceListing
+from .partitioned import every_source, fleet_gaps, partition_bodies, root_of, serves_core
 from .source import NameCollision, SourceCatalog, index_all
 from .types import Deferred, IndexedEntity, Snapshot
 
@@ -162,8 +163,12 @@ def assemble(assembly: Assembly, built_at: datetime) -> Snapshot:
     """
     listing, settings, catalogs = assembly.listing, assembly.settings, assembly.catalogs
     validator = EntityValidator()
-    registries = [registry_entity_name(source) for source in listing.sources]
-    core, core_body = index_all(core_entities(settings, registries), validator)
+    # A partition of a fleet serves the core only on partition 0, naming every source of the
+    # fleet (partitioned.py); a single process names its own.
+    every, with_core = every_source(listing), serves_core(listing)
+    registries = [registry_entity_name(source) for source in every or ()]
+    built_core = core_entities(settings, registries) if with_core else []
+    core, core_body = index_all(built_core, validator)
     across = _across_sources(catalogs)
     collisions = sorted(
         (*across, *(c for catalog in catalogs for c in catalog.collisions)), key=lambda c: c.ref
@@ -177,7 +182,7 @@ def assemble(assembly: Assembly, built_at: datetime) -> Snapshot:
     log_rejections(rejections)
     dropped = {c.ref for c in across}
     indexed = [i for i in _ordered(core, catalogs) if i.ref.lower() not in dropped]
-    targets_known = not listing.unresolved
+    targets_known = not listing.unresolved and every is not None
     served = {c.source: c.view for c in catalogs if c.source not in withheld}
     return Snapshot(
         entities=tuple(indexed),
@@ -186,10 +191,11 @@ def assemble(assembly: Assembly, built_at: datetime) -> Snapshot:
         json=Deferred(
             lambda: render_body(join_json(i.json_document for i in indexed), with_gzip=True)
         ),
-        incomplete=tuple(_incomplete(assembly, withheld)),
+        incomplete=(*_incomplete(assembly, withheld), *fleet_gaps(listing)),
         # With a target's sources unknown, nothing that lists every source can be served.
-        core=render_body(core_body, with_gzip=False) if targets_known else None,
-        root_location=_yaml_body(root_location(listing.sources)) if targets_known else None,
+        core=render_body(core_body, with_gzip=False) if targets_known and with_core else None,
+        root_location=root_of(listing) if targets_known and with_core else None,
+        partition=partition_bodies(listing, targets_known),
         sources=served,
         listed=listing.sources,
         # A withheld source's own Location lists its shards: it answers 503 with them, since

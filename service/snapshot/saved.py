@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import SnapshotRefused
 from ..model import SourceId
+from ..ownership import FleetSources, Partitioning
 from ..reading import SourceListing
 from .persist import StateDir
 from .status import NOT_READ_SINCE_RESTART, SAVED_DATA_SET_ASIDE, SourceStatus
@@ -24,10 +25,14 @@ __all__ = ["serve_saved"]
 log = logging.getLogger(__name__)
 
 
-async def serve_saved(store: SnapshotStore, wanted: Callable[[SourceId], bool]) -> None:
+async def serve_saved(
+    store: SnapshotStore, wanted: Callable[[SourceId], bool], fleet: Partitioning | None = None
+) -> None:
     """Serve what the last run saved, marked stale, before AWS has answered anything.
 
-    Only sources that are ``wanted`` (still configured) are loaded; see StateDir.load.
+    Only sources that are ``wanted`` (still configured) are loaded; see StateDir.load. A
+    partition of a ``fleet`` does not know the fleet's other sources yet: what names them all
+    waits for the first listing (snapshot.partitioned).
     """
     if store.state is None:
         return
@@ -43,10 +48,12 @@ async def serve_saved(store: SnapshotStore, wanted: Callable[[SourceId], bool]) 
         )
     if loaded.records:
         log.info("loaded saved data of %d source(s) from %s", len(loaded.records), store.state.path)
-        await _publish_saved(store, store.state, set(loaded.unreadable))
+        await _publish_saved(store, store.state, set(loaded.unreadable), fleet)
 
 
-async def _publish_saved(store: SnapshotStore, state: StateDir, unreadable: set[SourceId]) -> None:
+async def _publish_saved(
+    store: SnapshotStore, state: StateDir, unreadable: set[SourceId], fleet: Partitioning | None
+) -> None:
     """Publish what was loaded; a source whose saved data is refused is set aside instead.
 
     A file can hold records of the right form whose values no entity may carry (edited by
@@ -60,7 +67,8 @@ async def _publish_saved(store: SnapshotStore, state: StateDir, unreadable: set[
     while store.kept.records:
         try:
             listed = tuple(sorted(set(store.kept.records) | unreadable))
-            await store.publish(SourceListing(listed), refuse_any_rejection=True)
+            known = None if fleet is None else FleetSources(fleet, None)
+            await store.publish(SourceListing(listed, fleet=known), refuse_any_rejection=True)
             return
         except SnapshotRefused as exc:
             blamed = [source for source in exc.sources if source in store.kept.records]

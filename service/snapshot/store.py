@@ -27,6 +27,7 @@ from ..catalog.claims import ClaimIndex
 from ..config import CatalogSettings, PostureSettings, RefreshSettings
 from ..errors import EcrError, SnapshotRefused
 from ..model import SourceId
+from ..ownership import Partitioning
 from ..reading import DiscoveryStatus, EcrReader, SourceListing
 from .catalogs import Catalogs
 from .kept import LastGood
@@ -110,12 +111,14 @@ class SnapshotStore:
         Whether the repository was known."""
         return await self.reader.forget_images(source, repository)
 
-    async def load_state(self, wanted: Callable[[SourceId], bool] = lambda _s: True) -> None:
-        """Serve what the last run saved, marked stale, before AWS has answered anything.
-
-        Only sources that are ``wanted`` (still configured) are loaded (saved.py).
-        """
-        await serve_saved(self, wanted)
+    async def load_state(
+        self,
+        wanted: Callable[[SourceId], bool] = lambda _s: True,
+        fleet: Partitioning | None = None,
+    ) -> None:
+        """Serve what the last run saved, marked stale, before AWS has answered anything:
+        the ``wanted`` sources (still configured, this partition's), as ``fleet`` (saved.py)."""
+        await serve_saved(self, wanted, fleet)
 
     async def refresh(self, rediscover: bool = False) -> RefreshOutcome:
         """Refresh now, or join the refresh already running; it never raises for AWS failures.

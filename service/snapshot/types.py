@@ -16,6 +16,7 @@ from ..catalog.posture import Posture
 from ..catalog.render import RenderedBody
 from ..catalog.validate import Rejection
 from ..model import SourceId
+from .partitioned import PartitionBodies
 
 __all__ = ["Deferred", "IndexedEntity", "Snapshot", "SourceView"]
 
@@ -163,6 +164,8 @@ class Snapshot:
     # Sources read, but not served, and why: their URLs answer 503, which keeps what Backstage
     # has, where a 200 without some of their entities would delete those (snapshot.build).
     withheld: Mapping[SourceId, str] = field(default_factory=dict)
+    # A partition's own Locations, in a fleet of partitions (partitioned.py); None alone.
+    partition: PartitionBodies | None = None
     # No cache of the web layer here: it keeps filtered bodies, bounded in bytes
     # (service/web/views.py).
 
@@ -177,6 +180,7 @@ class Snapshot:
             and self.incomplete == other.incomplete
             and self.root_location == other.root_location
             and self.core == other.core
+            and self.partition == other.partition
         )
 
     def counts_by_kind(self) -> dict[str, int]:

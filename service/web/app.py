@@ -19,10 +19,12 @@ from .. import __version__
 from ..backstage import BackstageLink, connected
 from ..config import Settings
 from ..errors import RequestRefused
+from ..fleet.reader import OwnedSources
+from ..ownership import partitioning_of
 from ..reading import EcrReader, ReadObserver
 from ..snapshot.persist import StateDir
 from ..snapshot.store import SnapshotStore
-from . import entities, health, operations, pages, posture, refusals, sources
+from . import entities, health, operations, pages, partitions, posture, refusals, sources
 from .auth import EventsGate, RefreshGate
 from .metrics import Metrics, watch_loop_lag
 from .middleware import NOSNIFF, stack
@@ -60,7 +62,11 @@ def _aws_reader(settings: Settings) -> ReaderFactory:
 
     def open_reader(observer: ReadObserver | None) -> AbstractAsyncContextManager[EcrReader]:
         return AwsEcrReader.open(
-            settings.aws, settings.cache, observer=observer, state_dir=settings.state_dir
+            settings.aws,
+            settings.cache,
+            observer=observer,
+            state_dir=settings.state_dir,
+            partitions=settings.partition.count,
         )
 
     return open_reader
@@ -71,8 +77,10 @@ async def _open_store(
 ) -> tuple[SnapshotStore, BackstageLink | None]:
     """The store, linked to Backstage when that is configured, with the saved state loaded."""
     state = StateDir(settings.state_dir) if settings.state_dir else None
+    # A partition of a fleet reads, keeps and serves only its own sources (service/fleet).
+    fleet = partitioning_of(settings.partition)
     store = SnapshotStore(
-        reader,
+        reader if fleet is None else OwnedSources(reader, fleet),
         settings.catalog,
         settings.refresh,
         state,
@@ -85,7 +93,9 @@ async def _open_store(
         )
     )
     store.peer = backstage
-    await store.load_state(settings.aws.may_read)
+    await store.load_state(
+        lambda s: settings.aws.may_read(s) and (fleet is None or fleet.owns(s)), fleet
+    )
     return store, backstage
 
 
@@ -164,7 +174,7 @@ def create_app(settings: Settings, open_reader: ReaderFactory | None = None) -> 
         redoc_url=None,
         middleware=stack(settings.server, metrics, pages.content_security_policy()),
     )
-    for module in (pages, entities, sources, posture, health, operations):
+    for module in (pages, entities, sources, partitions, posture, health, operations):
         app.include_router(module.router)
     app.add_exception_handler(RequestRefused, refusals.refused)
     app.add_exception_handler(StarletteHTTPException, refusals.http_refused)

@@ -73,6 +73,10 @@ async def readyz(store: StoreDep, backstage: BackstageDep) -> JSONResponse:
             ],
             "repaired": list(snapshot.repairs[:LISTED]),
         }
+    if snapshot is not None and snapshot.partition is not None:
+        # In a fleet: which partition this is, and how many sources the whole fleet has.
+        part = snapshot.partition
+        detail["partition"] = {"index": part.index, "count": part.count, "fleet": len(part.fleet)}
     return JSONResponse(detail, status_code=200 if ready else 503)
 
 

@@ -13,6 +13,7 @@ from ..snapshot.store import SnapshotStore
 from ..snapshot.types import Snapshot, SourceView
 from .deps import StoreDep
 from .filters import known_parameters
+from .partitions import require_first, to_owner
 from .responses import (
     YAML_MEDIA_TYPE,
     conditional_response,
@@ -51,6 +52,8 @@ def _respond_known(
 async def catalog_info(request: Request, store: StoreDep) -> Response:
     """The root Location: the catalog's own entities and one Location per source."""
     snapshot = require_snapshot(store)
+    # In a fleet: partition 0's, the core and every partition's root Location.
+    require_first(snapshot, "/catalog-info.yaml")
     return _respond_known(request, store, snapshot, snapshot.root_location)
 
 
@@ -58,12 +61,17 @@ async def catalog_info(request: Request, store: StoreDep) -> Response:
 async def core(request: Request, store: StoreDep) -> Response:
     """The Domain, System and Component, which depend on no source's data."""
     snapshot = require_snapshot(store)
+    require_first(snapshot, "/catalog/core.yaml")
     return _respond_known(request, store, snapshot, snapshot.core)
 
 
-def _source_view(store: SnapshotStore, account: str, region: str) -> tuple[Snapshot, SourceView]:
+def _source_view(
+    store: SnapshotStore, account: str, region: str, rest: str
+) -> tuple[Snapshot, SourceView]:
     snapshot = require_snapshot(store)
     source = SourceId(account, region)
+    # In a fleet, another partition's source is served by it.
+    to_owner(snapshot, source, rest)
     view = snapshot.sources.get(source)
     if view is not None:
         return snapshot, view
@@ -104,7 +112,7 @@ async def source_catalog_info(
     pending = snapshot.pending_locations.get(source)
     if pending is not None:
         return _respond_source(request, store, snapshot, source, pending)
-    _, view = _source_view(store, account, region)
+    _, view = _source_view(store, account, region, "catalog-info.yaml")
     return _respond_source(request, store, snapshot, source, view.location)
 
 
@@ -115,7 +123,7 @@ async def source_catalog_info(
 )
 async def source_entities(request: Request, store: StoreDep, account: str, region: str) -> Response:
     """Every entity of one source (its registry and repositories) in one body."""
-    snapshot, view = _source_view(store, account, region)
+    snapshot, view = _source_view(store, account, region, "entities.yaml")
     body = await view.entities.aget()
     return _respond_source(request, store, snapshot, view.source, body)
 
@@ -129,7 +137,7 @@ async def source_shard(
     request: Request, store: StoreDep, account: str, region: str, count: int, index: int
 ) -> Response:
     """One shard of a source: the entities whose name hashes to ``index`` of ``count``."""
-    snapshot, view = _source_view(store, account, region)
+    snapshot, view = _source_view(store, account, region, f"shards/{count}/{index}.yaml")
     if count != view.shard_count or not 0 <= index < count:
         raise NotFound(f"{view.source} has {view.shard_count} shard(s) now")
     shards = await view.shards.aget()

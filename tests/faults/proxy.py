@@ -5,7 +5,9 @@ moto cannot inject faults, so tests put this in between:
     python -m tests.faults.proxy --upstream http://127.0.0.1:5000 --port 5100
 
 ``POST /__faults__`` with a JSON body replaces the fault settings (see ``Faults``);
-``GET /__faults__/stats`` returns what was injected, by kind, and calls by operation.
+``GET /__faults__/stats`` returns what was injected, by kind, calls by operation, and ECR
+calls by signer and region (``"<access key id>/<region>": {operation: calls}``: with the fake
+ECR, an assumed role's key is ``ASIA<account>``, so each source's reads can be counted).
 Faults apply to ECR calls (JSON 1.1, ``X-Amz-Target``); STS and moto's own API pass through.
 The region comes from the SigV4 credential scope, as in AWS.
 """
@@ -28,6 +30,7 @@ from .aws_wire import TokenBuckets, aws_error, run_announced, sts_error
 
 ECR_TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+_SIGNER = re.compile(r"Credential=([A-Za-z0-9]{1,128})/")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
@@ -69,6 +72,7 @@ class Proxy:
         self.buckets = TokenBuckets(None, self.faults.throttle_burst)
         self.injected: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
+        self.by_signer: dict[str, Counter[str]] = {}
         self.session: ClientSession | None = None
 
     async def configure(self, request: web.Request) -> web.Response:
@@ -79,11 +83,14 @@ class Proxy:
         return web.json_response(asdict(self.faults))
 
     async def stats(self, _request: web.Request) -> web.Response:
-        return web.json_response({"injected": self.injected, "calls": self.calls})
+        return web.json_response(
+            {"injected": self.injected, "calls": self.calls, "by_signer": self.by_signer}
+        )
 
     async def reset_stats(self, _request: web.Request) -> web.Response:
         self.injected.clear()
         self.calls.clear()
+        self.by_signer.clear()
         return web.json_response({})
 
     def _chance(self, rate: float) -> bool:
@@ -113,6 +120,9 @@ class Proxy:
             scope = _SCOPE.search(request.headers.get("Authorization", ""))
             region = scope.group(1) if scope else "unknown"
             self.calls[operation] += 1
+            signer = _SIGNER.search(request.headers.get("Authorization", ""))
+            key = f"{signer.group(1) if signer else 'unknown'}/{region}"
+            self.by_signer.setdefault(key, Counter())[operation] += 1
             if self._chance(faults.reset_rate):
                 self.injected["reset"] += 1
                 assert request.transport is not None

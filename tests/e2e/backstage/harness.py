@@ -157,6 +157,7 @@ def running_backstage(
     processing_seconds: int | None = 5,
     app_configs: Sequence[Path] = (),
     env: Mapping[str, str] | None = None,
+    allow: list[str] | None = None,
 ) -> Iterator[Backstage]:
     """Backstage with one `type: url` location on ``path`` of the service.
 
@@ -164,7 +165,8 @@ def running_backstage(
     in files there, so that a restart (a config change) finds what the last run ingested.
     ``port`` is the port to listen on (one the service was told already); ``token`` turns on
     the default auth policy with this static external-access token, for the catalog only.
-    ``processing_seconds`` None keeps Backstage's own interval (100-150 s).
+    ``processing_seconds`` None keeps Backstage's own interval (100-150 s). ``allow`` replaces
+    the hosts Backstage may read (``host:port``; by default the service's).
 
     ``app_configs``: app-config files (as deploy/backstage ships them), each passed as one more
     ``--config`` after the harness's own, as the docs say. The harness's own config then holds
@@ -180,7 +182,9 @@ def running_backstage(
     # may take it first, and then Backstage exits with EADDRINUSE and is started again.
     for attempt in range(5):
         listen = port or free_port()
-        config = _config(listen, service, path, locations, database_dir, token, processing_seconds)
+        config = _config(
+            listen, service, path, locations, database_dir, token, processing_seconds, allow
+        )
         if app_configs:
             _leave_to_app_configs(config, token)
         process, log_path = _start_backstage(tmp, node, config, app_configs, env)
@@ -207,6 +211,7 @@ def _config(
     database_dir: Path | None,
     token: str | None,
     processing_seconds: int | None,
+    allow: list[str] | None = None,
 ) -> dict[str, Any]:
     """The harness's own app-config."""
     # As docs/backstage-both-ways.md has it: a static token, for the catalog plugin only.
@@ -234,7 +239,9 @@ def _config(
                 "connection": {"directory": str(database_dir)} if database_dir else ":memory:",
             },
             # The hostname must match the location URL's exactly, port included.
-            "reading": {"allow": [{"host": f"localhost:{service.port}"}]},
+            "reading": {
+                "allow": [{"host": host} for host in allow or [f"localhost:{service.port}"]]
+            },
             "auth": auth,
         },
         "events": {"useEventBus": "never"},

@@ -38,9 +38,20 @@ COUNTS_REQUESTS = {"/metrics"}
 HTML = {"Accept": "text/html"}
 
 
+# Routes of a fleet of partitions only (docs/partitions.md): asked of partition 0.
+FLEET_ONLY = {"/partitions/0/catalog-info.yaml", "/partitions.yaml"}
+FLEET = {"count": 2, "index": 0, "url_template": "http://ecr-catalog-{index}.test"}
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with serving(FakeReader(US, EU)) as client:
+        yield client
+
+
+@pytest.fixture
+async def first_partition() -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(FakeReader(US, EU), partition=FLEET) as client:
         yield client
 
 
@@ -56,15 +67,17 @@ def compared(response: httpx.Response, path: str) -> dict[str, str]:
 
 
 async def test_head_answers_every_get_route_with_its_headers_and_no_body(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, first_partition: httpx.AsyncClient
 ) -> None:
     paths = get_paths((await client.get("/openapi.json")).json())
     assert {"/", "/healthz", "/readyz", "/entities.yaml", "/metrics"} <= set(paths)
+    assert FLEET_ONLY <= set(paths)
     # The spec's route is Starlette's, which answered HEAD already.
     for path in [*paths, "/openapi.json"]:
+        asked = first_partition if path in FLEET_ONLY else client
         for headers in ({}, HTML, {"Accept-Encoding": "gzip"}):
-            got = await client.get(path, headers=headers)
-            head = await client.head(path, headers=headers)
+            got = await asked.get(path, headers=headers)
+            head = await asked.head(path, headers=headers)
             assert got.status_code == 200, (path, headers, got.text[:200])
             assert head.status_code == 200, (path, headers)
             assert head.content == b"", path
@@ -107,12 +120,19 @@ def assert_page_policy(response: httpx.Response) -> None:
 
 
 async def test_every_page_carries_the_content_security_policy(client: httpx.AsyncClient) -> None:
+    paths = get_paths((await client.get("/openapi.json")).json())
     pages = [
         path
-        for path in get_paths((await client.get("/openapi.json")).json())
-        if (await client.get(path, headers=HTML)).headers["content-type"].startswith("text/html")
+        for path in paths
+        if path not in FLEET_ONLY
+        and (await client.get(path, headers=HTML)).headers["content-type"].startswith("text/html")
     ]
     assert pages == ["/", "/entities/resource/default/team-a--api.us-east-1.123456789012"]
+    # A single process has no fleet routes: a browser gets the HTML 404, with the policy too.
+    for path in FLEET_ONLY:
+        missing = await client.get(path, headers=HTML)
+        assert missing.status_code == 404
+        assert_page_policy(missing)
     for path in pages:
         assert_page_policy(await client.get(path, headers=HTML))
         assert_page_policy(await client.get(path + "?owner=team-a", headers=HTML))

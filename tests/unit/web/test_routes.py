@@ -28,10 +28,10 @@ EU = source(repository("shared/nginx", region="eu-west-1"), region="eu-west-1")
 
 @asynccontextmanager
 async def serving(
-    reader: FakeReader, *, wait: bool = True, catalog: dict[str, Any] | None = None
+    reader: FakeReader, *, wait: bool = True, **sections: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
-        refresh={"interval_seconds": 3600, "initial_retry_seconds": 0.05}, catalog=catalog or {}
+        refresh={"interval_seconds": 3600, "initial_retry_seconds": 0.05}, **sections
     )
     app = create_app(settings, lambda _observer: nullcontext(reader))
     async with LifespanManager(app) as manager:

@@ -8,11 +8,12 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .commands import add_tool_commands, names_from_command, openapi_yaml, run_tool, usage_error
 from .logs import configure_logging
 
 if TYPE_CHECKING:
@@ -27,17 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["main", "openapi_yaml"]
 
 log = logging.getLogger("service")
-
-
-def openapi_yaml() -> str:
-    """The app's OpenAPI document as YAML, exactly as committed in openapi/openapi.yaml."""
-    import yaml
-
-    from .config import Settings
-    from .web.app import create_app
-
-    spec = create_app(Settings()).openapi()
-    return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
 
 
 def _opener(settings: Settings, credentials: StaticCredentials | None) -> ReaderFactory:
@@ -155,12 +145,6 @@ def _known_regions() -> KnownRegions:
     return known_regions()
 
 
-def _usage_error(message: str) -> int:
-    """Say what is wrong on stderr; 2 is the exit status of bad input."""
-    print(f"ecr-catalog: {message}", file=sys.stderr)
-    return 2
-
-
 def _diff(settings: Settings, args: argparse.Namespace) -> int:
     from .catalog.diff import diff_catalogs
     from .catalog.oldfile import fetch_catalog, read_catalog_file
@@ -170,7 +154,7 @@ def _diff(settings: Settings, args: argparse.Namespace) -> int:
         old = read_catalog_file(args.old)
         new = fetch_catalog(args.url) if args.url else None
     except CatalogUnreadable as exc:
-        return _usage_error(str(exc))
+        return usage_error(str(exc))
     if new is None:
         with _reader_factory(settings, args.demo) as (run_settings, factory):
             snapshot = asyncio.run(_read_once(run_settings, factory))
@@ -184,62 +168,6 @@ def _diff(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write("\n".join(result.lines()) + "\n")
     # Like diff(1): 0 when equal, 1 when they differ.
     return 0 if result.empty else 1
-
-
-def _names_from(settings: Settings, args: argparse.Namespace) -> int:
-    from .aws.partitions import partition_of
-    from .catalog.migration import names_from
-    from .catalog.oldfile import read_catalog_file
-    from .errors import CatalogUnreadable, ConfigError
-    from .model import SourceId
-    from .text import escape_controls
-
-    try:
-        old = read_catalog_file(args.old)
-    except CatalogUnreadable as exc:
-        return _usage_error(str(exc))
-    try:
-        settings.aws.resolved_targets()
-        reads: Callable[[SourceId], bool] = settings.aws.may_read
-    except ConfigError:
-        print("ecr-catalog: no sources configured: taking every repository", file=sys.stderr)
-        reads = lambda _source: True  # noqa: E731
-    found = names_from(
-        old, settings.catalog, reads=reads, partition_of=lambda region: partition_of(region).name
-    )
-    # The old file's path and names go to a terminal: their controls are shown, never run.
-    sys.stdout.write(found.as_yaml(escape_controls(str(args.old))))
-    for line in found.report():
-        print(f"ecr-catalog: {escape_controls(line)}", file=sys.stderr)
-    return 0
-
-
-def _openapi(args: argparse.Namespace) -> int:
-    text = openapi_yaml()
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text, encoding="utf-8")
-    return 0
-
-
-def _iam_policy(args: argparse.Namespace) -> int:
-    from .aws.iam import iam_document, iam_json
-
-    try:
-        document = iam_document(args.document, args.partition, read_role_name=args.read_role_name)
-    except ValueError as exc:
-        return _usage_error(str(exc))
-    sys.stdout.write(iam_json(document))
-    return 0
-
-
-def _demo_seed(args: argparse.Namespace) -> int:
-    from .demo import demo_repositories, seed_registry
-
-    seed_registry(args.endpoint_url, demo_repositories())
-    log.info("seeded the demo registry at %s", args.endpoint_url)
-    return 0
 
 
 def _version() -> str:
@@ -269,6 +197,7 @@ def _parser() -> argparse.ArgumentParser:
             "--demo", action="store_true", help="read an embedded, seeded moto ECR instead of AWS"
         )
 
+    add_tool_commands(commands)
     serve = commands.add_parser("serve", help="serve the catalog over HTTP")
     with_config(serve)
     serve.add_argument("--host", help="listen address (default: server.host)")
@@ -289,37 +218,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("--format", choices=("text", "json"), default="text")
 
-    names = commands.add_parser(
-        "names-from",
-        help="print the catalog.names that keep the names an old committed catalog file gives "
-        "repositories (no AWS call)",
-    )
-    names.add_argument("old", type=Path, help="the old file, e.g. catalog/ecr-registry.yaml")
-    names.add_argument(
-        "--config", type=Path, help="YAML config file (default: $ECR_CATALOG_CONFIG)"
-    )
-
-    openapi = commands.add_parser("openapi", help="write the OpenAPI spec")
-    openapi.add_argument(
-        "--output", default="openapi/openapi.yaml", help="file to write, or - for stdout"
-    )
-    iam = commands.add_parser(
-        "iam-policy", help="print an IAM document the service needs, for any AWS partition"
-    )
-    iam.add_argument("--partition", default="aws", help="aws, aws-cn, aws-us-gov, ...")
-    iam.add_argument(
-        "--document",
-        choices=("permissions", "irsa-trust", "read-role-trust", "organization"),
-        default="permissions",
-        help="the service role's permissions, or one of the trust policies",
-    )
-    iam.add_argument(
-        "--read-role-name", default="ecr-catalog-reader", help="the read role in other accounts"
-    )
-    seed = commands.add_parser(
-        "demo-seed", help="create the demo repositories in an ECR endpoint such as a moto server"
-    )
-    seed.add_argument("--endpoint-url", required=True, help="e.g. http://moto:5000")
     return parser
 
 
@@ -327,12 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
     configure_logging("text")
-    if args.command == "openapi":
-        return _openapi(args)
-    if args.command == "demo-seed":
-        return _demo_seed(args)
-    if args.command == "iam-policy":
-        return _iam_policy(args)
+    tool = run_tool(args)
+    if tool is not None:
+        return tool
     from .config import load_settings
     from .errors import ConfigError
 
@@ -344,17 +239,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, known_regions=_known_regions() if reads_aws else None)
         if args.command == "names-from":
             # Reads no AWS: without targets, every repository the old file names is taken.
-            return _names_from(settings, args)
+            return names_from_command(settings, args)
         if reads_aws:
             settings.aws.resolved_targets()
     except ConfigError as exc:
-        return _usage_error(str(exc))
+        return usage_error(str(exc))
     configure_logging(settings.log_format)
     if args.command == "serve":
         try:
             return _serve(settings, args)
         except ConfigError as exc:
-            return _usage_error(str(exc))
+            return usage_error(str(exc))
     if args.command == "diff":
         return _diff(settings, args)
     return _render(settings, args)

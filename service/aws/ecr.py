@@ -54,6 +54,14 @@ async def _uncancelled(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
         raise
 
 
+async def _holding(slot: asyncio.Semaphore, call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """``await call``, then give back the slot taken for it, however its caller ended."""
+    try:
+        return await call
+    finally:
+        slot.release()
+
+
 class EcrClient:
     """An ECR client of one account in one region, opened by ``open_client`` on first call."""
 
@@ -89,15 +97,17 @@ class EcrClient:
         async with AsyncExitStack() as pacing:
             if self._rate is not None:
                 await pacing.enter_async_context(self._limiter(operation))
-            async with self.slots:
-                try:
-                    with mapped_errors(self.account, self.region, operation, self._ca_bundle):
-                        response: dict[str, Any] = await _uncancelled(method(**params))
-                except EcrError as exc:
-                    # A last attempt that was throttled is counted by _on_attempt already.
-                    outcome = outcome_of(exc.code)
-                    self._count(label, None if outcome == "throttled" else outcome, exc.retries)
-                    raise
+            # The slot goes back when the call ends, not when a cancelled caller stops waiting.
+            await self.slots.acquire()
+            try:
+                with mapped_errors(self.account, self.region, operation, self._ca_bundle):
+                    call = _holding(self.slots, method(**params))
+                    response: dict[str, Any] = await _uncancelled(call)
+            except EcrError as exc:
+                # A last attempt that was throttled is counted by _on_attempt already.
+                outcome = outcome_of(exc.code)
+                self._count(label, None if outcome == "throttled" else outcome, exc.retries)
+                raise
         self._count(label, "ok", int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)))
         check_shape(response, operation, self.account, self.region)
         return response

@@ -1,7 +1,7 @@
 """``catalog.names``: the entity names configured for single repositories, and their rules.
 
 A configured name keeps the ref that other catalog files already use for a repository (see
-docs, "Migration"). It must never be able to take over another entity's ref: so, besides being
+docs/migration.md). It must never be able to take over another entity's ref: so, besides being
 a valid Backstage name given to one repository only, it may not have the form of the names the
 service makes for registries, nor end in another source's ``.<region>.<account>``, the suffix
 every generated repository name carries. Within one source, a configured name equal to another

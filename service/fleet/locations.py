@@ -10,8 +10,8 @@ and the partitions that do not own it redirect them to the one that does: so the
 source, by which Backstage knows its entities, stay the same when the count changes.
 
 For one URL per partition instead of one per source, partition 0 also serves a Location whose
-targets are every partition's ``/entities.yaml`` (partition 0's holds the core); those URLs
-do change hands when the count changes (docs/partitions.md).
+targets are every partition's ``/partitions/<i>/entities.yaml`` (partition 0's holds the
+core); those URLs do change hands when the count changes (docs/partitions.md).
 """
 
 from __future__ import annotations
@@ -65,12 +65,12 @@ def fleet_location(partitioning: Partitioning) -> Entity:
 
 
 def entities_location(partitioning: Partitioning) -> Entity:
-    """Partition 0's Location of one URL per partition: every partition's /entities.yaml."""
+    """Partition 0's Location of one URL per partition: each partition's own entities."""
     return location_entity(
         ENTITIES_LOCATION_NAME,
         f"Every ECR entity served by ecr-catalog's {partitioning.count} partitions, one URL "
         "per partition.",
-        _urls(partitioning, "entities.yaml"),
+        _urls(partitioning, "partitions/{index}/entities.yaml"),
     )
 
 

@@ -38,7 +38,7 @@ class PartitionBodies:
     # This partition's root Location (its sources' Locations); None while a target's sources
     # are unknown, since it lists every source of this partition.
     location: RenderedBody | None
-    # Partition 0's Location of every partition's /entities.yaml; None on other partitions
+    # Partition 0's Location of every partition's entities URL; None on other partitions
     # and while the fleet is not known.
     entities_location: RenderedBody | None
     # Every source of the fleet, so that another partition's is redirected to its owner;

@@ -106,6 +106,14 @@ async def _entities_response(
 ) -> Response:
     """The entities ``filters`` choose, in ``fmt``, once every source has data."""
     snapshot = require_complete(store)
+    if snapshot.partition is not None:
+        # One partition's part under the catalog's URL would be a 200 without the others'
+        # entities, and Backstage deletes what a 200 leaves out.
+        raise NotFound(
+            f"this process is partition {snapshot.partition.index} of {snapshot.partition.count}"
+            ": the fleet's catalog is read from /catalog-info.yaml, one partition's entities "
+            f"from /partitions/{snapshot.partition.index}/entities.yaml"
+        )
     rendered = await rendered_for(views, snapshot, filters, fmt)
     media_type = JSON_MEDIA_TYPE if fmt == "json" else YAML_MEDIA_TYPE
     response = respond(request, store, snapshot, rendered, media_type, vary=vary)

@@ -16,22 +16,26 @@ from ..snapshot.partitioned import PartitionBodies
 from ..snapshot.store import SnapshotStore
 from ..snapshot.types import Snapshot
 from .deps import StoreDep
+from .filters import known_parameters
 from .responses import (
     YAML_MEDIA_TYPE,
     conditional_response,
     freshness_headers,
+    require_complete,
     require_snapshot,
+    respond,
     unavailable,
 )
 
 __all__ = ["require_first", "router", "to_owner"]
 
-router = APIRouter(tags=["partitions"])
+router = APIRouter(tags=["partitions"], dependencies=[known_parameters()])
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {YAML_MEDIA_TYPE: {}}, "description": "A Location, in YAML."},
     304: {"description": "Not modified."},
     307: {"description": "Served by another partition: see Location."},
+    400: {"description": "A query parameter this URL does not take."},
     404: {"description": "Not served by this process: see the detail."},
     503: {"description": "Not available yet; see Retry-After."},
 }
@@ -45,10 +49,14 @@ def require_first(snapshot: Snapshot, path: str) -> None:
         raise Elsewhere(bodies.url_of(0, path))
 
 
-def to_owner(snapshot: Snapshot, source: SourceId, rest: str) -> None:
+def to_owner(store: SnapshotStore, snapshot: Snapshot, source: SourceId, rest: str) -> None:
     """A redirect to the partition that owns ``source``, if another one does: so that a
     source's URLs are the same whichever partition serves it (fleet/locations.py)."""
     bodies = snapshot.partition
+    if bodies is not None and not bodies.fleet and source not in snapshot.sources:
+        # Served from saved data before the fleet is listed: whose source this is cannot be
+        # told yet, which is "try again", never "no such source".
+        raise unavailable(store, "the fleet's sources are not listed yet")
     owner = None if bodies is None else bodies.owner_of(source)
     if bodies is not None and owner is not None and owner != bodies.index:
         raise Elsewhere(bodies.url_of(owner, f"/{source_path(source)}/{rest}"))
@@ -86,10 +94,23 @@ async def partition_catalog_info(request: Request, store: StoreDep, index: int) 
     return _respond(request, store, snapshot, bodies.location)
 
 
+@router.get("/partitions/{index}/entities.yaml", response_class=Response, responses=_RESPONSES)
+async def partition_entities(request: Request, store: StoreDep, index: int) -> Response:
+    """This partition's entities (partition 0's with the core), once each of its sources has
+    data; another partition's index redirects there."""
+    snapshot = require_complete(store)
+    bodies = _partition(snapshot)
+    if index != bodies.index:
+        if not 0 <= index < bodies.count:
+            raise NotFound(f"the fleet has partitions 0 to {bodies.count - 1}")
+        raise Elsewhere(bodies.url_of(index, f"/partitions/{index}/entities.yaml"))
+    return respond(request, store, snapshot, snapshot.yaml, YAML_MEDIA_TYPE)
+
+
 @router.get("/partitions.yaml", response_class=Response, responses=_RESPONSES)
 async def partitions_entities(request: Request, store: StoreDep) -> Response:
-    """Partition 0: a Location of every partition's `/entities.yaml`, for one URL per
-    partition instead of one per source."""
+    """Partition 0: a Location of every partition's `/partitions/<i>/entities.yaml`, for one
+    URL per partition instead of one per source."""
     snapshot = require_snapshot(store)
     bodies = _partition(snapshot)
     require_first(snapshot, "/partitions.yaml")

@@ -71,7 +71,7 @@ def _source_view(
     snapshot = require_snapshot(store)
     source = SourceId(account, region)
     # In a fleet, another partition's source is served by it.
-    to_owner(snapshot, source, rest)
+    to_owner(store, snapshot, source, rest)
     view = snapshot.sources.get(source)
     if view is not None:
         return snapshot, view

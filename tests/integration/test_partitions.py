@@ -156,7 +156,7 @@ def test_every_source_is_read_by_exactly_one_partition_its_owner(fleet: Fleet) -
 
 def test_only_partition_0_serves_the_domain_system_and_component(fleet: Fleet) -> None:
     for index, partition in enumerate(fleet.partitions):
-        served = {ref_of(e) for e in documents(f"{partition.url}/entities.yaml")}
+        served = {ref_of(e) for e in documents(f"{partition.url}/partitions/{index}/entities.yaml")}
         core = CORE | {COMPONENT}
         assert (core & served) == (core if index == 0 else set()), index
         for path in ("/catalog/core.yaml", "/catalog-info.yaml", "/partitions.yaml"):
@@ -175,7 +175,7 @@ def test_only_partition_0_serves_the_domain_system_and_component(fleet: Fleet) -
 def test_the_union_of_the_partitions_equals_the_single_process(fleet: Fleet) -> None:
     single = httpx.get(f"{fleet.single.url}/entities.json", timeout=10).json()["items"]
     parts = [
-        httpx.get(f"{p.url}/entities.json", timeout=10).json()["items"] for p in fleet.partitions
+        documents(f"{p.url}/partitions/{i}/entities.yaml") for i, p in enumerate(fleet.partitions)
     ]
     union = [entity for part in parts for entity in part]
     assert len(union) == len({ref_of(e) for e in union}), "no entity served twice"
@@ -190,7 +190,7 @@ def test_each_partition_answers_304_to_its_own_etag(fleet: Fleet) -> None:
         )
         source_location = httpx.URL(root["spec"]["targets"][0]).path
         for path in (
-            "/entities.yaml",
+            f"/partitions/{index}/entities.yaml",
             f"/partitions/{index}/catalog-info.yaml",
             source_location,
         ):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from service.model import SourceId
 from service.ownership import owner_of
@@ -94,8 +95,9 @@ class Fleet:
     def served(self) -> set[str]:
         """Every entity ref the partitions serve, Locations left out."""
         refs = set()
-        for process in self.processes.values():
-            items = httpx.get(f"{process.url}/entities.json", timeout=10).json()["items"]
+        for index, process in self.processes.items():
+            url = f"{process.url}/partitions/{index}/entities.yaml"
+            items = [d for d in yaml.safe_load_all(httpx.get(url, timeout=10).text) if d]
             refs |= {ref_of(entity) for entity in items}
         return refs
 

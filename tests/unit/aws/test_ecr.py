@@ -155,3 +155,20 @@ async def test_max_calls_per_second_spaces_the_calls_of_one_api() -> None:
     # A bucket of 20 a second lets the first 20 go at once, then one every 50 ms.
     assert time.monotonic() - started >= 0.45
     assert fake.sent_at[-1] - fake.sent_at[19] >= 0.45
+
+
+async def test_a_cancelled_call_keeps_its_slot_until_it_ends() -> None:
+    # A cancelled caller stops waiting, but its call goes on (botocore is never cancelled
+    # inside): the region's slot is the call's until it ends, so cancellations never let
+    # more calls in flight than the slots.
+    fake = FakeEcr()
+    client = client_of(fake, Counted(), slots=2)
+    for _ in range(3):
+        callers = [asyncio.create_task(client.call("list_tags_for_resource")) for _ in range(2)]
+        await asyncio.sleep(0.001)
+        for caller in callers:
+            caller.cancel()
+        await asyncio.gather(*callers, return_exceptions=True)
+    await asyncio.gather(*(client.call("list_tags_for_resource") for _ in range(4)))
+    assert fake.most_in_flight == 2
+    assert fake.in_flight == 0

@@ -66,7 +66,9 @@ async def test_the_union_of_the_partitions_is_the_single_process(
 ) -> None:
     async with serving(FakeReader(*RECORDS)) as single:
         alone = documents((await single.get("/entities.yaml")).text)
-    parts = [documents((await p.get("/entities.yaml")).text) for p in fleet]
+    parts = [
+        documents((await p.get(f"/partitions/{i}/entities.yaml")).text) for i, p in enumerate(fleet)
+    ]
     union = sorted((d for part in parts for d in part), key=lambda d: str(d["metadata"]))
     # Entity for entity, byte for byte of each entity's data; and no entity twice.
     assert union == sorted(alone, key=lambda d: str(d["metadata"]))
@@ -78,7 +80,16 @@ async def test_only_partition_0_serves_the_core_and_the_root(
 ) -> None:
     core = {"domain:default/delivery", "system:default/container-registry"}
     for index, partition in enumerate(fleet):
-        served = refs((await partition.get("/entities.yaml")).text)
+        served = refs((await partition.get(f"/partitions/{index}/entities.yaml")).text)
+        # The catalog's own URL never holds one partition's part: that would be a 200
+        # without the other partitions' entities, which Backstage would delete.
+        for whole in ("/entities.yaml", "/entities.json", "/entities"):
+            assert (await partition.get(whole)).status_code == 404, (index, whole)
+        elsewhere = await partition.get(f"/partitions/{(index + 1) % COUNT}/entities.yaml")
+        assert elsewhere.status_code == 307
+        assert elsewhere.headers["location"].endswith(
+            f"/partitions/{(index + 1) % COUNT}/entities.yaml"
+        )
         assert (core <= served) == (index == 0)
         assert ("component:default/ecr-registry" in served) == (index == 0)
         for path in ("/catalog/core.yaml", "/catalog-info.yaml", "/partitions.yaml"):
@@ -108,7 +119,7 @@ async def test_partition_0s_root_names_every_partitions_root(
     ]
     one_url = documents((await fleet[0].get("/partitions.yaml")).text)[0]
     assert one_url["spec"]["targets"] == [
-        f"http://ecr-catalog-{i}.headless:8080/entities.yaml" for i in range(3)
+        f"http://ecr-catalog-{i}.headless:8080/partitions/{i}/entities.yaml" for i in range(3)
     ]
     for index, partition in enumerate(fleet):
         response = await partition.get(f"/partitions/{index}/catalog-info.yaml")

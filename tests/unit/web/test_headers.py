@@ -39,7 +39,11 @@ HTML = {"Accept": "text/html"}
 
 
 # Routes of a fleet of partitions only (docs/partitions.md): asked of partition 0.
-FLEET_ONLY = {"/partitions/0/catalog-info.yaml", "/partitions.yaml"}
+FLEET_ONLY = {
+    "/partitions/0/catalog-info.yaml",
+    "/partitions/0/entities.yaml",
+    "/partitions.yaml",
+}
 FLEET = {"count": 2, "index": 0, "url_template": "http://ecr-catalog-{index}.test"}
 
 

@@ -8,19 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ..names import EntityRef, parse_entity_ref
+from ..names import REF_FIELDS, EntityRef, parse_entity_ref
 
-__all__ = ["REF_FIELDS", "RefLink", "backstage_url", "here_url", "ref_links"]
+__all__ = ["RefLink", "backstage_url", "here_url", "ref_links"]
 
-# The spec fields that hold refs, with the kind each defaults to (Backstage's own defaults:
-# dependsOn and dependencyOf have none, so their refs name a kind).
-REF_FIELDS: tuple[tuple[str, str | None], ...] = (
-    ("owner", "group"),
-    ("system", "system"),
-    ("domain", "domain"),
-    ("dependsOn", None),
-    ("dependencyOf", None),
-)
 # The most refs one field shows: a list is the entity's, and its size was checked on the way
 # in, but a page need not grow with it.
 MAX_REFS_SHOWN = 100
@@ -75,7 +66,9 @@ def ref_links(
     spec = entity.get("spec") or {}
     namespace = str((entity.get("metadata") or {}).get("namespace") or "default")
     fields = []
-    for field, default_kind in REF_FIELDS:
+    # The kind's ref fields, each with the kind Backstage gives a ref that names none.
+    kind = str(entity.get("kind") or "").lower()
+    for field, default_kind in REF_FIELDS.get(kind, {}).items():
         value = spec.get(field)
         if not value:
             continue

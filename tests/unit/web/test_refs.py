@@ -19,17 +19,26 @@ BACKSTAGE = "http://127.0.0.1:9/backstage"  # nothing listens: claims reads fail
 
 def test_each_ref_field_with_its_default_kind() -> None:
     entity = {
+        "kind": "Resource",
         "metadata": {"name": "x", "namespace": "ops"},
         "spec": {
             "owner": "team-a",
             "system": "container-registry",
-            "domain": "default/delivery",
+            # Not a Resource's field: Backstage relates nothing by it, so it is no link.
+            "domain": "delivery",
             "dependsOn": ["resource:db", "Component:other/Thing"],
             "dependencyOf": "no kind here",
         },
     }
+    system_entity = {
+        "kind": "System",
+        "metadata": {"name": "container-registry", "namespace": "ops"},
+        "spec": {"owner": "team-a", "domain": "default/delivery"},
+    }
     known = {"system:ops/container-registry": object(), "resource:ops/db": object()}
     fields = dict(ref_links(entity, known, "https://backstage.example.com"))
+    assert "domain" not in fields
+    fields["domain"] = dict(ref_links(system_entity, known, None))["domain"]
     assert fields["owner"] == [
         RefLink(
             "team-a",

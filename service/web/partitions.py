@@ -80,17 +80,22 @@ def _respond(
     )
 
 
+def _own(bodies: PartitionBodies, index: int, name: str) -> PartitionBodies:
+    """``bodies``, if ``index`` is this partition's; else a redirect to partition ``index``'s
+    ``/partitions/<index>/<name>``: never another partition's part from here."""
+    if index != bodies.index:
+        if not 0 <= index < bodies.count:
+            raise NotFound(f"the fleet has partitions 0 to {bodies.count - 1}")
+        raise Elsewhere(bodies.url_of(index, f"/partitions/{index}/{name}"))
+    return bodies
+
+
 @router.get("/partitions/{index}/catalog-info.yaml", response_class=Response, responses=_RESPONSES)
 async def partition_catalog_info(request: Request, store: StoreDep, index: int) -> Response:
     """This partition's root Location: one Location per source it reads. Partition 0's root
     Location (`/catalog-info.yaml`) names every partition's."""
     snapshot = require_snapshot(store)
-    bodies = _partition(snapshot)
-    if index != bodies.index:
-        # Never another partition's sources from here: its own URL serves them.
-        if not 0 <= index < bodies.count:
-            raise NotFound(f"the fleet has partitions 0 to {bodies.count - 1}")
-        raise Elsewhere(bodies.url_of(index, f"/partitions/{index}/catalog-info.yaml"))
+    bodies = _own(_partition(snapshot), index, "catalog-info.yaml")
     return _respond(request, store, snapshot, bodies.location)
 
 
@@ -99,11 +104,7 @@ async def partition_entities(request: Request, store: StoreDep, index: int) -> R
     """This partition's entities (partition 0's with the core), once each of its sources has
     data; another partition's index redirects there."""
     snapshot = require_complete(store)
-    bodies = _partition(snapshot)
-    if index != bodies.index:
-        if not 0 <= index < bodies.count:
-            raise NotFound(f"the fleet has partitions 0 to {bodies.count - 1}")
-        raise Elsewhere(bodies.url_of(index, f"/partitions/{index}/entities.yaml"))
+    _own(_partition(snapshot), index, "entities.yaml")
     return respond(request, store, snapshot, snapshot.yaml, YAML_MEDIA_TYPE)
 
 

@@ -65,8 +65,9 @@ def _config(fake_url: str, regions: list[str], state: Path, **sections: Any) -> 
                 "exclude_accounts": [MANAGEMENT],
             },
         },
-        # The cold read alone: no second refresh while the others finish.
-        "refresh": {"interval_seconds": 3600},
+        # The cold read alone: no second refresh while the others finish, and no source left
+        # behind by the deadline (a thousand sources share each region's calls in flight).
+        "refresh": {"interval_seconds": 3600, "deadline_seconds": 3600},
         "state_dir": str(state),
         **sections,
     }

@@ -1,7 +1,8 @@
 """Sessions and clients: one per target and region, opened once, with the network settings.
 
 One botocore session for the process's own credentials; an assumed role gets a session of its
-own, whose credentials renew themselves before they expire. botocore resolves each region's
+own, whose credentials renew themselves before they expire, and which shares the first
+session's loaded service data (``refreshing_session``). botocore resolves each region's
 endpoint (partition, FIPS, dual-stack, AWS_ENDPOINT_URL_*), provides the credentials and makes
 every call: ECR (``ecr.EcrClient``), STS, Organizations and Account.
 """
@@ -265,7 +266,7 @@ async def assumed_role_session(
         role_arn=target.role_arn,
         extra_args=extra_args,
     )
-    return refreshing_session(fetcher.fetch_credentials)
+    return refreshing_session(fetcher.fetch_credentials, base)
 
 
 class _Refreshing(CredentialProvider):
@@ -284,9 +285,20 @@ class _Refreshing(CredentialProvider):
         )
 
 
-def refreshing_session(refresh_using: Callable[[], Awaitable[dict[str, str]]]) -> AioSession:
-    """A botocore session whose credentials come from ``refresh_using``, renewed before expiry."""
+def refreshing_session(
+    refresh_using: Callable[[], Awaitable[dict[str, str]]], base: AioSession
+) -> AioSession:
+    """A botocore session whose credentials come from ``refresh_using``, renewed before expiry,
+    and whose service data is ``base``'s.
+
+    Each botocore session loads the service models and the endpoint tables of its clients
+    once, for itself. An organisation gives every account a session of its own: sharing
+    ``base``'s data loader (botocore's public ``data_loader`` component, which caches what it
+    has loaded) makes an account's session and clients cost what the clients themselves hold.
+    Figures in BENCHMARKS.md.
+    """
     session = AioSession()
+    session.register_component("data_loader", base.get_component("data_loader"))
     # botocore's public seam for where a session's credentials come from: its credential
     # provider component, here a chain of the one provider.
     session.register_component(

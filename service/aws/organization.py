@@ -95,9 +95,9 @@ class Organization:
             found = self._roles[account] = AccountRole(
                 arn,
                 self.settings,
-                lambda: self._connections.sts(self._home),
+                self._connections,
+                self._home,
                 self._pacer,
-                self._connections.network.ca_bundle,
             )
         return found
 

@@ -183,9 +183,11 @@ class AwsEcrReader:
         return sources
 
     def _account_client(self, account: str, region: str) -> Callable[[], Awaitable[Any]]:
-        assert self._organization is not None
-        role = self._organization.role(account)
-        return lambda: self._connections.open_ecr(role.session, region)
+        """Opens the client on the first call: a partition never makes a session for an
+        account whose sources it does not read."""
+        organization = self._organization
+        assert organization is not None
+        return lambda: self._connections.open_ecr(organization.role(account).session, region)
 
     async def _read_registry(self, region: EcrClient, source: SourceId) -> RegistryRecord:
         registry = await region.call("describe_registry")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..config import OrganizationSettings
-from .clients import ASSUME_ROLE_SECONDS, refreshing_session
+from .clients import ASSUME_ROLE_SECONDS, Connections, refreshing_session
 from .ecr import per_second
 from .errors import mapped_errors
 
@@ -60,18 +60,20 @@ class AccountRole:
         self,
         role_arn: str,
         settings: OrganizationSettings,
-        sts: Callable[[], Any],
+        connections: Connections,
+        home: str,
         pacer: StsPacer,
-        ca_bundle: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """The role is assumed through the service's own STS client in ``home``."""
         # arn:<partition>:iam::<account>:role/<name>
         self.account = account = role_arn.split(":")[4]
         self.role_arn = role_arn
         self._settings = settings
-        self._sts = sts
+        self._connections = connections
+        self._home = home
         self._pacer = pacer
-        self._ca_bundle = ca_bundle
+        self._ca_bundle = connections.network.ca_bundle
         self._clock = clock
         self._credentials: _Frozen | None = None
         self._renew_at: datetime | None = None
@@ -81,7 +83,7 @@ class AccountRole:
         self._early = RENEW_BEFORE + timedelta(seconds=spread % RENEW_SPREAD_SECONDS)
         # The account's clients take their credentials from this session, which asks
         # ``metadata`` for them again before they expire.
-        self.session = refreshing_session(self.metadata)
+        self.session = refreshing_session(self.metadata, connections.base)
 
     async def frozen(self) -> _Frozen:
         """Credentials good for now; assumes the role (once, for every caller) when due.
@@ -121,7 +123,7 @@ class AccountRole:
         }
         if self._settings.external_id is not None:
             arguments["ExternalId"] = self._settings.external_id.get_secret_value()
-        sts = await self._sts()
+        sts = await self._connections.sts(self._home)
         region = str(sts.meta.region_name)
         about = f"cannot assume {self.role_arn}: "
         async with self._pacer:

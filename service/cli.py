@@ -79,6 +79,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     address that cannot be listened on, before anything else is started."""
     from .web.server import listening_socket
 
+    partition = settings.partition
+    if partition.count > 1:
+        # Only a server is one partition of a fleet: its index is known before it starts.
+        log.info("partition %d of %d", partition.own_index, partition.count)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     sock = listening_socket(host, port)

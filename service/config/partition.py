@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import re
 import socket
-from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from ..errors import ConfigError
 from .base import Strict, check_url
 
 __all__ = ["MAX_PARTITIONS", "PartitionSettings", "host_name", "ordinal_of", "partition_url"]
@@ -47,33 +47,6 @@ def host_name() -> str:
     return os.environ.get("HOSTNAME") or socket.gethostname()
 
 
-def _default_index(data: Any) -> Any:
-    """The settings as given, with the index taken from the host name when it is needed and
-    not given (validated afterwards with the rest)."""
-    if not isinstance(data, dict) or data.get("index") is not None:
-        return data
-    try:
-        count = int(data.get("count", 1))
-    except (TypeError, ValueError):
-        return data  # the field's own validation says what is wrong with it
-    if count <= 1:
-        return {**data, "index": 0}
-    hostname = host_name()
-    ordinal = ordinal_of(hostname)
-    if ordinal is None:
-        raise ValueError(
-            f"partition.index is not set and the host name {hostname!r} ends in no ordinal "
-            "(as a StatefulSet's pod ecr-catalog-2 does): set partition.index "
-            "(ECR_CATALOG_PARTITION__INDEX)"
-        )
-    if ordinal >= count:
-        raise ValueError(
-            f"the host name {hostname!r} gives partition index {ordinal}, outside 0..{count - 1} "
-            f"for partition.count {count}: set partition.count to the StatefulSet's replicas"
-        )
-    return {**data, "index": ordinal}
-
-
 class PartitionSettings(Strict):
     """This process's part of a fleet of ``count`` (docs/partitions.md)."""
 
@@ -91,11 +64,6 @@ class PartitionSettings(Strict):
     fleet_url: str | None = Field(default=None, max_length=2048)
     """The URL that reaches any partition (a Service over every pod of the StatefulSet); a
     partition redirects to the owner what another serves. None: partition 0's URL."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _index_from_hostname(cls, data: Any) -> Any:
-        return _default_index(data)
 
     @field_validator("url_template")
     @classmethod
@@ -142,5 +110,28 @@ class PartitionSettings(Strict):
 
     @property
     def own_index(self) -> int:
-        """The index, known once validated."""
-        return self.index or 0
+        """This process's index: the one given, else the ordinal of the host name.
+
+        Asked by ``serve`` only: the other commands read every source as one process, so a
+        fleet's configuration works for them on any host. Raises ConfigError when the host
+        name gives no index in ``0..count-1``.
+        """
+        if self.index is not None:
+            return self.index
+        if self.count == 1:
+            return 0
+        hostname = host_name()
+        ordinal = ordinal_of(hostname)
+        if ordinal is None:
+            raise ConfigError(
+                f"partition.index is not set and the host name {hostname!r} ends in no ordinal "
+                "(as a StatefulSet's pod ecr-catalog-2 does): set partition.index "
+                "(ECR_CATALOG_PARTITION__INDEX)"
+            )
+        if ordinal >= self.count:
+            raise ConfigError(
+                f"the host name {hostname!r} gives partition index {ordinal}, outside "
+                f"0..{self.count - 1} for partition.count {self.count}: set partition.count to "
+                "the StatefulSet's replicas"
+            )
+        return ordinal

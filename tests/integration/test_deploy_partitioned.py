@@ -69,7 +69,7 @@ def test_a_statefulset_of_partitions_each_with_its_volume_and_the_count_of_its_r
         monkeypatch.setenv("HOSTNAME", pod)
         assert ordinal_of(pod) == index
         partition = load_settings(config).partition
-        assert (partition.index, partition.count) == (index, replicas)
+        assert (partition.own_index, partition.count) == (index, replicas)
 
 
 def test_the_urls_name_the_pods_and_the_service_that_exist() -> None:

@@ -279,6 +279,17 @@ def test_an_index_outside_the_fleet_or_no_ordinal_exits_2(tmp_path: Path) -> Non
         )
         assert done.returncode == 2, done.stderr
         assert message in done.stderr
+    # A command that reads every source as one process works on any host with the fleet's
+    # configuration: an operator's laptop rendering what the fleet serves.
+    rendered = subprocess.run(
+        [sys.executable, "-m", "service.cli", "render", "--demo", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=command_env() | {"HOSTNAME": "laptop"},
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert "kind: Domain" in rendered.stdout
 
 
 async def test_the_partitions_share_the_organisations_pace() -> None:

@@ -40,14 +40,23 @@ def test_one_partition_is_the_single_process_whatever_the_host(
 ) -> None:
     monkeypatch.setenv("HOSTNAME", "laptop")
     assert Settings().partition.count == 1
-    assert Settings().partition.index == 0
+    assert Settings().partition.own_index == 0
 
 
 def test_the_index_comes_from_the_host_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOSTNAME", "ecr-catalog-2")
-    assert fleet(count=3, url_template=TEMPLATE).partition.index == 2
+    assert fleet(count=3, url_template=TEMPLATE).partition.own_index == 2
     # Given, it wins over the host name.
-    assert fleet(count=3, index=0, url_template=TEMPLATE).partition.index == 0
+    assert fleet(count=3, index=0, url_template=TEMPLATE).partition.own_index == 0
+
+
+def test_a_host_name_without_an_ordinal_fails_only_where_the_index_is_needed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOSTNAME", "laptop")
+    settings = fleet(count=3, url_template=TEMPLATE)
+    with pytest.raises(ConfigError, match="host name 'laptop' ends in no ordinal"):
+        _ = settings.partition.own_index
 
 
 def test_the_environment_sets_each_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,7 +71,6 @@ def test_the_environment_sets_each_key(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("hostname", "partition", "message"),
     [
-        ("laptop", {"count": 3}, "host name 'laptop' ends in no ordinal"),
         ("ecr-catalog-3", {"count": 3}, "gives partition index 3, outside 0..2"),
         ("laptop", {"count": 3, "index": 3}, "partition.index 3 is outside 0..2"),
         ("laptop", {"count": 1, "index": 1}, "partition.index 1 is outside 0..0"),
@@ -76,7 +84,7 @@ def test_an_index_outside_the_fleet_is_refused(
 ) -> None:
     monkeypatch.setenv("HOSTNAME", hostname)
     with pytest.raises(ConfigError, match="partition") as refused:
-        fleet(**partition, url_template=TEMPLATE)
+        _ = fleet(**partition, url_template=TEMPLATE).partition.own_index
     assert message in str(refused.value)
 
 

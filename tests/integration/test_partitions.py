@@ -317,3 +317,42 @@ async def test_the_partitions_share_the_organisations_pace() -> None:
     # At 2 a second (8 / 4), the 4 pages wait at least 1.5 s: a burst of 2, then one per 0.5 s.
     assert taken[4] >= 1.4
     assert taken[1] < taken[4]
+
+
+def test_before_the_fleet_is_listed_another_partitions_source_is_try_again(
+    tmp_path: Path,
+) -> None:
+    """A partition restarted from its saved data, while the organisation cannot be discovered
+    (every AWS call hangs), serves its own sources and answers 503 for a source it cannot yet
+    tell the owner of: never a 404, which would say the source does not exist."""
+    fake, url = start_fake_ecr(
+        "--accounts", str(len(MEMBERS)), "--regions", "3", "--repositories", "2"
+    )
+    proxy = start_proxy(url)
+    port = free_port()
+    partition = {"count": COUNT, "index": 1, "url_template": f"http://127.0.0.1{{index}}:{port}"}
+    settings = config(proxy, partition=partition, state_dir=str(tmp_path / "state"))
+    mine = next(s for s in SOURCES if owner_of(s, COUNT) == 1)
+    other = next(s for s in SOURCES if owner_of(s, COUNT) == 2)
+
+    def shard(source: SourceId) -> str:
+        return f"/sources/{source.account_id}/{source.region}/shards/1/0.yaml"
+
+    process = spawn_service(tmp_path / "first", settings, host=HOSTS[1], port=port)
+    try:
+        wait_healthy_sources(process.url, timeout=60)
+        assert httpx.get(process.url + shard(other), timeout=10).status_code == 307
+    finally:
+        stop_process(process.process)
+    proxy.set(hang_rate=1.0, hang_seconds=120)
+    process = spawn_service(tmp_path / "again", settings, host=HOSTS[1], port=port)
+    try:
+        unknown = httpx.get(process.url + shard(other), timeout=10)
+        assert unknown.status_code == 503, unknown.text
+        assert "not listed yet" in unknown.text
+        assert int(unknown.headers["retry-after"]) >= 1
+        assert {d["kind"] for d in documents(process.url + shard(mine))} >= {"Resource"}
+    finally:
+        stop_process(process.process)
+        stop_process(proxy.process)
+        stop_process(fake)

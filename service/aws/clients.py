@@ -295,7 +295,7 @@ def refreshing_session(
     once, for itself. An organisation gives every account a session of its own: sharing
     ``base``'s data loader (botocore's public ``data_loader`` component, which caches what it
     has loaded) makes an account's session and clients cost what the clients themselves hold.
-    Figures in BENCHMARKS.md.
+    Figures in docs/partitions.md ("Benchmark").
     """
     session = AioSession()
     session.register_component("data_loader", base.get_component("data_loader"))

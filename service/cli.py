@@ -75,8 +75,9 @@ def _reader_factory(settings: Settings, demo: bool) -> Iterator[tuple[Settings, 
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    """Serve until stopped; 3 when the app could not start. Raises ConfigError for a port or
-    address that cannot be listened on, before anything else is started."""
+    """Serve until stopped; 3 when the app could not start. Raises ConfigError, before anything
+    else is started, for a port or address that cannot be listened on, or a fleet's partition
+    index that cannot be told."""
     from .web.server import listening_socket
 
     partition = settings.partition

@@ -120,6 +120,8 @@ class Connections:
         self.base = AioSession()
         if credentials:
             self.base.set_credentials(credentials.access_key_id, credentials.secret_access_key)
+        # The clients of the service's own credentials are made through this one session.
+        self.own = aioboto3.Session(botocore_session=self.base)
         self.network = Network.resolve(
             self.base,
             endpoint_url=settings.endpoint_url,
@@ -171,17 +173,15 @@ class Connections:
         """The service's own STS client in ``region``, shared (AssumeRole for every account)."""
         found = self._sts.get(region)
         if found is None:
-            session = aioboto3.Session(botocore_session=self.base)
             found = await self.stack.enter_async_context(
-                self.client(session, "sts", region, STS_ATTEMPTS)
+                self.client(self.own, "sts", region, STS_ATTEMPTS)
             )
             self._sts[region] = found
         return found
 
-    async def open_ecr(self, botocore_session: AioSession, region: str) -> Any:
-        """An aiobotocore ECR client with the credentials of ``botocore_session``, kept open
-        until the stack closes."""
-        session = aioboto3.Session(botocore_session=botocore_session)
+    async def open_ecr(self, session: Any, region: str) -> Any:
+        """An aiobotocore ECR client with the credentials of ``session`` (an aioboto3 session),
+        kept open until the stack closes."""
         client = await self.stack.enter_async_context(self.client(session, "ecr", region))
         self._log_route(region, str(client.meta.endpoint_url))
         return client
@@ -212,7 +212,7 @@ async def open_targets(connections: Connections) -> list[Target]:
     targets = []
     for target in connections.settings.resolved_targets():
         home = target.regions[0]
-        botocore_session = (
+        session = (
             await assumed_role_session(
                 connections.base,
                 target,
@@ -220,24 +220,21 @@ async def open_targets(connections: Connections) -> list[Target]:
                 connections.config(home, STS_ATTEMPTS),
             )
             if target.role_arn
-            else connections.base
+            else connections.own
         )
-        session = aioboto3.Session(botocore_session=botocore_session)
         sts = await connections.stack.enter_async_context(
             connections.client(session, "sts", home, STS_ATTEMPTS)
         )
-        clients = {
-            region: await connections.open_ecr(botocore_session, region)
-            for region in target.regions
-        }
+        clients = {region: await connections.open_ecr(session, region) for region in target.regions}
         targets.append(Target(target, sts, clients, connections.network))
     return targets
 
 
 async def assumed_role_session(
     base: Any, target: TargetSettings, network: Network, config: AioConfig
-) -> AioSession:
-    """A session whose credentials come from AssumeRole and renew themselves before expiry."""
+) -> Any:
+    """An aioboto3 session whose credentials come from AssumeRole and renew themselves before
+    expiry."""
     assert target.role_arn is not None
     extra_args: dict[str, Any] = {
         "RoleSessionName": target.session_name,
@@ -287,15 +284,16 @@ class _Refreshing(CredentialProvider):
 
 def refreshing_session(
     refresh_using: Callable[[], Awaitable[dict[str, str]]], base: AioSession
-) -> AioSession:
-    """A botocore session whose credentials come from ``refresh_using``, renewed before expiry,
-    and whose service data is ``base``'s.
+) -> Any:
+    """An aioboto3 session whose credentials come from ``refresh_using``, renewed before
+    expiry, and whose service data is ``base``'s.
 
     Each botocore session loads the service models and the endpoint tables of its clients
     once, for itself. An organisation gives every account a session of its own: sharing
     ``base``'s data loader (botocore's public ``data_loader`` component, which caches what it
     has loaded) makes an account's session and clients cost what the clients themselves hold.
-    Figures in docs/partitions.md ("Benchmark").
+    Figures in docs/partitions.md ("Benchmark"). Each aioboto3 session adds boto3's folder to
+    the loader's search path, so there is one per set of credentials, never one per client.
     """
     session = AioSession()
     session.register_component("data_loader", base.get_component("data_loader"))
@@ -304,4 +302,4 @@ def refreshing_session(
     session.register_component(
         "credential_provider", AioCredentialResolver([_Refreshing(refresh_using)])
     )
-    return session
+    return aioboto3.Session(botocore_session=session)

@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aioboto3
-
 from ..config import OrganizationSettings, TargetSettings
 from ..errors import EcrError
 from ..reading import DiscoveryStatus
@@ -141,17 +139,16 @@ class Organization:
     async def _management_client(self) -> Any:
         if self._management is None:
             connections = self._connections
-            botocore_session = connections.base
+            session = connections.own
             if self.settings.management_role_arn:
                 target = TargetSettings(
                     regions=[self._home],
                     role_arn=self.settings.management_role_arn,
                     session_name=self.settings.session_name,
                 )
-                botocore_session = await assumed_role_session(
+                session = await assumed_role_session(
                     connections.base, target, connections.network, connections.config(self._home)
                 )
-            session = aioboto3.Session(botocore_session=botocore_session)
             self._management = await connections.stack.enter_async_context(
                 connections.client(session, "organizations", self._home)
             )

@@ -10,34 +10,35 @@ from service.config import AwsSettings, OrganizationSettings
 from service.reading import Unobserved
 
 MEMBERS = ("111111111111", "222222222222")
+REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 
 
 def _organization(stack: AsyncExitStack) -> tuple[Connections, Organization]:
     settings = AwsSettings(
         endpoint_url="http://127.0.0.1:9",
-        organization=OrganizationSettings(role_name="reader", regions=["us-east-1"]),
+        organization=OrganizationSettings(role_name="reader", regions=list(REGIONS)),
     )
     connections = Connections(settings, Unobserved(), None, stack)
     assert settings.organization is not None
     return connections, Organization(settings.organization, connections, state_dir=None)
 
 
-async def test_an_accounts_session_loads_no_service_data_of_its_own() -> None:
+async def test_an_account_has_one_session_over_the_service_sessions_loaded_data() -> None:
     async with AsyncExitStack() as stack:
         connections, organization = _organization(stack)
-        base_loader = connections.base.get_component("data_loader")
-        sessions = [organization.role(account).session for account in MEMBERS]
-        clients = [await connections.open_ecr(session, "eu-west-1") for session in sessions]
+        loader = connections.base.get_component("data_loader")
+        paths = len(loader.search_paths)
+        roles = [organization.role(account) for account in MEMBERS]
+        clients = [
+            await connections.open_ecr(r.session, region) for r in roles for region in REGIONS
+        ]
         # Each account's credentials are its own...
-        assert sessions[0] is not sessions[1]
-        assert sessions[0].get_component("credential_provider") is not sessions[1].get_component(
-            "credential_provider"
-        )
-        # ...and the models and endpoint tables its clients were made from were loaded once,
-        # by the service's session.
-        for session in sessions:
-            assert session.get_component("data_loader") is base_loader
-        model = base_loader.load_service_model("ecr", "service-2")
+        assert roles[0].session is not roles[1].session
+        # ...and its session loads through the service's loader, which each aioboto3 session
+        # gives boto3's folder: once per account, never once per client.
+        assert len(loader.search_paths) == paths + len(MEMBERS)
+        # The clients were made from the one model that loader loaded and keeps.
+        model = loader.load_service_model("ecr", "service-2")
         for client in clients:
             assert client.meta.service_model.operation_names == sorted(model["operations"])
-        assert base_loader.load_service_model("ecr", "service-2") is model
+        assert loader.load_service_model("ecr", "service-2") is model

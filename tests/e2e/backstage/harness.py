@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -158,6 +159,7 @@ def running_backstage(
     app_configs: Sequence[Path] = (),
     env: Mapping[str, str] | None = None,
     allow: list[str] | None = None,
+    catalog_starts: bool = True,
 ) -> Iterator[Backstage]:
     """Backstage with one `type: url` location on ``path`` of the service.
 
@@ -172,7 +174,8 @@ def running_backstage(
     ``--config`` after the harness's own, as the docs say. The harness's own config then holds
     no location, no ``reading.allow`` and no ``catalog.rules`` (and, with ``token``, no
     external access): those files bring them. ``env`` is Backstage's whole environment
-    (None: the test process's).
+    (None: the test process's). ``catalog_starts`` False: the catalog plugin is expected to
+    fail, so only the process is waited for, not the plugin.
     """
     if not (HARNESS / "node_modules" / "@backstage" / "plugin-catalog-backend").is_dir():
         pytest.fail("the Backstage harness is not installed: run `make backstage-deps`")
@@ -191,7 +194,12 @@ def running_backstage(
         backstage = Backstage(f"http://127.0.0.1:{listen}", log_path, token, process)
         try:
             # Any answer will do: with the auth policy on, it is a 401.
-            wait_for_http(f"{backstage.url}/api/catalog/entities", timeout=120, process=process)
+            catalog = f"{backstage.url}/api/catalog/entities"
+            wait_for_http(catalog, timeout=120, process=process)
+            if catalog_starts:
+                wait_until(
+                    partial(_catalog_started, catalog), "Backstage's catalog plugin", 120, every=0.1
+                )
             break
         except AssertionError:
             stop_process(process)
@@ -201,6 +209,12 @@ def running_backstage(
         yield backstage
     finally:
         backstage.stop()
+
+
+def _catalog_started(url: str) -> bool:
+    """Backstage listens before its plugins start, and answers 404 for their routes until the
+    catalog plugin has been initialised."""
+    return httpx.get(url, timeout=5).status_code != 404
 
 
 def _config(

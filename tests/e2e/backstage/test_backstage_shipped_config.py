@@ -120,7 +120,13 @@ def test_the_both_ways_file_without_its_variable_fails_the_catalog(
     at start-up (the process stays up and answers, with no catalog behind it)."""
     configs = [rewritten_for(path, loopback(service), tmp_path) for path in (READING, BOTH_WAYS)]
     with running_backstage(
-        tmp_path, service, "", app_configs=configs, env=environment(), token=TOKEN
+        tmp_path,
+        service,
+        "",
+        app_configs=configs,
+        env=environment(),
+        token=TOKEN,
+        catalog_starts=False,
     ) as backstage:
         missing = "Missing required config value at 'backend.auth.externalAccess[0].options.token'"
         eventually(lambda: missing in backstage.log_text(), 60, "the start-up error")

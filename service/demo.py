@@ -99,7 +99,9 @@ HOSTILE = DemoRepository(
         "cost-center": "1e3",
         "project": "a: b",
     },
-    images=(("1e3", "0o17"), ()),
+    # The tagged image is pushed last, so it is the latest whichever second each push lands in
+    # (moto records push times in whole seconds).
+    images=((), ("1e3", "0o17")),
 )
 
 _API_FINDINGS = {

@@ -58,6 +58,21 @@ def command_env() -> dict[str, str]:
     return env
 
 
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``ecr-catalog <args>`` run to its end in ``command_env()`` (with ``env`` over it), its
+    output as text; the exit status is the caller's to check."""
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env=command_env() | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def free_port() -> int:
     """A port free now, for a process that cannot pick its own: see start_announcing."""
     with socket.socket() as sock:

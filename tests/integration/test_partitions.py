@@ -5,8 +5,6 @@ serves the core, and together they serve exactly what the single process does.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -28,8 +26,8 @@ from service.reading import StaticCredentials
 from ..support import (
     FaultProxy,
     ServiceProcess,
-    command_env,
     free_port,
+    run_cli,
     spawn_service,
     start_fake_ecr,
     start_proxy,
@@ -264,29 +262,20 @@ def test_an_index_outside_the_fleet_or_no_ordinal_exits_2(tmp_path: Path) -> Non
         ),
         encoding="utf-8",
     )
-    argv = [sys.executable, "-m", "service.cli", "serve", "--config", str(path), "--port", "0"]
     for hostname, extra, message in [
         ("ecr-catalog-1", {"ECR_CATALOG_PARTITION__INDEX": "3"}, "partition.index 3 is outside"),
         ("ecr-catalog-5", {}, "host name 'ecr-catalog-5' gives partition index 5, outside 0..2"),
         ("laptop", {}, "host name 'laptop' ends in no ordinal"),
     ]:
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=command_env() | {"HOSTNAME": hostname, **extra},
+        done = run_cli(
+            "serve", "--config", str(path), "--port", "0", env={"HOSTNAME": hostname, **extra}
         )
         assert done.returncode == 2, done.stderr
         assert message in done.stderr
     # A command that reads every source as one process works on any host with the fleet's
     # configuration: an operator's laptop rendering what the fleet serves.
-    rendered = subprocess.run(
-        [sys.executable, "-m", "service.cli", "render", "--demo", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=command_env() | {"HOSTNAME": "laptop"},
+    rendered = run_cli(
+        "render", "--demo", "--config", str(path), env={"HOSTNAME": "laptop"}, timeout=120
     )
     assert rendered.returncode == 0, rendered.stderr
     assert "kind: Domain" in rendered.stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,21 +13,14 @@ import httpx
 import pytest
 import yaml
 
-from ..support import command_env, spawn_service, stop_process
+from ..support import run_cli, spawn_service, stop_process
 
 TARGET = {"regions": ["us-east-1"], "account_id": "123456789012"}
 
 
 def serve(config: Path | str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """`serve` run to its end: these configurations must stop it before it serves anything."""
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", "serve", "--config", str(config), *args],
-        env=command_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_cli("serve", "--config", str(config), *args, timeout=timeout)
 
 
 def config_file(tmp_path: Path, text: str) -> Path:
@@ -66,14 +58,7 @@ def test_a_misspelt_region_stops_serve_at_once_naming_the_close_matches(tmp_path
 
 def test_render_refuses_it_too(tmp_path: Path) -> None:
     path = config_file(tmp_path, "aws:\n  targets:\n    - regions: [us-wset-2]\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "render", "--config", str(path)],
-        env=command_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("render", "--config", str(path))
     assert result.returncode == 2 and "Did you mean us-west-2" in result.stderr
     assert result.stdout == ""
 
@@ -150,14 +135,7 @@ def test_a_busy_port_is_said_in_words(tmp_path: Path, listener: int) -> None:
 
 def test_a_busy_port_under_the_demo_stops_its_moto_too(listener: int) -> None:
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "serve", "--demo", "--port", str(listener)],
-        env=command_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("serve", "--demo", "--port", str(listener))
     assert result.returncode == 2
     assert f"another process listens on 127.0.0.1:{listener}" in result.stderr
     # Refused before the demo's moto server was started.
